@@ -1,0 +1,101 @@
+"""Wires the parts together; start-up and ordered shutdown.
+
+Shutdown order: stop intake -> finish in-flight requests up to the grace period
+(each still gets a reply) -> stop device workers -> drain NATS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from loguru import logger
+
+from service import __version__
+from service.config import Settings
+from service.observability.health import HealthServer
+from service.observability.metrics import ServiceMetrics
+from service.pipeline.handler import RequestHandler
+from service.pipeline.ports import DeviceSessionFactory, OutputParser
+from service.pipeline.runner import DeviceRunner
+from service.pipeline.scheduler import Scheduler
+from service.transport.connection import connect
+from service.transport.endpoint import ExecuteService
+from service.transport.subjects import Subjects
+
+
+def default_device_layer(settings: Settings) -> tuple[DeviceSessionFactory, OutputParser]:
+    from service.device.genie_parser import GenieOutputParser  # noqa: PLC0415 - heavy import, only when serving
+    from service.device.unicon_session import SessionOptions, UniconSessionFactory  # noqa: PLC0415
+
+    options = SessionOptions(
+        strict_host_key_checking=settings.ssh_strict_host_key_checking,
+        known_hosts_file=settings.ssh_known_hosts_file,
+    )
+    return UniconSessionFactory(options), GenieOutputParser()
+
+
+class App:
+    def __init__(
+        self,
+        settings: Settings,
+        factory: DeviceSessionFactory | None = None,
+        parser: OutputParser | None = None,
+    ) -> None:
+        self.settings = settings
+        if factory is None or parser is None:
+            default_factory, default_parser = default_device_layer(settings)
+            factory = factory or default_factory
+            parser = parser or default_parser
+        self.parser = parser
+        self.metrics = ServiceMetrics()
+        runner = DeviceRunner(factory, parser, settings.connect_retries, settings.connect_retry_delay)
+        self.scheduler = Scheduler(runner, settings.max_concurrent_devices, settings.max_parallel_per_request)
+        self.metrics.workers.set(settings.max_concurrent_devices)
+        self.metrics.busy_workers.set_function(lambda: self.scheduler.busy)
+        self.handler = RequestHandler(self.scheduler, settings.limits(), settings.timeouts(), self.metrics)
+        self.subjects = Subjects(settings.subject_prefix)
+        self.ready = asyncio.Event()
+        self._service: ExecuteService | None = None
+        self._connected = False
+
+    def _set_connected(self, connected: bool) -> None:
+        self._connected = connected
+
+    def readiness(self) -> dict[str, bool]:
+        return {
+            "nats_connected": self._connected,
+            "serving": self._service is not None and self.ready.is_set(),
+        }
+
+    async def run(self, stop: asyncio.Event) -> None:
+        settings = self.settings
+        logger.info("pyats-ro {} starting", __version__)
+        health: HealthServer | None = None
+        if settings.metrics_port:
+            health = HealthServer(settings.metrics_host, settings.metrics_port, self.metrics.registry, self.readiness)
+            health.start()
+            logger.info("metrics and health on http://{}:{}/metrics", settings.metrics_host, health.port)
+        loop = asyncio.get_running_loop()
+        prewarm = loop.run_in_executor(None, self.parser.prewarm, settings.prewarm_pairs())
+        client = await connect(settings, f"{settings.service_name}-{__version__}", self._set_connected)
+        self._service = ExecuteService(
+            client, self.handler, self.subjects, settings.service_name, settings.queue_group, self.metrics
+        )
+        try:
+            await self._service.start()
+            self.ready.set()
+            await stop.wait()
+            logger.info("stopping: no new requests")
+            await self._service.stop_intake()
+            cut = await self._service.wait_in_flight(settings.shutdown_grace)
+            if cut:
+                logger.warning("{} request(s) cut off at shutdown were answered with service_unavailable", cut)
+        finally:
+            self.ready.clear()
+            await asyncio.get_running_loop().run_in_executor(None, self.scheduler.shutdown)
+            await prewarm
+            await client.drain()
+            self._connected = False
+            if health is not None:
+                health.stop()
+            logger.info("stopped")

@@ -1,0 +1,183 @@
+"""``pyats-ro``: serve, request, lab and demo. Settings are built once, here."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from service import __version__
+from service.errors import ConfigError
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from service.app import App  # noqa: PLC0415 - keep `pyats-ro --help` fast
+    from service.config import load_settings  # noqa: PLC0415
+    from service.observability.logging import setup_logging  # noqa: PLC0415
+    from service.transport.local_server import LocalNatsServer  # noqa: PLC0415
+
+    try:
+        settings = load_settings(args.env_file)
+    except ConfigError as exc:
+        print(f"pyats-ro: {exc.message}", file=sys.stderr)  # noqa: T201 - logging is not set up yet
+        return 2
+    setup_logging(
+        settings.log_level,
+        settings.log_format.value,
+        settings.log_file,
+        settings.log_rotation,
+        settings.log_retention,
+        settings.log_async,
+        settings.log_library_level,
+    )
+    local: LocalNatsServer | None = None
+    if args.with_nats and "nats_url" not in settings.model_fields_set:
+        local = LocalNatsServer(Path(args.data_dir) / "nats", port=args.nats_port)
+        local.start()
+        settings = settings.model_copy(update={"nats_url": [local.url]})
+        from loguru import logger  # noqa: PLC0415
+
+        logger.info("started bundled nats-server at {} (JetStream data in {})", local.url, local.data_dir)
+    try:
+        return asyncio.run(_run_app(App(settings)))
+    except ConfigError as exc:
+        print(f"pyats-ro: {exc.message}", file=sys.stderr)  # noqa: T201
+        return 2
+    finally:
+        if local is not None:
+            local.stop()
+
+
+async def _run_app(app: Any) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await app.run(stop)
+    return 0
+
+
+def _parse_command(text: str) -> dict[str, Any]:
+    """'show run | section bgp' -> command with pipe_option/pipe_value, as an engineer types it."""
+    command, sep, pipe = text.partition("|")
+    entry: dict[str, Any] = {"command": command.strip()}
+    if sep:
+        option, _, value = pipe.strip().partition(" ")
+        entry["pipe_option"] = option.strip()
+        entry["pipe_value"] = value.strip()
+    return entry
+
+
+def _device_entry(spec: str, args: argparse.Namespace, password: str, enable: str | None) -> dict[str, Any]:
+    host, port = spec, 22
+    if spec.count(":") == 1:
+        host, _, port_text = spec.partition(":")
+        port = int(port_text)
+    elif spec.startswith("[") and "]:" in spec:
+        host, _, port_text = spec[1:].partition("]:")
+        port = int(port_text)
+    entry: dict[str, Any] = {
+        "hostname": host,
+        "port": port,
+        "os": args.os,
+        "username": args.username,
+        "password": password,
+    }
+    if enable:
+        entry["enable_password"] = enable
+    return entry
+
+
+def build_request(args: argparse.Namespace) -> dict[str, Any]:
+    if args.file:
+        request: dict[str, Any] = json.loads(Path(args.file).read_text())
+        return request
+    if not args.device or not args.command:
+        raise SystemExit("pyats-ro request: give --device and --command, or --file request.json")
+    password = os.environ.get(args.password_env) or getpass.getpass("Device password: ")
+    enable = os.environ.get(args.enable_password_env) if args.enable_password_env else None
+    request = {
+        "devices": [_device_entry(d, args, password, enable) for d in args.device],
+        "commands": [_parse_command(c) for c in args.command],
+        "output_format": args.format,
+    }
+    if args.timeout:
+        request["timeout"] = args.timeout
+    return request
+
+
+def _request(args: argparse.Namespace) -> int:
+    from service.cli_client import run_request  # noqa: PLC0415
+
+    return asyncio.run(run_request(args, build_request(args)))
+
+
+def _lab(args: argparse.Namespace, rest: list[str]) -> int:
+    from service.lab.cli import main as lab_main  # noqa: PLC0415
+
+    return lab_main(rest)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from service.demo import run_demo  # noqa: PLC0415
+
+    return run_demo(devices=args.devices, latency=args.latency, data_dir=Path(args.data_dir))
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="pyats-ro", description="Read-only Cisco show commands over NATS.")
+    root.add_argument("--version", action="version", version=f"pyats-ro {__version__}")
+    commands = root.add_subparsers(dest="verb", required=True)
+
+    serve = commands.add_parser("serve", help="run the service (settings from PYATS_* variables and .env)")
+    serve.add_argument("--env-file", default=".env", help="settings file (default: .env)")
+    serve.add_argument("--with-nats", action="store_true", help="also start the bundled nats-server unless PYATS_NATS_URL is set")
+    serve.add_argument("--nats-port", type=int, default=4222, help="port of the bundled nats-server")
+    serve.add_argument("--data-dir", default=".data", help="where the bundled nats-server keeps JetStream data")
+
+    request = commands.add_parser("request", help="send a request and show results per device")
+    request.add_argument("--file", help="a request as JSON (the wire format)")
+    request.add_argument("-d", "--device", action="append", help="host or host:port; repeat for more devices")
+    request.add_argument("-c", "--command", action="append", help="a show command, e.g. 'show ip int brief | include up'; repeat")
+    request.add_argument("--os", default="iosxe", help="device OS: ios, iosxe, iosxr, nxos, asa")
+    request.add_argument("-u", "--username", default=os.environ.get("USER", "admin"))
+    request.add_argument("--password-env", default="PYATS_DEVICE_PASSWORD", help="variable holding the device password (else prompted)")
+    request.add_argument("--enable-password-env", help="variable holding the enable password")
+    request.add_argument("-f", "--format", choices=["raw", "parsed", "both"], default="raw")
+    request.add_argument("--timeout", type=float, help="per-command timeout in seconds")
+    request.add_argument("--requester", default=os.environ.get("USER", "cli"), help="last subject token: who is asking")
+    request.add_argument("--nats-url", default=os.environ.get("PYATS_NATS_URL", "nats://127.0.0.1:4222"))
+    request.add_argument("--prefix", default=os.environ.get("PYATS_SUBJECT_PREFIX", "pyats.v1"))
+    request.add_argument("--wait", type=float, default=120.0, help="seconds to wait between two replies")
+    request.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    request.add_argument("--show-output", action="store_true", help="print each command's output under the table")
+
+    commands.add_parser("lab", help="run the fake Cisco device lab (pyats-ro lab --help)", add_help=False)
+
+    demo = commands.add_parser("demo", help="nats-server + lab + service, one sample request, results printed")
+    demo.add_argument("--devices", type=int, default=10)
+    demo.add_argument("--latency", type=float, default=0.1)
+    demo.add_argument("--data-dir", default=".data/demo")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["lab"]:
+        return _lab(argparse.Namespace(), argv[1:])
+    args = parser().parse_args(argv)
+    if args.verb == "serve":
+        return _serve(args)
+    if args.verb == "request":
+        return _request(args)
+    return _demo(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Settings, built once at start-up from the environment and ``.env`` (prefix ``PYATS_``).
+
+Every field here is documented in docs/CONFIGURATION.md and listed in .env.example;
+a test fails when either misses one. Grouped views (``timeouts()``, ``limits()``) hand
+each layer only what it needs, so nothing reads settings from a global.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from service.domain.models import DeviceOS, Timeouts
+from service.domain.policy import Limits
+from service.errors import ConfigError, ErrorCode
+
+ENV_PREFIX = "PYATS_"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # --- NATS connection ---
+    nats_url: Annotated[list[str], NoDecode] = Field(
+        default=["nats://127.0.0.1:4222"],
+        description="NATS server URL(s), comma-separated for a cluster.",
+    )
+    nats_user: str | None = Field(default=None, description="NATS user name.")
+    nats_password: SecretStr | None = Field(default=None, description="NATS password.")
+    nats_token: SecretStr | None = Field(default=None, description="NATS token.")
+    nats_credentials_file: Path | None = Field(default=None, description="NATS .creds file (JWT + nkey seed).")
+    nats_tls_ca: Path | None = Field(default=None, description="CA bundle that signed the NATS server certificate.")
+    nats_tls_cert: Path | None = Field(default=None, description="Client certificate for mutual TLS.")
+    nats_tls_key: Path | None = Field(default=None, description="Private key of the client certificate.")
+    nats_connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to wait for each NATS connect attempt.")
+    nats_max_reconnect_attempts: int = Field(default=-1, ge=-1, description="Reconnect attempts after a lost connection (-1: forever).")
+    subject_prefix: str = Field(default="pyats.v1", description="Prefix of every subject the service listens on.")
+    queue_group: str = Field(default="pyats-ro", description="Queue group shared by all replicas.")
+    service_name: str = Field(default="pyats-ro", description="nats.micro service name ($SRV.PING/INFO/STATS).")
+
+    # --- request limits (checked before any device is touched) ---
+    max_devices_per_request: int = Field(default=500, ge=1, description="Devices allowed in one request.")
+    max_commands_per_request: int = Field(default=50, ge=1, description="Commands allowed in one request.")
+    max_payload_bytes: int = Field(default=1_000_000, ge=1024, description="Largest request payload accepted, in bytes.")
+    max_command_length: int = Field(default=512, ge=16, description="Longest command line (command plus pipe) accepted.")
+
+    # --- rate limits ---
+    rate_limit_requests: int = Field(default=60, ge=0, description="Requests each requester may send per period (0: unlimited).")
+    rate_limit_period: float = Field(default=60.0, gt=0, description="Rate-limit period in seconds.")
+    login_rate_per_second: float = Field(default=20.0, ge=0, description="New SSH logins per second across the service (0: unlimited).")
+
+    # --- timeouts (seconds) ---
+    connect_timeout: float = Field(default=30.0, gt=0, description="Deadline for SSH login to one device.")
+    command_timeout_default: float = Field(default=30.0, gt=0, description="Per-command deadline when the request gives no timeout.")
+    command_timeout_max: float = Field(default=300.0, gt=0, description="Largest per-command timeout a request may ask for.")
+    device_timeout: float = Field(default=600.0, gt=0, description="Deadline for all work on one device (login and every command).")
+
+    # --- concurrency ---
+    max_concurrent_devices: int = Field(default=50, ge=1, le=1000, description="Worker threads shared by all requests.")
+    max_parallel_per_request: int = Field(default=20, ge=1, description="Devices of one request worked on at the same time.")
+
+    # --- connection retries ---
+    connect_retries: int = Field(default=2, ge=0, le=10, description="Extra login attempts after a refused or timed-out connect (never after an auth failure).")
+    connect_retry_delay: float = Field(default=1.0, ge=0, description="Seconds before the first retry; doubles on each further retry.")
+
+    # --- SSH ---
+    ssh_strict_host_key_checking: str = Field(default="accept-new", description="OpenSSH StrictHostKeyChecking: yes, accept-new or no.")
+    ssh_known_hosts_file: Path | None = Field(default=None, description="known_hosts file for device host keys (default: the user's).")
+
+    # --- parsing ---
+    parser_prewarm: Annotated[list[str], NoDecode] = Field(
+        default=["iosxe:show version", "iosxe:show ip interface brief", "ios:show version", "nxos:show version", "iosxr:show version", "asa:show version"],
+        description="os:command pairs whose Genie parsers load at start-up, comma-separated.",
+    )
+
+    # --- feature flags ---
+    enable_parsing: bool = Field(default=True, description="Allow output_format parsed and both.")
+    enable_streaming: bool = Field(default=True, description="Allow streamed per-device replies (\"stream\": true).")
+
+    # --- logging ---
+    log_level: str = Field(default="INFO", description="Level of the service's own log lines.")
+    log_format: LogFormat = Field(default=LogFormat.TEXT, description="text (readable) or json (one object per line).")
+    log_file: Path | None = Field(default=None, description="Also write logs to this file.")
+    log_rotation: str = Field(default="50 MB", description="Rotate the log file at this size or interval (loguru syntax).")
+    log_retention: str = Field(default="14 days", description="Keep rotated log files this long or this many (loguru syntax).")
+    log_async: bool = Field(default=False, description="Write log lines from a background thread (loguru enqueue).")
+    log_library_level: str = Field(default="WARNING", description="Level for nats, unicon, genie and paramiko loggers.")
+
+    # --- metrics and health ---
+    metrics_port: int = Field(default=9464, ge=0, le=65535, description="Port of the Prometheus /metrics, /healthz and /readyz endpoint (0: off).")
+    metrics_host: str = Field(default="0.0.0.0", description="Address the metrics endpoint binds to.")  # noqa: S104
+
+    # --- shutdown ---
+    shutdown_grace: float = Field(default=30.0, ge=0, description="Seconds in-flight requests get to finish at shutdown.")
+
+    @field_validator("nats_url", "parser_prewarm", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("nats_url")
+    @classmethod
+    def _check_urls(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one NATS URL is required")
+        for url in value:
+            if "://" not in url:
+                raise ValueError(f"{url!r} is not a URL like nats://host:4222")
+        return value
+
+    @field_validator("subject_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        tokens = value.split(".")
+        if not value or any(not t or any(c in t for c in " *>\t") for t in tokens):
+            raise ValueError("must be dot-separated tokens without spaces, '*' or '>'")
+        return value
+
+    @field_validator("queue_group", "service_name")
+    @classmethod
+    def _check_token(cls, value: str) -> str:
+        if not value or any(c in value for c in " .*>\t"):
+            raise ValueError("must be one token without spaces, dots, '*' or '>'")
+        return value
+
+    @field_validator("log_level", "log_library_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of TRACE, DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("ssh_strict_host_key_checking")
+    @classmethod
+    def _check_host_key_mode(cls, value: str) -> str:
+        if value not in {"yes", "accept-new", "no"}:
+            raise ValueError("must be yes, accept-new or no")
+        return value
+
+    @field_validator("parser_prewarm")
+    @classmethod
+    def _check_prewarm(cls, value: list[str]) -> list[str]:
+        for item in value:
+            os_name, sep, command = item.partition(":")
+            if not sep or not command.strip() or os_name not in set(DeviceOS):
+                raise ValueError(f"{item!r} is not os:command with os one of {', '.join(DeviceOS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_relations(self) -> Settings:
+        if self.command_timeout_default > self.command_timeout_max:
+            raise ValueError("PYATS_COMMAND_TIMEOUT_DEFAULT must not exceed PYATS_COMMAND_TIMEOUT_MAX")
+        if bool(self.nats_tls_cert) != bool(self.nats_tls_key):
+            raise ValueError("PYATS_NATS_TLS_CERT and PYATS_NATS_TLS_KEY must be set together")
+        return self
+
+    # --- grouped views handed to the layers ---
+    def timeouts(self, command: float | None = None) -> Timeouts:
+        return Timeouts(
+            connect=self.connect_timeout,
+            command=command if command is not None else self.command_timeout_default,
+            device=self.device_timeout,
+        )
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_devices=self.max_devices_per_request,
+            max_commands=self.max_commands_per_request,
+            max_payload_bytes=self.max_payload_bytes,
+            max_command_length=self.max_command_length,
+            command_timeout_max=self.command_timeout_max,
+            parsing_enabled=self.enable_parsing,
+            streaming_enabled=self.enable_streaming,
+        )
+
+    def prewarm_pairs(self) -> list[tuple[DeviceOS, str]]:
+        pairs = []
+        for item in self.parser_prewarm:
+            os_name, _, command = item.partition(":")
+            pairs.append((DeviceOS(os_name), command.strip()))
+        return pairs
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(env_file: str | Path | None = ".env") -> Settings:
+    """Build settings or raise ``ConfigError`` naming each bad variable (never its value)."""
+    try:
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_input=False, include_url=False):
+            loc = err.get("loc") or ()
+            name = env_name(str(loc[0])) if loc else "settings"
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigError(ErrorCode.CONFIG_INVALID, "invalid configuration: " + "; ".join(problems), {"problems": problems}) from None

@@ -1,0 +1,1 @@
+"""The wire: msgspec Structs and the codec. Version v1 grows only additively."""

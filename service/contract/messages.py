@@ -1,0 +1,96 @@
+"""Messages on the wire (v1), a superset of the REST ancestor's request and response.
+
+Structs are frozen and forbid unknown fields, so a typo is an error, not a silent default.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+OutputFormatName = Literal["raw", "parsed", "both"]
+
+
+class DeviceSpec(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One device and how to log in to it."""
+
+    hostname: Annotated[str, Meta(description="Device hostname or IP address (IPv4 or IPv6).")]
+    username: str
+    password: Annotated[str, Meta(description="Login password; never logged, echoed or stored.")]
+    os: Annotated[str, Meta(description="One of ios, iosxe, iosxr, nxos, asa.")]
+    port: int = 22
+    enable_password: str | None = None
+
+    def __repr__(self) -> str:  # secrets must not reach a log or traceback through repr
+        return f"DeviceSpec(hostname={self.hostname!r}, port={self.port}, os={self.os!r}, username={self.username!r})"
+
+
+class CommandSpec(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    command: Annotated[str, Meta(description="A show command, e.g. 'show version'.")]
+    pipe_option: Annotated[str | None, Meta(description="include, exclude, begin or section.")] = None
+    pipe_value: Annotated[str | None, Meta(description="Regular expression for the pipe option.")] = None
+
+
+class ExecuteRequest(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    devices: list[DeviceSpec]
+    commands: list[CommandSpec]
+    timeout: Annotated[float | None, Meta(description="Per-command timeout in seconds.")] = None
+    output_format: OutputFormatName = "raw"
+    request_id: str | None = None
+    stream: Annotated[bool, Meta(description="Reply once per device as each finishes, then a summary, then an empty end marker.")] = False
+
+
+class CommandResult(Struct, frozen=True, kw_only=True):
+    command: str
+    success: bool
+    output: str | None = None
+    parsed: dict[Any, Any] | None = None
+    parse_status: str | None = None
+    parse_error: str | None = None
+    error: str | None = None
+    error_code: str | None = None
+    duration_s: float = 0.0
+
+
+class DeviceResult(Struct, frozen=True, kw_only=True):
+    request_id: str
+    hostname: str
+    port: int
+    os: str
+    success: bool
+    commands: list[CommandResult]
+    error: str | None = None
+    error_code: str | None = None
+    duration_s: float = 0.0
+
+
+class RequestSummary(Struct, frozen=True, kw_only=True):
+    """Sent after the last device result of a streamed reply."""
+
+    request_id: str
+    total_devices: int
+    successful_devices: int
+    failed_devices: int
+    duration_s: float
+
+
+class ExecuteResponse(Struct, frozen=True, kw_only=True):
+    request_id: str
+    results: list[DeviceResult]
+    total_devices: int
+    successful_devices: int
+    failed_devices: int
+    duration_s: float
+
+
+class ErrorDetail(Struct, frozen=True, kw_only=True):
+    code: str
+    message: str
+    details: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ErrorReply(Struct, frozen=True, kw_only=True):
+    error: ErrorDetail
+    request_id: str | None = None

@@ -1,0 +1,175 @@
+"""Unicon sessions that are read-only from the first byte.
+
+Unicon's default login enters config mode (``HA_INIT_CONFIG_COMMANDS``, and on IOS-XR
+``IOSXR_INIT_CONFIG_COMMANDS``); both are emptied here, and the exec commands sent at
+login are only ``terminal`` settings. Unicon answers the password prompts itself from
+``credentials``, so no password is ever on a command line. Library errors become our
+``ConnectError`` / ``CommandError`` here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+from unicon import Connection  # type: ignore[import-untyped]
+from unicon.core import errors as unicon_errors  # type: ignore[import-untyped]
+
+from service.domain.models import DeviceOS, DeviceTarget
+from service.errors import CommandError, ConnectError, ErrorCode
+
+INIT_EXEC_COMMANDS: dict[DeviceOS, list[str]] = {
+    DeviceOS.IOS: ["terminal length 0", "terminal width 0"],
+    DeviceOS.IOSXE: ["terminal length 0", "terminal width 0"],
+    DeviceOS.IOSXR: ["terminal length 0", "terminal width 0"],
+    DeviceOS.NXOS: ["terminal length 0", "terminal width 511"],
+    DeviceOS.ASA: ["terminal pager 0"],
+}
+
+# Settings only take effect when passed at construction (FACTS.md).
+BASE_SETTINGS: dict[str, Any] = {
+    "HA_INIT_CONFIG_COMMANDS": [],
+    "IOSXR_INIT_CONFIG_COMMANDS": [],
+    "POST_DISCONNECT_WAIT_SEC": 0,
+    "GRACEFUL_DISCONNECT_WAIT_SEC": 0,
+}
+
+# A device's refusal of a command, as the first lines of its output.
+_REFUSAL = re.compile(r"^\s*(\^\s*)?%\s*(invalid|incomplete|ambiguous|unrecognized) (command|input)", re.I | re.M)
+
+_CONNECT_PATTERNS: tuple[tuple[re.Pattern[str], ErrorCode, str], ...] = (
+    (re.compile(r"connection refused", re.I), ErrorCode.CONNECT_REFUSED, "the device refused the SSH connection"),
+    (re.compile(r"timed out|no route to host", re.I), ErrorCode.CONNECT_TIMEOUT, "the device did not answer on its SSH port"),
+    (re.compile(r"could not resolve hostname|name or service not known", re.I), ErrorCode.CONNECT_FAILED, "the hostname does not resolve"),
+    (re.compile(r"host key verification failed|remote host identification has changed", re.I), ErrorCode.CONNECT_FAILED,
+     "the device's SSH host key is unknown or changed (see PYATS_SSH_STRICT_HOST_KEY_CHECKING)"),
+    (re.compile(r"permission denied", re.I), ErrorCode.AUTH_FAILED, "the device rejected the credentials"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOptions:
+    strict_host_key_checking: str = "accept-new"
+    known_hosts_file: Path | None = None
+
+
+def ssh_command(target: DeviceTarget, options: SessionOptions, connect_timeout: float) -> str:
+    """The OpenSSH command line. Holds no secret: Unicon types the password at the prompt."""
+    parts = [
+        "ssh",
+        "-o", f"StrictHostKeyChecking={options.strict_host_key_checking}",
+        "-o", f"ConnectTimeout={max(1, int(connect_timeout))}",
+        "-o", "PreferredAuthentications=password,keyboard-interactive",
+        "-o", "PubkeyAuthentication=no",
+        "-o", "NumberOfPasswordPrompts=1",
+        "-o", "LogLevel=ERROR",
+    ]
+    if options.strict_host_key_checking == "no":
+        parts += ["-o", f"UserKnownHostsFile={os.devnull}"]
+    elif options.known_hosts_file is not None:
+        parts += ["-o", f"UserKnownHostsFile={options.known_hosts_file}"]
+    # policy has validated hostname and username: no spaces, no leading '-'
+    parts += ["-p", str(target.port), "-l", target.username, "--", target.hostname]
+    return " ".join(parts)
+
+
+def _text_of(exc: BaseException) -> str:
+    """Message text of an exception and its causes; never includes a repr of a secret."""
+    texts = []
+    seen: BaseException | None = exc
+    while seen is not None and len(texts) < 5:
+        texts.append(str(seen))
+        seen = seen.__cause__ or seen.__context__
+    return " ".join(texts)
+
+
+def _spawn_buffer(connection: Any) -> str:
+    try:
+        return str(connection.spawn.buffer or "")
+    except Exception:  # noqa: BLE001 - best-effort diagnostics only
+        return ""
+
+
+def classify_connect_error(exc: BaseException, buffer: str) -> ConnectError:
+    if isinstance(exc, unicon_errors.CredentialsExhaustedError | unicon_errors.UniconAuthenticationError):
+        return ConnectError(ErrorCode.AUTH_FAILED, "the device rejected the login or enable password")
+    haystack = f"{buffer} {_text_of(exc)}"
+    for pattern, code, message in _CONNECT_PATTERNS:
+        if pattern.search(haystack):
+            return ConnectError(code, message)
+    if isinstance(exc, unicon_errors.TimeoutError | TimeoutError):
+        return ConnectError(ErrorCode.CONNECT_TIMEOUT, "login did not complete before the connect timeout")
+    return ConnectError(ErrorCode.CONNECT_FAILED, f"login failed ({type(exc).__name__})")
+
+
+class UniconSession:
+    def __init__(self, connection: Any, target: DeviceTarget) -> None:
+        self._connection = connection
+        self._target = target
+
+    def execute(self, line: str, timeout: float) -> str:
+        try:
+            # error_pattern=[]: output lines such as "WARNING:" are data, not failures; refusals are checked below
+            output = self._connection.execute(line, timeout=timeout, error_pattern=[])
+        except unicon_errors.TimeoutError as exc:
+            raise CommandError(ErrorCode.COMMAND_TIMEOUT, f"no prompt within {timeout:g}s") from exc
+        except (unicon_errors.EOF, unicon_errors.ConnectionError, OSError) as exc:
+            raise CommandError(ErrorCode.DISCONNECTED, "the device closed the session during the command") from exc
+        except unicon_errors.SubCommandFailure as exc:
+            text = _text_of(exc)
+            if "EOF" in text or "closed" in text.lower():
+                raise CommandError(ErrorCode.DISCONNECTED, "the device closed the session during the command") from exc
+            if "timeout" in text.lower():
+                raise CommandError(ErrorCode.COMMAND_TIMEOUT, f"no prompt within {timeout:g}s") from exc
+            raise CommandError(ErrorCode.COMMAND_FAILED, f"command failed ({type(exc).__name__})") from exc
+        text = str(output)
+        head = "\n".join(text.splitlines()[:4])
+        if _REFUSAL.search(head):
+            raise CommandError(ErrorCode.INVALID_COMMAND, "the device does not accept this command", output=text)
+        return text
+
+    def close(self) -> None:
+        try:
+            self._connection.disconnect()
+        except Exception as exc:  # noqa: BLE001 - closing must never fail a result
+            logger.debug("disconnect raised {}", type(exc).__name__)
+
+
+class UniconSessionFactory:
+    def __init__(self, options: SessionOptions | None = None) -> None:
+        self._options = options or SessionOptions()
+
+    def open(self, target: DeviceTarget, connect_timeout: float) -> UniconSession:
+        credentials: dict[str, dict[str, str]] = {
+            "default": {"username": target.username, "password": target.password.reveal()},
+        }
+        if target.enable_password is not None:
+            credentials["enable"] = {"password": target.enable_password.reveal()}
+        connection = Connection(
+            hostname=target.hostname,
+            start=[ssh_command(target, self._options, connect_timeout)],
+            os=target.os.value,
+            credentials=credentials,
+            init_exec_commands=list(INIT_EXEC_COMMANDS[target.os]),
+            init_config_commands=[],
+            learn_hostname=True,
+            connection_timeout=connect_timeout,
+            settings=dict(BASE_SETTINGS),
+            log_stdout=False,
+            logfile=os.devnull,
+            no_pyats_tasklog=True,
+        )
+        try:
+            connection.connect()
+        except Exception as exc:  # Unicon raises many unrelated types; classify them all here
+            error = classify_connect_error(exc, _spawn_buffer(connection))
+            try:
+                connection.disconnect()
+            except Exception:  # noqa: BLE001, S110 - the login already failed
+                pass
+            raise error from None
+        return UniconSession(connection, target)

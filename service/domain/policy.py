@@ -1,0 +1,354 @@
+"""The safety rules: what may reach a device at all, checked before anything does.
+
+Every refusal names its rule, so a requester knows what to change. All problems of a
+request are reported at once; the first one sets the error code.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from service.contract.messages import CommandSpec, DeviceSpec, ExecuteRequest
+from service.domain.models import (
+    DeviceOS,
+    DeviceTarget,
+    ExecutionPlan,
+    OutputFormat,
+    PipeOption,
+    Secret,
+    ShowCommand,
+    Timeouts,
+)
+from service.errors import ErrorCode, PolicyError
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_devices: int
+    max_commands: int
+    max_payload_bytes: int
+    max_command_length: int
+    command_timeout_max: float
+    parsing_enabled: bool = True
+    streaming_enabled: bool = True
+
+
+# Shell and CLI metacharacters: chaining, redirection, substitution, history, and '?' (CLI help).
+FORBIDDEN_CHARACTERS = frozenset(";|&$`><!?")
+
+PIPES_BY_OS: dict[DeviceOS, frozenset[PipeOption]] = {
+    DeviceOS.IOS: frozenset(PipeOption),
+    DeviceOS.IOSXE: frozenset(PipeOption),
+    DeviceOS.NXOS: frozenset(PipeOption),
+    DeviceOS.IOSXR: frozenset({PipeOption.INCLUDE, PipeOption.EXCLUDE, PipeOption.BEGIN}),
+    DeviceOS.ASA: frozenset({PipeOption.INCLUDE, PipeOption.EXCLUDE, PipeOption.BEGIN}),
+}
+
+_NOT_CISCO_OS = {
+    "junos": "Junos is not supported: this service speaks Cisco CLI only, and Junos filters output with "
+    "'| match', not '| include'.",
+    "eos": "Arista EOS is not supported: this service speaks Cisco CLI only.",
+}
+
+_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_USERNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@\\-]{0,63}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_MAX_PIPE_VALUE = 200
+_MAX_SECRET = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    code: ErrorCode
+    rule: str
+    path: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code.value, "rule": self.rule, "path": self.path, "message": self.message}
+
+
+def _is_control(char: str) -> bool:
+    return ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 or char in "\u2028\u2029"
+
+
+def _character_problem(text: str, path: str) -> Problem | None:
+    for char in text:
+        if char in FORBIDDEN_CHARACTERS:
+            return Problem(
+                ErrorCode.FORBIDDEN_CHARACTERS,
+                "forbidden_characters",
+                path,
+                f"character {char!r} is not allowed (refused: {' '.join(sorted(FORBIDDEN_CHARACTERS))}); "
+                "use pipe_option and pipe_value to filter output",
+            )
+        if _is_control(char) or not char.isprintable():
+            return Problem(
+                ErrorCode.FORBIDDEN_CHARACTERS,
+                "control_characters",
+                path,
+                f"control or non-printable character U+{ord(char):04X} is not allowed",
+            )
+        if not char.isascii():
+            return Problem(
+                ErrorCode.FORBIDDEN_CHARACTERS, "ascii_only", path, "only ASCII characters are allowed in CLI input"
+            )
+    return None
+
+
+def check_hostname(hostname: str) -> str | None:
+    """Return why ``hostname`` is not an IP address or a DNS name, or None."""
+    if not hostname:
+        return "hostname is empty"
+    try:
+        ipaddress.ip_address(hostname)
+        return None
+    except ValueError:
+        pass
+    if len(hostname) > 253:
+        return "hostname is longer than 253 characters"
+    labels = hostname.rstrip(".").split(".")
+    if all(_LABEL.match(label) for label in labels) and not labels[-1].isdigit():
+        return None
+    return "hostname must be an IPv4/IPv6 address or a DNS name (letters, digits, '-' and '.')"
+
+
+def _secret_problem(value: str, path: str) -> Problem | None:
+    if not value:
+        return Problem(ErrorCode.INVALID_REQUEST, "secret_required", path, "must not be empty")
+    if len(value) > _MAX_SECRET:
+        return Problem(ErrorCode.INVALID_REQUEST, "secret_length", path, f"longer than {_MAX_SECRET} characters")
+    if any(_is_control(c) for c in value):
+        # A newline in a password would be typed into the device as a second line.
+        return Problem(ErrorCode.FORBIDDEN_CHARACTERS, "control_characters", path, "control characters are not allowed")
+    return None
+
+
+def _device_problems(spec: DeviceSpec, path: str) -> list[Problem]:
+    problems: list[Problem] = []
+    why = check_hostname(spec.hostname)
+    if why:
+        problems.append(Problem(ErrorCode.INVALID_HOSTNAME, "hostname", f"{path}.hostname", why))
+    if not 1 <= spec.port <= 65535:
+        problems.append(Problem(ErrorCode.INVALID_PORT, "port", f"{path}.port", "port must be between 1 and 65535"))
+    if not _USERNAME.match(spec.username):
+        problems.append(
+            Problem(
+                ErrorCode.INVALID_REQUEST,
+                "username",
+                f"{path}.username",
+                "username must be 1-64 of letters, digits, '_', '.', '@', '\\', '-' and not start with '-' or '.'",
+            )
+        )
+    for name in ("password", "enable_password"):
+        value = getattr(spec, name)
+        if value is not None:
+            problem = _secret_problem(value, f"{path}.{name}")
+            if problem:
+                problems.append(problem)
+    os_name = spec.os.strip().lower()
+    if os_name not in set(DeviceOS):
+        explanation = _NOT_CISCO_OS.get(os_name, f"os {spec.os!r} is not supported")
+        problems.append(
+            Problem(
+                ErrorCode.UNSUPPORTED_OS,
+                "supported_os",
+                f"{path}.os",
+                f"{explanation}; supported: {', '.join(DeviceOS)}",
+            )
+        )
+    return problems
+
+
+def _command_problems(spec: CommandSpec, path: str, limits: Limits) -> tuple[ShowCommand | None, list[Problem]]:
+    text = " ".join(spec.command.split())
+    problem = _character_problem(spec.command, f"{path}.command")
+    if problem:
+        return None, [problem]
+    words = text.split(" ")
+    if words[0].lower() != "show" or len(words) < 2:
+        return None, [
+            Problem(
+                ErrorCode.COMMAND_NOT_ALLOWED,
+                "show_only",
+                f"{path}.command",
+                "only show commands are allowed: begin with the full word 'show' followed by what to show",
+            )
+        ]
+    problems: list[Problem] = []
+    pipe_option: PipeOption | None = None
+    pipe_value: str | None = None
+    if spec.pipe_option is None and spec.pipe_value is None:
+        pass
+    elif spec.pipe_option is None or not spec.pipe_value:
+        problems.append(
+            Problem(
+                ErrorCode.INVALID_REQUEST,
+                "pipe_pair",
+                f"{path}.pipe_option",
+                "pipe_option and pipe_value go together: give both or neither",
+            )
+        )
+    else:
+        try:
+            pipe_option = PipeOption(spec.pipe_option.strip().lower())
+        except ValueError:
+            problems.append(
+                Problem(
+                    ErrorCode.UNSUPPORTED_PIPE,
+                    "pipe_option",
+                    f"{path}.pipe_option",
+                    f"pipe option {spec.pipe_option!r} is not one of {', '.join(PipeOption)}",
+                )
+            )
+        value_problem = _character_problem(spec.pipe_value, f"{path}.pipe_value")
+        if value_problem:
+            problems.append(value_problem)
+        elif len(spec.pipe_value) > _MAX_PIPE_VALUE:
+            problems.append(
+                Problem(
+                    ErrorCode.INVALID_REQUEST,
+                    "pipe_value_length",
+                    f"{path}.pipe_value",
+                    f"pipe_value is longer than {_MAX_PIPE_VALUE} characters",
+                )
+            )
+        else:
+            pipe_value = spec.pipe_value.strip()
+    command = ShowCommand("show" + text[4:], pipe_option, pipe_value) if not problems else None
+    if command is not None and len(command.line) > limits.max_command_length:
+        problems.append(
+            Problem(
+                ErrorCode.INVALID_REQUEST,
+                "command_length",
+                f"{path}.command",
+                f"command line is longer than {limits.max_command_length} characters",
+            )
+        )
+        command = None
+    return command, problems
+
+
+def _raise(problems: list[Problem]) -> None:
+    if problems:
+        first = problems[0]
+        message = first.message if len(problems) == 1 else f"{first.message} (and {len(problems) - 1} more problems)"
+        raise PolicyError(
+            first.code,
+            f"{first.path}: {message}",
+            {"rule": first.rule, "problems": [p.as_dict() for p in problems[:50]]},
+        )
+
+
+def build_plan(
+    request: ExecuteRequest,
+    *,
+    requester: str,
+    request_id: str,
+    limits: Limits,
+    timeouts: Timeouts,
+) -> ExecutionPlan:
+    """Check every rule and return a plan; raise ``PolicyError`` listing every problem."""
+    problems: list[Problem] = []
+    if not request.devices:
+        problems.append(Problem(ErrorCode.INVALID_REQUEST, "devices_required", "$.devices", "name at least one device"))
+    if len(request.devices) > limits.max_devices:
+        problems.append(
+            Problem(
+                ErrorCode.TOO_MANY_DEVICES,
+                "max_devices",
+                "$.devices",
+                f"{len(request.devices)} devices; at most {limits.max_devices} per request",
+            )
+        )
+    if not request.commands:
+        problems.append(Problem(ErrorCode.INVALID_REQUEST, "commands_required", "$.commands", "name at least one command"))
+    if len(request.commands) > limits.max_commands:
+        problems.append(
+            Problem(
+                ErrorCode.TOO_MANY_COMMANDS,
+                "max_commands",
+                "$.commands",
+                f"{len(request.commands)} commands; at most {limits.max_commands} per request",
+            )
+        )
+    _raise(problems)  # size problems first: do not walk a huge request
+
+    if request.timeout is not None and not 0 < request.timeout <= limits.command_timeout_max:
+        problems.append(
+            Problem(
+                ErrorCode.INVALID_TIMEOUT,
+                "timeout_range",
+                "$.timeout",
+                f"timeout must be greater than 0 and at most {limits.command_timeout_max} seconds",
+            )
+        )
+    output_format = OutputFormat(request.output_format)
+    if output_format.wants_parse and not limits.parsing_enabled:
+        problems.append(
+            Problem(ErrorCode.FEATURE_DISABLED, "parsing_disabled", "$.output_format", "parsing is turned off on this service")
+        )
+    if request.stream and not limits.streaming_enabled:
+        problems.append(
+            Problem(ErrorCode.FEATURE_DISABLED, "streaming_disabled", "$.stream", "streamed replies are turned off on this service")
+        )
+
+    targets: list[DeviceTarget] = []
+    for index, spec in enumerate(request.devices):
+        device_problems = _device_problems(spec, f"$.devices[{index}]")
+        problems.extend(device_problems)
+        if not device_problems:
+            targets.append(
+                DeviceTarget(
+                    hostname=spec.hostname,
+                    port=spec.port,
+                    os=DeviceOS(spec.os.strip().lower()),
+                    username=spec.username,
+                    password=Secret(spec.password),
+                    enable_password=Secret(spec.enable_password) if spec.enable_password else None,
+                )
+            )
+
+    commands: list[ShowCommand] = []
+    for index, command_spec in enumerate(request.commands):
+        command, command_problems = _command_problems(command_spec, f"$.commands[{index}]", limits)
+        problems.extend(command_problems)
+        if command is not None:
+            commands.append(command)
+
+    for os_name in sorted({target.os for target in targets}):
+        allowed = PIPES_BY_OS[os_name]
+        for index, command in enumerate(commands):
+            if command.pipe_option is not None and command.pipe_option not in allowed:
+                problems.append(
+                    Problem(
+                        ErrorCode.UNSUPPORTED_PIPE,
+                        "pipe_for_os",
+                        f"$.commands[{index}].pipe_option",
+                        f"'| {command.pipe_option}' is not available on {os_name}; "
+                        f"{os_name} supports: {', '.join(sorted(allowed))}",
+                    )
+                )
+    _raise(problems)
+    return ExecutionPlan(
+        request_id=request_id,
+        requester=requester,
+        targets=tuple(targets),
+        commands=tuple(commands),
+        output_format=output_format,
+        timeouts=Timeouts(
+            connect=timeouts.connect,
+            command=request.timeout if request.timeout is not None else timeouts.command,
+            device=timeouts.device,
+        ),
+        stream=request.stream,
+    )
+
+
+def check_request_id(value: str) -> str | None:
+    """Why a caller-chosen request id is unusable, or None."""
+    if _REQUEST_ID.match(value):
+        return None
+    return "request_id must be 1-64 characters of letters, digits, '_' and '-'"

@@ -1,0 +1,32 @@
+"""Prometheus metrics. Labels are bounded enums only: no hostnames, ids or free text."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class ServiceMetrics:
+    """All metrics of one service instance, in its own registry (tests build several)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "pyats_requests", "Requests by endpoint and outcome", ["endpoint", "outcome"], registry=r
+        )
+        self.request_duration = Histogram(
+            "pyats_request_duration_seconds", "Wall time of a request", ["endpoint"], buckets=_DURATION_BUCKETS, registry=r
+        )
+        self.device_results = Counter(
+            "pyats_device_results", "Device results by OS, outcome and error code", ["os", "outcome", "error_code"], registry=r
+        )
+        self.device_duration = Histogram(
+            "pyats_device_duration_seconds", "Wall time of all work on one device", ["os"], buckets=_DURATION_BUCKETS, registry=r
+        )
+        self.parse_outcomes = Counter("pyats_parse_outcomes", "Parse outcomes by OS and status", ["os", "status"], registry=r)
+        self.workers = Gauge("pyats_pool_workers", "Size of the shared device worker pool", registry=r)
+        self.busy_workers = Gauge("pyats_pool_busy_workers", "Workers running device work now", registry=r)
+        self.in_flight = Gauge("pyats_requests_in_flight", "Requests being worked on now", registry=r)
+        self.bytes_published = Counter("pyats_bytes_published", "Bytes of replies published", ["kind"], registry=r)

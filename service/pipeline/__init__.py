@@ -1,0 +1,1 @@
+"""From a decoded request to device results: handler, scheduler, device runner."""

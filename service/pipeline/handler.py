@@ -1,0 +1,129 @@
+"""One request from bytes to replies: decode, check policy, schedule, answer.
+
+The handler knows nothing about NATS: it answers through a ``ReplySink`` that the
+transport implements and unit tests fake.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from loguru import logger
+
+from service.contract.codec import decode_request
+from service.contract.messages import DeviceResult, ExecuteResponse, RequestSummary
+from service.domain.ids import new_request_id
+from service.domain.models import ExecutionPlan, Timeouts
+from service.domain.policy import Limits, build_plan, check_request_id
+from service.errors import ErrorCode, PyatsRoError, RequestError
+from service.observability.metrics import ServiceMetrics
+from service.pipeline.scheduler import Scheduler
+
+
+class ReplySink(Protocol):
+    async def device_result(self, result: DeviceResult) -> None:
+        """One device finished (streamed replies only)."""
+        ...
+
+    async def summary(self, summary: RequestSummary) -> None:
+        """All devices finished (streamed replies only); followed by ``end``."""
+        ...
+
+    async def end(self) -> None:
+        """The empty end-of-stream marker."""
+        ...
+
+    async def response(self, response: ExecuteResponse) -> None:
+        """The single aggregate reply."""
+        ...
+
+    async def error(self, error: PyatsRoError, request_id: str | None) -> None:
+        """The request was refused or failed as a whole."""
+        ...
+
+
+class RequestHandler:
+    def __init__(self, scheduler: Scheduler, limits: Limits, timeouts: Timeouts, metrics: ServiceMetrics) -> None:
+        self._scheduler = scheduler
+        self._limits = limits
+        self._timeouts = timeouts
+        self._metrics = metrics
+
+    async def handle(self, data: bytes, requester: str, header_request_id: str | None, sink: ReplySink) -> None:
+        started = time.monotonic()
+        request_id = header_request_id if header_request_id and not check_request_id(header_request_id) else None
+        self._metrics.in_flight.inc()
+        try:
+            try:
+                request = decode_request(data, self._limits.max_payload_bytes)
+                if request.request_id is not None:
+                    why = check_request_id(request.request_id)
+                    if why:
+                        raise RequestError(ErrorCode.INVALID_REQUEST, why, {"path": "$.request_id"})
+                    request_id = request.request_id
+                request_id = request_id or new_request_id()
+                plan = build_plan(
+                    request, requester=requester, request_id=request_id, limits=self._limits, timeouts=self._timeouts
+                )
+            except PyatsRoError as exc:
+                with logger.contextualize(request_id=request_id or "-", requester=requester):
+                    logger.info("request refused: {}", exc.message)
+                self._metrics.requests.labels("execute", exc.code.value).inc()
+                await sink.error(exc, request_id)
+                return
+            with logger.contextualize(request_id=plan.request_id, requester=requester):
+                await self._execute(plan, sink, started)
+        finally:
+            self._metrics.in_flight.dec()
+
+    async def _execute(self, plan: ExecutionPlan, sink: ReplySink, started: float) -> None:
+        logger.info(
+            "request accepted: {} devices x {} commands, format {}, stream {}",
+            len(plan.targets),
+            len(plan.commands),
+            plan.output_format.value,
+            plan.stream,
+        )
+
+        async def on_result(result: DeviceResult) -> None:
+            self._record(result)
+            if plan.stream:
+                await sink.device_result(result)
+
+        results = await self._scheduler.run(plan, on_result)
+        ok = sum(1 for r in results if r.success)
+        duration = round(time.monotonic() - started, 4)
+        logger.info("request done: {}/{} devices ok in {:.2f}s", ok, len(results), duration)
+        self._metrics.requests.labels("execute", "ok" if ok == len(results) else "partial").inc()
+        self._metrics.request_duration.labels("execute").observe(duration)
+        if plan.stream:
+            await sink.summary(
+                RequestSummary(
+                    request_id=plan.request_id,
+                    total_devices=len(results),
+                    successful_devices=ok,
+                    failed_devices=len(results) - ok,
+                    duration_s=duration,
+                )
+            )
+            await sink.end()
+        else:
+            await sink.response(
+                ExecuteResponse(
+                    request_id=plan.request_id,
+                    results=results,
+                    total_devices=len(results),
+                    successful_devices=ok,
+                    failed_devices=len(results) - ok,
+                    duration_s=duration,
+                )
+            )
+
+    def _record(self, result: DeviceResult) -> None:
+        outcome = "ok" if result.success else "failed"
+        self._metrics.device_results.labels(result.os, outcome, result.error_code or "none").inc()
+        self._metrics.device_duration.labels(result.os).observe(result.duration_s)
+        for command in result.commands:
+            if command.parse_status is not None:
+                self._metrics.parse_outcomes.labels(result.os, command.parse_status).inc()

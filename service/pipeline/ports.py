@@ -1,0 +1,36 @@
+"""The seams the pipeline depends on; the device layer implements them, tests fake them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from service.domain.models import DeviceOS, DeviceTarget, ParseOutcome
+
+
+class DeviceSession(Protocol):
+    """A logged-in, read-only CLI session on one device (synchronous; runs in a worker thread)."""
+
+    def execute(self, line: str, timeout: float) -> str:
+        """Run one already-validated show line; raise ``CommandError`` on failure."""
+        ...
+
+    def close(self) -> None:
+        """Log out; never raises."""
+        ...
+
+
+class DeviceSessionFactory(Protocol):
+    def open(self, target: DeviceTarget, connect_timeout: float) -> DeviceSession:
+        """Log in read-only; raise ``ConnectError`` with a specific code on failure."""
+        ...
+
+
+class OutputParser(Protocol):
+    def parse(self, os: DeviceOS, line: str, output: str) -> ParseOutcome:
+        """Parse ``output`` of the exact ``line`` sent; never raises."""
+        ...
+
+    def prewarm(self, pairs: Iterable[tuple[DeviceOS, str]]) -> None:
+        """Load parser indexes and modules ahead of the first request."""
+        ...

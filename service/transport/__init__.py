@@ -1,0 +1,1 @@
+"""NATS: connection, the nats.micro service, reply publishing, subjects. The only layer importing nats."""

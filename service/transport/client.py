@@ -1,0 +1,81 @@
+"""A small client for the execute endpoint: aggregate or streamed replies (NATS ADR-47 end marker)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from nats.aio.client import Client
+
+from service.contract.messages import DeviceResult, ErrorReply, ExecuteResponse, RequestSummary
+
+_MESSAGE_KIND = "Pyats-Message"
+
+
+class ServiceErrorReply(Exception):
+    """The service refused the request; ``reply.error`` says why."""
+
+    def __init__(self, reply: ErrorReply) -> None:
+        super().__init__(f"{reply.error.code}: {reply.error.message}")
+        self.reply = reply
+
+
+@dataclass
+class StreamedResult:
+    results: list[DeviceResult] = field(default_factory=list)
+    summary: RequestSummary | None = None
+
+
+async def execute(
+    client: Client,
+    subject: str,
+    request: dict[str, Any],
+    timeout: float,
+) -> ExecuteResponse:
+    """Send one request and wait for the aggregate reply."""
+    message = await client.request(subject, msgspec.json.encode(request), timeout=timeout)
+    if message.headers and message.headers.get(_MESSAGE_KIND) == "error":
+        raise ServiceErrorReply(msgspec.json.decode(message.data, type=ErrorReply))
+    return msgspec.json.decode(message.data, type=ExecuteResponse)
+
+
+async def execute_streamed(
+    client: Client,
+    subject: str,
+    request: dict[str, Any],
+    stall_timeout: float,
+    on_result: Callable[[DeviceResult], Awaitable[None]] | None = None,
+) -> StreamedResult:
+    """Send with ``stream: true``; collect per-device replies until the empty end marker.
+
+    ``stall_timeout`` bounds the wait between two messages, not the whole request.
+    """
+    inbox = client.new_inbox()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def collect(msg: Any) -> None:
+        await queue.put(msg)
+
+    subscription = await client.subscribe(inbox, cb=collect)
+    outcome = StreamedResult()
+    try:
+        await client.publish(subject, msgspec.json.encode({**request, "stream": True}), reply=inbox)
+        while True:
+            msg = await asyncio.wait_for(queue.get(), timeout=stall_timeout)
+            kind = (msg.headers or {}).get(_MESSAGE_KIND)
+            if not msg.data:
+                return outcome
+            if kind == "error":
+                raise ServiceErrorReply(msgspec.json.decode(msg.data, type=ErrorReply))
+            if kind == "summary":
+                outcome.summary = msgspec.json.decode(msg.data, type=RequestSummary)
+            else:
+                result = msgspec.json.decode(msg.data, type=DeviceResult)
+                outcome.results.append(result)
+                if on_result is not None:
+                    await on_result(result)
+    finally:
+        await subscription.unsubscribe()

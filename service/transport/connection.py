@@ -1,0 +1,77 @@
+"""Open the NATS connection from settings; secrets leave SecretStr only here."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+import nats
+from loguru import logger
+from nats.aio.client import Client
+
+from service.config import Settings
+from service.errors import ConfigError, ErrorCode
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    if not (settings.nats_tls_ca or settings.nats_tls_cert):
+        return None
+    context = ssl.create_default_context(cafile=str(settings.nats_tls_ca) if settings.nats_tls_ca else None)
+    if settings.nats_tls_cert and settings.nats_tls_key:
+        context.load_cert_chain(str(settings.nats_tls_cert), str(settings.nats_tls_key))
+    return context
+
+
+def connect_options(settings: Settings, name: str) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "servers": settings.nats_url,
+        "name": name,
+        "connect_timeout": settings.nats_connect_timeout,
+        "max_reconnect_attempts": settings.nats_max_reconnect_attempts,
+        "allow_reconnect": True,
+    }
+    if settings.nats_user:
+        options["user"] = settings.nats_user
+        if settings.nats_password:
+            options["password"] = settings.nats_password.get_secret_value()
+    if settings.nats_token:
+        options["token"] = settings.nats_token.get_secret_value()
+    if settings.nats_credentials_file:
+        options["user_credentials"] = str(settings.nats_credentials_file)
+    tls = _tls_context(settings)
+    if tls is not None:
+        options["tls"] = tls
+    return options
+
+
+async def connect(settings: Settings, name: str, on_state: Callable[[bool], None] = lambda _: None) -> Client:
+    """Connect; ``on_state(connected)`` follows disconnects and reconnects (for readiness)."""
+
+    async def disconnected() -> None:
+        on_state(False)
+        logger.warning("disconnected from NATS")
+
+    async def reconnected() -> None:
+        on_state(True)
+        logger.info("reconnected to NATS")
+
+    async def error(exc: Exception) -> None:
+        logger.warning("NATS client error: {}", type(exc).__name__)
+
+    try:
+        client = await nats.connect(
+            **connect_options(settings, name),
+            disconnected_cb=disconnected,
+            reconnected_cb=reconnected,
+            error_cb=error,
+        )
+    except (OSError, TimeoutError, nats.errors.Error) as exc:
+        servers = ", ".join(settings.nats_url)
+        raise ConfigError(
+            ErrorCode.SERVICE_UNAVAILABLE,
+            f"cannot connect to NATS at {servers} ({type(exc).__name__}); is nats-server running? "
+            "Check PYATS_NATS_URL and the NATS credentials settings",
+        ) from exc
+    on_state(True)
+    return client
