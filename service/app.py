@@ -16,6 +16,7 @@ from service.observability.health import HealthServer
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
 from service.pipeline.ports import DeviceSessionFactory, OutputParser
+from service.pipeline.rate_limit import LoginLimiter, RequesterLimiter
 from service.pipeline.runner import DeviceRunner
 from service.pipeline.scheduler import Scheduler
 from service.transport.connection import connect
@@ -24,8 +25,8 @@ from service.transport.subjects import Subjects
 
 
 def default_device_layer(settings: Settings) -> tuple[DeviceSessionFactory, OutputParser]:
-    from service.device.genie_parser import GenieOutputParser  # noqa: PLC0415 - heavy import, only when serving
-    from service.device.unicon_session import SessionOptions, UniconSessionFactory  # noqa: PLC0415
+    from service.device.genie_parser import GenieOutputParser
+    from service.device.unicon_session import SessionOptions, UniconSessionFactory
 
     options = SessionOptions(
         strict_host_key_checking=settings.ssh_strict_host_key_checking,
@@ -49,10 +50,21 @@ class App:
         self.parser = parser
         self.metrics = ServiceMetrics()
         runner = DeviceRunner(factory, parser, settings.connect_retries, settings.connect_retry_delay)
-        self.scheduler = Scheduler(runner, settings.max_concurrent_devices, settings.max_parallel_per_request)
+        self.scheduler = Scheduler(
+            runner,
+            settings.max_concurrent_devices,
+            settings.max_parallel_per_request,
+            LoginLimiter(settings.login_rate_per_second),
+        )
         self.metrics.workers.set(settings.max_concurrent_devices)
         self.metrics.busy_workers.set_function(lambda: self.scheduler.busy)
-        self.handler = RequestHandler(self.scheduler, settings.limits(), settings.timeouts(), self.metrics)
+        self.handler = RequestHandler(
+            self.scheduler,
+            settings.limits(),
+            settings.timeouts(),
+            self.metrics,
+            RequesterLimiter(settings.rate_limit_requests, settings.rate_limit_period),
+        )
         self.subjects = Subjects(settings.subject_prefix)
         self.ready = asyncio.Event()
         self._service: ExecuteService | None = None

@@ -17,10 +17,10 @@ from service.errors import ConfigError
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from service.app import App  # noqa: PLC0415 - keep `pyats-ro --help` fast
-    from service.config import load_settings  # noqa: PLC0415
-    from service.observability.logging import setup_logging  # noqa: PLC0415
-    from service.transport.local_server import LocalNatsServer  # noqa: PLC0415
+    from service.app import App
+    from service.config import load_settings
+    from service.observability.logging import setup_logging
+    from service.transport.local_server import LocalNatsServer
 
     try:
         settings = load_settings(args.env_file)
@@ -41,7 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
         local = LocalNatsServer(Path(args.data_dir) / "nats", port=args.nats_port)
         local.start()
         settings = settings.model_copy(update={"nats_url": [local.url]})
-        from loguru import logger  # noqa: PLC0415
+        from loguru import logger
 
         logger.info("started bundled nats-server at {} (JetStream data in {})", local.url, local.data_dir)
     try:
@@ -113,19 +113,19 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _request(args: argparse.Namespace) -> int:
-    from service.cli_client import run_request  # noqa: PLC0415
+    from service.cli_client import run_request
 
     return asyncio.run(run_request(args, build_request(args)))
 
 
 def _lab(args: argparse.Namespace, rest: list[str]) -> int:
-    from service.lab.cli import main as lab_main  # noqa: PLC0415
+    from service.lab.cli import main as lab_main
 
     return lab_main(rest)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from service.demo import run_demo  # noqa: PLC0415
+    from service.demo import run_demo
 
     return run_demo(devices=args.devices, latency=args.latency, data_dir=Path(args.data_dir))
 
@@ -137,17 +137,23 @@ def parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the service (settings from PYATS_* variables and .env)")
     serve.add_argument("--env-file", default=".env", help="settings file (default: .env)")
-    serve.add_argument("--with-nats", action="store_true", help="also start the bundled nats-server unless PYATS_NATS_URL is set")
+    serve.add_argument(
+        "--with-nats", action="store_true", help="also start the bundled nats-server unless PYATS_NATS_URL is set"
+    )
     serve.add_argument("--nats-port", type=int, default=4222, help="port of the bundled nats-server")
     serve.add_argument("--data-dir", default=".data", help="where the bundled nats-server keeps JetStream data")
 
     request = commands.add_parser("request", help="send a request and show results per device")
     request.add_argument("--file", help="a request as JSON (the wire format)")
     request.add_argument("-d", "--device", action="append", help="host or host:port; repeat for more devices")
-    request.add_argument("-c", "--command", action="append", help="a show command, e.g. 'show ip int brief | include up'; repeat")
+    request.add_argument(
+        "-c", "--command", action="append", help="a show command, e.g. 'show ip int brief | include up'; repeat"
+    )
     request.add_argument("--os", default="iosxe", help="device OS: ios, iosxe, iosxr, nxos, asa")
     request.add_argument("-u", "--username", default=os.environ.get("USER", "admin"))
-    request.add_argument("--password-env", default="PYATS_DEVICE_PASSWORD", help="variable holding the device password (else prompted)")
+    request.add_argument(
+        "--password-env", default="PYATS_DEVICE_PASSWORD", help="variable holding the device password (else prompted)"
+    )
     request.add_argument("--enable-password-env", help="variable holding the enable password")
     request.add_argument("-f", "--format", choices=["raw", "parsed", "both"], default="raw")
     request.add_argument("--timeout", type=float, help="per-command timeout in seconds")

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from service.contract.messages import DeviceResult
-from service.transport.client import ServiceErrorReply, StreamedResult, execute_streamed
+from service.transport.client import ServiceReplyError, StreamedResult, execute_streamed
 from service.transport.subjects import sanitize_token
 
 
@@ -75,7 +75,7 @@ async def run_request(args: argparse.Namespace, request: dict[str, Any]) -> int:
                 progress.advance(task)
 
             outcome: StreamedResult = await execute_streamed(client, subject, request, args.wait, on_result)
-    except ServiceErrorReply as exc:
+    except ServiceReplyError as exc:
         error = exc.reply.error
         if args.json:
             out.print_json(msgspec.json.encode(exc.reply).decode())

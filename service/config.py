@@ -48,7 +48,9 @@ class Settings(BaseSettings):
     nats_tls_cert: Path | None = Field(default=None, description="Client certificate for mutual TLS.")
     nats_tls_key: Path | None = Field(default=None, description="Private key of the client certificate.")
     nats_connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to wait for each NATS connect attempt.")
-    nats_max_reconnect_attempts: int = Field(default=-1, ge=-1, description="Reconnect attempts after a lost connection (-1: forever).")
+    nats_max_reconnect_attempts: int = Field(
+        default=-1, ge=-1, description="Reconnect attempts after a lost connection (-1: forever)."
+    )
     subject_prefix: str = Field(default="pyats.v1", description="Prefix of every subject the service listens on.")
     queue_group: str = Field(default="pyats-ro", description="Queue group shared by all replicas.")
     service_name: str = Field(default="pyats-ro", description="nats.micro service name ($SRV.PING/INFO/STATS).")
@@ -56,57 +58,102 @@ class Settings(BaseSettings):
     # --- request limits (checked before any device is touched) ---
     max_devices_per_request: int = Field(default=500, ge=1, description="Devices allowed in one request.")
     max_commands_per_request: int = Field(default=50, ge=1, description="Commands allowed in one request.")
-    max_payload_bytes: int = Field(default=1_000_000, ge=1024, description="Largest request payload accepted, in bytes.")
-    max_command_length: int = Field(default=512, ge=16, description="Longest command line (command plus pipe) accepted.")
+    max_payload_bytes: int = Field(
+        default=1_000_000, ge=1024, description="Largest request payload accepted, in bytes."
+    )
+    max_command_length: int = Field(
+        default=512, ge=16, description="Longest command line (command plus pipe) accepted."
+    )
 
     # --- rate limits ---
-    rate_limit_requests: int = Field(default=60, ge=0, description="Requests each requester may send per period (0: unlimited).")
+    rate_limit_requests: int = Field(
+        default=60, ge=0, description="Requests each requester may send per period (0: unlimited)."
+    )
     rate_limit_period: float = Field(default=60.0, gt=0, description="Rate-limit period in seconds.")
-    login_rate_per_second: float = Field(default=20.0, ge=0, description="New SSH logins per second across the service (0: unlimited).")
+    login_rate_per_second: float = Field(
+        default=20.0, ge=0, description="New SSH logins per second across the service (0: unlimited)."
+    )
 
     # --- timeouts (seconds) ---
     connect_timeout: float = Field(default=30.0, gt=0, description="Deadline for SSH login to one device.")
-    command_timeout_default: float = Field(default=30.0, gt=0, description="Per-command deadline when the request gives no timeout.")
-    command_timeout_max: float = Field(default=300.0, gt=0, description="Largest per-command timeout a request may ask for.")
-    device_timeout: float = Field(default=600.0, gt=0, description="Deadline for all work on one device (login and every command).")
+    command_timeout_default: float = Field(
+        default=30.0, gt=0, description="Per-command deadline when the request gives no timeout."
+    )
+    command_timeout_max: float = Field(
+        default=300.0, gt=0, description="Largest per-command timeout a request may ask for."
+    )
+    device_timeout: float = Field(
+        default=600.0, gt=0, description="Deadline for all work on one device (login and every command)."
+    )
 
     # --- concurrency ---
     max_concurrent_devices: int = Field(default=50, ge=1, le=1000, description="Worker threads shared by all requests.")
-    max_parallel_per_request: int = Field(default=20, ge=1, description="Devices of one request worked on at the same time.")
+    max_parallel_per_request: int = Field(
+        default=20, ge=1, description="Devices of one request worked on at the same time."
+    )
 
     # --- connection retries ---
-    connect_retries: int = Field(default=2, ge=0, le=10, description="Extra login attempts after a refused or timed-out connect (never after an auth failure).")
-    connect_retry_delay: float = Field(default=1.0, ge=0, description="Seconds before the first retry; doubles on each further retry.")
+    connect_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Extra login attempts after a refused or timed-out connect (never after an auth failure).",
+    )
+    connect_retry_delay: float = Field(
+        default=1.0, ge=0, description="Seconds before the first retry; doubles on each further retry."
+    )
 
     # --- SSH ---
-    ssh_strict_host_key_checking: str = Field(default="accept-new", description="OpenSSH StrictHostKeyChecking: yes, accept-new or no.")
-    ssh_known_hosts_file: Path | None = Field(default=None, description="known_hosts file for device host keys (default: the user's).")
+    ssh_strict_host_key_checking: str = Field(
+        default="accept-new", description="OpenSSH StrictHostKeyChecking: yes, accept-new or no."
+    )
+    ssh_known_hosts_file: Path | None = Field(
+        default=None, description="known_hosts file for device host keys (default: the user's)."
+    )
 
     # --- parsing ---
     parser_prewarm: Annotated[list[str], NoDecode] = Field(
-        default=["iosxe:show version", "iosxe:show ip interface brief", "ios:show version", "nxos:show version", "iosxr:show version", "asa:show version"],
+        default=[
+            "iosxe:show version",
+            "iosxe:show ip interface brief",
+            "ios:show version",
+            "nxos:show version",
+            "iosxr:show version",
+            "asa:show version",
+        ],
         description="os:command pairs whose Genie parsers load at start-up, comma-separated.",
     )
 
     # --- feature flags ---
     enable_parsing: bool = Field(default=True, description="Allow output_format parsed and both.")
-    enable_streaming: bool = Field(default=True, description="Allow streamed per-device replies (\"stream\": true).")
+    enable_streaming: bool = Field(default=True, description='Allow streamed per-device replies ("stream": true).')
 
     # --- logging ---
     log_level: str = Field(default="INFO", description="Level of the service's own log lines.")
     log_format: LogFormat = Field(default=LogFormat.TEXT, description="text (readable) or json (one object per line).")
     log_file: Path | None = Field(default=None, description="Also write logs to this file.")
-    log_rotation: str = Field(default="50 MB", description="Rotate the log file at this size or interval (loguru syntax).")
-    log_retention: str = Field(default="14 days", description="Keep rotated log files this long or this many (loguru syntax).")
+    log_rotation: str = Field(
+        default="50 MB", description="Rotate the log file at this size or interval (loguru syntax)."
+    )
+    log_retention: str = Field(
+        default="14 days", description="Keep rotated log files this long or this many (loguru syntax)."
+    )
     log_async: bool = Field(default=False, description="Write log lines from a background thread (loguru enqueue).")
     log_library_level: str = Field(default="WARNING", description="Level for nats, unicon, genie and paramiko loggers.")
 
     # --- metrics and health ---
-    metrics_port: int = Field(default=9464, ge=0, le=65535, description="Port of the Prometheus /metrics, /healthz and /readyz endpoint (0: off).")
+    metrics_port: int = Field(
+        default=9464,
+        ge=0,
+        le=65535,
+        description="Port of the Prometheus /metrics, /healthz and /readyz endpoint (0: off).",
+    )
     metrics_host: str = Field(default="0.0.0.0", description="Address the metrics endpoint binds to.")  # noqa: S104
 
     # --- shutdown ---
-    shutdown_grace: float = Field(default=30.0, ge=0, description="Seconds in-flight requests get to finish at shutdown.")
+    shutdown_grace: float = Field(
+        default=30.0, ge=0, description="Seconds in-flight requests get to finish at shutdown."
+    )
 
     @field_validator("nats_url", "parser_prewarm", mode="before")
     @classmethod
@@ -213,4 +260,6 @@ def load_settings(env_file: str | Path | None = ".env") -> Settings:
             loc = err.get("loc") or ()
             name = env_name(str(loc[0])) if loc else "settings"
             problems.append(f"{name}: {err['msg']}")
-        raise ConfigError(ErrorCode.CONFIG_INVALID, "invalid configuration: " + "; ".join(problems), {"problems": problems}) from None
+        raise ConfigError(
+            ErrorCode.CONFIG_INVALID, "invalid configuration: " + "; ".join(problems), {"problems": problems}
+        ) from None

@@ -37,6 +37,7 @@ class ErrorCode(StrEnum):
     INVALID_PORT = "invalid_port"
     INVALID_TIMEOUT = "invalid_timeout"
     FEATURE_DISABLED = "feature_disabled"
+    RATE_LIMITED = "rate_limited"
     SERVICE_UNAVAILABLE = "service_unavailable"
     # one device failed; the others go on
     AUTH_FAILED = "auth_failed"
@@ -56,6 +57,7 @@ class ErrorCode(StrEnum):
 # NATS micro wants a numeric status in Nats-Service-Error-Code; HTTP semantics are familiar.
 _STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.RATE_LIMITED: 429,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
     ErrorCode.INTERNAL_ERROR: 500,
     ErrorCode.FEATURE_DISABLED: 403,

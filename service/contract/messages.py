@@ -39,7 +39,9 @@ class ExecuteRequest(Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     timeout: Annotated[float | None, Meta(description="Per-command timeout in seconds.")] = None
     output_format: OutputFormatName = "raw"
     request_id: str | None = None
-    stream: Annotated[bool, Meta(description="Reply once per device as each finishes, then a summary, then an empty end marker.")] = False
+    stream: Annotated[
+        bool, Meta(description="Reply once per device as each finishes, then a summary, then an empty end marker.")
+    ] = False
 
 
 class CommandResult(Struct, frozen=True, kw_only=True):

@@ -9,15 +9,16 @@ login are only ``terminal`` settings. Unicon answers the password prompts itself
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loguru import logger
-from unicon import Connection  # type: ignore[import-untyped]
-from unicon.core import errors as unicon_errors  # type: ignore[import-untyped]
+from unicon import Connection
+from unicon.core import errors as unicon_errors
 
 from service.domain.models import DeviceOS, DeviceTarget
 from service.errors import CommandError, ConnectError, ErrorCode
@@ -39,14 +40,27 @@ BASE_SETTINGS: dict[str, Any] = {
 }
 
 # A device's refusal of a command, as the first lines of its output.
-_REFUSAL = re.compile(r"^\s*(\^\s*)?%\s*(invalid|incomplete|ambiguous|unrecognized) (command|input)", re.I | re.M)
+_REFUSAL = re.compile(
+    r"^\s*(\^\s*)?(ERROR:\s*)?%\s*(invalid|incomplete|ambiguous|unrecognized) (command|input)", re.I | re.M
+)
 
 _CONNECT_PATTERNS: tuple[tuple[re.Pattern[str], ErrorCode, str], ...] = (
     (re.compile(r"connection refused", re.I), ErrorCode.CONNECT_REFUSED, "the device refused the SSH connection"),
-    (re.compile(r"timed out|no route to host", re.I), ErrorCode.CONNECT_TIMEOUT, "the device did not answer on its SSH port"),
-    (re.compile(r"could not resolve hostname|name or service not known", re.I), ErrorCode.CONNECT_FAILED, "the hostname does not resolve"),
-    (re.compile(r"host key verification failed|remote host identification has changed", re.I), ErrorCode.CONNECT_FAILED,
-     "the device's SSH host key is unknown or changed (see PYATS_SSH_STRICT_HOST_KEY_CHECKING)"),
+    (
+        re.compile(r"timed out|no route to host", re.I),
+        ErrorCode.CONNECT_TIMEOUT,
+        "the device did not answer on its SSH port",
+    ),
+    (
+        re.compile(r"could not resolve hostname|name or service not known", re.I),
+        ErrorCode.CONNECT_FAILED,
+        "the hostname does not resolve",
+    ),
+    (
+        re.compile(r"host key verification failed|remote host identification has changed", re.I),
+        ErrorCode.CONNECT_FAILED,
+        "the device's SSH host key is unknown or changed (see PYATS_SSH_STRICT_HOST_KEY_CHECKING)",
+    ),
     (re.compile(r"permission denied", re.I), ErrorCode.AUTH_FAILED, "the device rejected the credentials"),
 )
 
@@ -61,12 +75,18 @@ def ssh_command(target: DeviceTarget, options: SessionOptions, connect_timeout: 
     """The OpenSSH command line. Holds no secret: Unicon types the password at the prompt."""
     parts = [
         "ssh",
-        "-o", f"StrictHostKeyChecking={options.strict_host_key_checking}",
-        "-o", f"ConnectTimeout={max(1, int(connect_timeout))}",
-        "-o", "PreferredAuthentications=password,keyboard-interactive",
-        "-o", "PubkeyAuthentication=no",
-        "-o", "NumberOfPasswordPrompts=1",
-        "-o", "LogLevel=ERROR",
+        "-o",
+        f"StrictHostKeyChecking={options.strict_host_key_checking}",
+        "-o",
+        f"ConnectTimeout={max(1, int(connect_timeout))}",
+        "-o",
+        "PreferredAuthentications=password,keyboard-interactive",
+        "-o",
+        "PubkeyAuthentication=no",
+        "-o",
+        "NumberOfPasswordPrompts=1",
+        "-o",
+        "LogLevel=ERROR",
     ]
     if options.strict_host_key_checking == "no":
         parts += ["-o", f"UserKnownHostsFile={os.devnull}"]
@@ -79,12 +99,22 @@ def ssh_command(target: DeviceTarget, options: SessionOptions, connect_timeout: 
 
 def _text_of(exc: BaseException) -> str:
     """Message text of an exception and its causes; never includes a repr of a secret."""
-    texts = []
+    texts: list[str] = []
     seen: BaseException | None = exc
     while seen is not None and len(texts) < 5:
         texts.append(str(seen))
         seen = seen.__cause__ or seen.__context__
     return " ".join(texts)
+
+
+def _release(connection: Any) -> None:
+    """Disconnect and close Unicon's per-connection log file (it never closes it itself)."""
+    with contextlib.suppress(Exception):
+        connection.disconnect()
+    for handler in list(getattr(connection.log, "handlers", [])):
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+            connection.log.removeHandler(handler)
 
 
 def _spawn_buffer(connection: Any) -> str:
@@ -133,10 +163,7 @@ class UniconSession:
         return text
 
     def close(self) -> None:
-        try:
-            self._connection.disconnect()
-        except Exception as exc:  # noqa: BLE001 - closing must never fail a result
-            logger.debug("disconnect raised {}", type(exc).__name__)
+        _release(self._connection)
 
 
 class UniconSessionFactory:
@@ -165,11 +192,8 @@ class UniconSessionFactory:
         )
         try:
             connection.connect()
-        except Exception as exc:  # Unicon raises many unrelated types; classify them all here
+        except Exception as exc:  # noqa: BLE001 - Unicon raises many unrelated types; classified here
             error = classify_connect_error(exc, _spawn_buffer(connection))
-            try:
-                connection.disconnect()
-            except Exception:  # noqa: BLE001, S110 - the login already failed
-                pass
+            _release(connection)
             raise error from None
         return UniconSession(connection, target)

@@ -264,7 +264,9 @@ def build_plan(
             )
         )
     if not request.commands:
-        problems.append(Problem(ErrorCode.INVALID_REQUEST, "commands_required", "$.commands", "name at least one command"))
+        problems.append(
+            Problem(ErrorCode.INVALID_REQUEST, "commands_required", "$.commands", "name at least one command")
+        )
     if len(request.commands) > limits.max_commands:
         problems.append(
             Problem(
@@ -288,11 +290,21 @@ def build_plan(
     output_format = OutputFormat(request.output_format)
     if output_format.wants_parse and not limits.parsing_enabled:
         problems.append(
-            Problem(ErrorCode.FEATURE_DISABLED, "parsing_disabled", "$.output_format", "parsing is turned off on this service")
+            Problem(
+                ErrorCode.FEATURE_DISABLED,
+                "parsing_disabled",
+                "$.output_format",
+                "parsing is turned off on this service",
+            )
         )
     if request.stream and not limits.streaming_enabled:
         problems.append(
-            Problem(ErrorCode.FEATURE_DISABLED, "streaming_disabled", "$.stream", "streamed replies are turned off on this service")
+            Problem(
+                ErrorCode.FEATURE_DISABLED,
+                "streaming_disabled",
+                "$.stream",
+                "streamed replies are turned off on this service",
+            )
         )
 
     targets: list[DeviceTarget] = []

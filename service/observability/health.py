@@ -19,7 +19,7 @@ class HealthServer:
         readiness_ref = readiness
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
                     self._reply(200, generate_latest(registry_ref), CONTENT_TYPE_LATEST)

@@ -17,15 +17,28 @@ class ServiceMetrics:
             "pyats_requests", "Requests by endpoint and outcome", ["endpoint", "outcome"], registry=r
         )
         self.request_duration = Histogram(
-            "pyats_request_duration_seconds", "Wall time of a request", ["endpoint"], buckets=_DURATION_BUCKETS, registry=r
+            "pyats_request_duration_seconds",
+            "Wall time of a request",
+            ["endpoint"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
         )
         self.device_results = Counter(
-            "pyats_device_results", "Device results by OS, outcome and error code", ["os", "outcome", "error_code"], registry=r
+            "pyats_device_results",
+            "Device results by OS, outcome and error code",
+            ["os", "outcome", "error_code"],
+            registry=r,
         )
         self.device_duration = Histogram(
-            "pyats_device_duration_seconds", "Wall time of all work on one device", ["os"], buckets=_DURATION_BUCKETS, registry=r
+            "pyats_device_duration_seconds",
+            "Wall time of all work on one device",
+            ["os"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
         )
-        self.parse_outcomes = Counter("pyats_parse_outcomes", "Parse outcomes by OS and status", ["os", "status"], registry=r)
+        self.parse_outcomes = Counter(
+            "pyats_parse_outcomes", "Parse outcomes by OS and status", ["os", "status"], registry=r
+        )
         self.workers = Gauge("pyats_pool_workers", "Size of the shared device worker pool", registry=r)
         self.busy_workers = Gauge("pyats_pool_busy_workers", "Workers running device work now", registry=r)
         self.in_flight = Gauge("pyats_requests_in_flight", "Requests being worked on now", registry=r)

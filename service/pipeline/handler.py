@@ -18,6 +18,7 @@ from service.domain.models import ExecutionPlan, Timeouts
 from service.domain.policy import Limits, build_plan, check_request_id
 from service.errors import ErrorCode, PyatsRoError, RequestError
 from service.observability.metrics import ServiceMetrics
+from service.pipeline.rate_limit import RequesterLimiter
 from service.pipeline.scheduler import Scheduler
 
 
@@ -44,8 +45,16 @@ class ReplySink(Protocol):
 
 
 class RequestHandler:
-    def __init__(self, scheduler: Scheduler, limits: Limits, timeouts: Timeouts, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        limits: Limits,
+        timeouts: Timeouts,
+        metrics: ServiceMetrics,
+        requester_limiter: RequesterLimiter | None = None,
+    ) -> None:
         self._scheduler = scheduler
+        self._requester_limiter = requester_limiter or RequesterLimiter(0, 1.0)
         self._limits = limits
         self._timeouts = timeouts
         self._metrics = metrics
@@ -66,6 +75,7 @@ class RequestHandler:
                 plan = build_plan(
                     request, requester=requester, request_id=request_id, limits=self._limits, timeouts=self._timeouts
                 )
+                await self._requester_limiter.admit(requester)
             except PyatsRoError as exc:
                 with logger.contextualize(request_id=request_id or "-", requester=requester):
                     logger.info("request refused: {}", exc.message)

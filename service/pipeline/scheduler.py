@@ -18,14 +18,22 @@ from loguru import logger
 from service.contract.messages import DeviceResult
 from service.domain.models import DeviceTarget, ExecutionPlan
 from service.errors import ErrorCode
+from service.pipeline.rate_limit import LoginLimiter
 from service.pipeline.runner import DeviceRunner
 
 ResultCallback = Callable[[DeviceResult], Awaitable[None]]
 
 
 class Scheduler:
-    def __init__(self, runner: DeviceRunner, max_workers: int, max_parallel_per_request: int) -> None:
+    def __init__(
+        self,
+        runner: DeviceRunner,
+        max_workers: int,
+        max_parallel_per_request: int,
+        login_limiter: LoginLimiter | None = None,
+    ) -> None:
         self._runner = runner
+        self._logins = login_limiter or LoginLimiter(0)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="device")
         self._max_workers = max_workers
         self._per_request = max_parallel_per_request
@@ -45,6 +53,7 @@ class Scheduler:
 
         async def one(target: DeviceTarget) -> DeviceResult:
             async with gate:
+                await self._logins.wait()
                 result = await self._run_device(plan, target)
             if on_result is not None:
                 await on_result(result)
@@ -70,7 +79,7 @@ class Scheduler:
             self._busy += 1
             try:
                 return await loop.run_in_executor(self._pool, call)
-            except Exception as exc:  # a bug in a device adapter must not lose the other devices
+            except Exception as exc:  # noqa: BLE001 - a bug in a device adapter must not lose the other devices
                 logger.opt(exception=exc).error("device worker crashed: {}", type(exc).__name__)
                 return DeviceResult(
                     request_id=plan.request_id,

@@ -15,7 +15,7 @@ from service.contract.messages import DeviceResult, ErrorReply, ExecuteResponse,
 _MESSAGE_KIND = "Pyats-Message"
 
 
-class ServiceErrorReply(Exception):
+class ServiceReplyError(Exception):
     """The service refused the request; ``reply.error`` says why."""
 
     def __init__(self, reply: ErrorReply) -> None:
@@ -38,7 +38,7 @@ async def execute(
     """Send one request and wait for the aggregate reply."""
     message = await client.request(subject, msgspec.json.encode(request), timeout=timeout)
     if message.headers and message.headers.get(_MESSAGE_KIND) == "error":
-        raise ServiceErrorReply(msgspec.json.decode(message.data, type=ErrorReply))
+        raise ServiceReplyError(msgspec.json.decode(message.data, type=ErrorReply))
     return msgspec.json.decode(message.data, type=ExecuteResponse)
 
 
@@ -69,7 +69,7 @@ async def execute_streamed(
             if not msg.data:
                 return outcome
             if kind == "error":
-                raise ServiceErrorReply(msgspec.json.decode(msg.data, type=ErrorReply))
+                raise ServiceReplyError(msgspec.json.decode(msg.data, type=ErrorReply))
             if kind == "summary":
                 outcome.summary = msgspec.json.decode(msg.data, type=RequestSummary)
             else:

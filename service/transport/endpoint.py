@@ -133,9 +133,11 @@ class ExecuteService:
             await self._handler.handle(data, requester, header_id, sink)
         except asyncio.CancelledError:
             # cut off at shutdown: the requester still gets an answer
-            await sink.error(PyatsRoError(ErrorCode.SERVICE_UNAVAILABLE, "the service stopped before finishing; retry"), None)
+            await sink.error(
+                PyatsRoError(ErrorCode.SERVICE_UNAVAILABLE, "the service stopped before finishing; retry"), None
+            )
             raise
-        except Exception as exc:  # never let a bug kill the endpoint or go unanswered
+        except Exception as exc:  # noqa: BLE001 - never let a bug kill the endpoint or go unanswered
             logger.opt(exception=exc).error("request failed inside the service: {}", type(exc).__name__)
             try:
                 await sink.error(PyatsRoError(ErrorCode.INTERNAL_ERROR, "internal error; see the service log"), None)

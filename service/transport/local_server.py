@@ -77,7 +77,10 @@ class LocalNatsServer:
         log.close()
         if not wait_for_port(self.host, self.port, timeout):
             self.stop()
-            raise ConfigError(ErrorCode.SERVICE_UNAVAILABLE, f"nats-server did not start on {self.url}; see {self.data_dir}/nats-server.log")
+            raise ConfigError(
+                ErrorCode.SERVICE_UNAVAILABLE,
+                f"nats-server did not start on {self.url}; see {self.data_dir}/nats-server.log",
+            )
 
     def stop(self) -> None:
         if self._process is None:

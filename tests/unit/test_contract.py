@@ -36,7 +36,11 @@ def test_decodes_the_ancestor_request_with_defaults() -> None:
         (raw({**GOOD, "timeout": "soon"}), ErrorCode.INVALID_REQUEST, "$.timeout"),
         (raw({**GOOD, "output_format": "xml"}), ErrorCode.INVALID_REQUEST, "$.output_format"),
         (raw({"commands": GOOD["commands"]}), ErrorCode.INVALID_REQUEST, "devices"),
-        (raw({**GOOD, "devices": [{**GOOD["devices"][0], "port": "22"}]}), ErrorCode.INVALID_REQUEST, "$.devices[0].port"),
+        (
+            raw({**GOOD, "devices": [{**GOOD["devices"][0], "port": "22"}]}),
+            ErrorCode.INVALID_REQUEST,
+            "$.devices[0].port",
+        ),
         (raw({**GOOD, "devices": [{**GOOD["devices"][0], "passwd": "x"}]}), ErrorCode.INVALID_REQUEST, "passwd"),
     ],
 )

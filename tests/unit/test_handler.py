@@ -18,7 +18,9 @@ from tests.unit.test_policy import INJECTION_COMMANDS
 
 pytestmark = [pytest.mark.unit, pytest.mark.asyncio]
 
-LIMITS = Limits(max_devices=50, max_commands=5, max_payload_bytes=100_000, max_command_length=200, command_timeout_max=60)
+LIMITS = Limits(
+    max_devices=50, max_commands=5, max_payload_bytes=100_000, max_command_length=200, command_timeout_max=60
+)
 
 
 class RecordingSink:

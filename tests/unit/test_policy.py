@@ -21,7 +21,9 @@ def device(**overrides: Any) -> DeviceSpec:
     return DeviceSpec(**values)
 
 
-def request(devices: list[DeviceSpec] | None = None, commands: list[CommandSpec] | None = None, **extra: Any) -> ExecuteRequest:
+def request(
+    devices: list[DeviceSpec] | None = None, commands: list[CommandSpec] | None = None, **extra: Any
+) -> ExecuteRequest:
     return ExecuteRequest(
         devices=devices if devices is not None else [device()],
         commands=commands if commands is not None else [CommandSpec(command="show version")],
@@ -94,7 +96,18 @@ def test_injection_corpus_commands_are_refused(command: str) -> None:
     assert error.details["rule"]
 
 
-INJECTION_PIPE_VALUES = ["x; reload", "x\nconf t", "x | redirect y", "$(x)", "`x`", "a > b", "a&b", "a!b", "a?b", "a\x00"]
+INJECTION_PIPE_VALUES = [
+    "x; reload",
+    "x\nconf t",
+    "x | redirect y",
+    "$(x)",
+    "`x`",
+    "a > b",
+    "a&b",
+    "a!b",
+    "a?b",
+    "a\x00",
+]
 
 
 @pytest.mark.parametrize("value", INJECTION_PIPE_VALUES)
@@ -163,7 +176,9 @@ def test_unknown_pipe_option_and_half_pipes() -> None:
     assert refusal(request(commands=[CommandSpec(command="show x", pipe_option="grep", pipe_value="a")])).code is (
         ErrorCode.UNSUPPORTED_PIPE
     )
-    assert refusal(request(commands=[CommandSpec(command="show x", pipe_option="include")])).details["rule"] == "pipe_pair"
+    assert (
+        refusal(request(commands=[CommandSpec(command="show x", pipe_option="include")])).details["rule"] == "pipe_pair"
+    )
     assert refusal(request(commands=[CommandSpec(command="show x", pipe_value="a")])).details["rule"] == "pipe_pair"
 
 

@@ -1,0 +1,51 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: run test demo lab lint typecheck bench clean ssh-client
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed (PYTHON=$(PYTHON))"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# Unicon's default SSH backend runs the OpenSSH client.
+ssh-client:
+	@command -v ssh >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openssh-client; }
+
+## run: the service on a bundled nats-server with JetStream (data in ./.data); Ctrl-C stops both
+run: $(STAMP) ssh-client
+	$(BIN)/pyats-ro serve --with-nats
+
+## test: the whole suite (unit, lab, bus, corpus) with branch coverage
+test: $(STAMP) ssh-client
+	$(BIN)/python -m pytest --cov=service --cov-branch --cov-report=term --cov-report=json:.data/coverage.json $(PYTEST_ARGS)
+	$(BIN)/python -m coverage report --data-file=.coverage --include='service/domain/*,service/contract/*' --fail-under=90
+	$(BIN)/python -m coverage report --data-file=.coverage --include='service/device/*' --fail-under=80
+
+## demo: nats-server + a lab of 10 devices + the service, one sample request, results printed
+demo: $(STAMP) ssh-client
+	$(BIN)/pyats-ro demo --devices 10
+
+## lab: the fake device lab alone (10 iosxe devices from port 10022)
+lab: $(STAMP)
+	$(BIN)/pyats-ro lab --count 10 --base-port 10022 --latency 0.1 --host-key .data/lab_host_key
+
+lint: $(STAMP)
+	$(BIN)/ruff check service tests
+	$(BIN)/ruff format --check service tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## bench: 20 devices x 2 commands at 100 ms lab latency, wall time of one request
+bench: $(STAMP) ssh-client
+	$(BIN)/python ops/bench/request_wall_time.py --devices 20 --commands 2 --latency 0.1
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .coverage

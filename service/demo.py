@@ -1,0 +1,109 @@
+"""``pyats-ro demo``: a bundled nats-server, a lab of fake devices, the service, one request.
+
+Everything runs as child processes on free local ports and stops at the end, so the
+demo is safe to run beside a ``make run`` that already uses port 4222.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import nats
+import nats.errors
+
+from service.cli_client import run_request
+from service.lab.runner import LabProcess, config_lines, read_log
+from service.transport.local_server import LocalNatsServer
+
+DEMO_PASSWORD = "demo-password"  # the lab's own fake devices; not a real credential  # noqa: S105
+
+
+async def _wait_ready(url: str, timeout: float) -> None:
+    client = await nats.connect(url)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                await client.request("$SRV.PING.pyats-ro", b"", timeout=0.5)
+                return
+            except (TimeoutError, nats.errors.NoRespondersError):
+                await asyncio.sleep(0.2)
+        raise TimeoutError("the service did not answer $SRV.PING")
+    finally:
+        await client.close()
+
+
+def run_demo(devices: int, latency: float, data_dir: Path) -> int:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    print(f"demo: starting nats-server, a lab of {devices} fake devices and the service ...", file=sys.stderr)  # noqa: T201
+    with (
+        LocalNatsServer(data_dir / "nats") as server,
+        LabProcess(
+            [
+                "--count",
+                str(devices),
+                "--os",
+                "iosxe,ios,nxos,iosxr,asa",
+                "--password",
+                DEMO_PASSWORD,
+                "--latency",
+                str(latency),
+            ],
+            log_path=data_dir / "lab.jsonl",
+        ) as lab,
+    ):
+        env = {
+            **os.environ,
+            "PYATS_NATS_URL": server.url,
+            "PYATS_METRICS_PORT": "0",
+            "PYATS_SSH_STRICT_HOST_KEY_CHECKING": "no",
+            "PYATS_LOG_LEVEL": "WARNING",
+        }
+        service_log = (data_dir / "service.log").open("wb")
+        service = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "service", "serve", "--env-file", os.devnull],
+            env=env,
+            stdout=service_log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            asyncio.run(_wait_ready(server.url, 60))
+            targets: list[dict[str, Any]] = [
+                {"hostname": d["host"], "port": d["port"], "os": d["os"], "username": d["username"]}
+                for d in lab.devices
+            ]
+            commands = [{"command": "show version"}, {"command": "show clock"}]
+            shown = {"devices": [{**d, "password": "<lab password>"} for d in targets], "commands": commands}
+            (data_dir / "request.json").write_text(json.dumps(shown, indent=2) + "\n")
+            request = {
+                "devices": [{**d, "password": DEMO_PASSWORD} for d in targets],
+                "commands": commands,
+                "output_format": "both",
+            }
+            args = argparse.Namespace(
+                prefix="pyats.v1", requester="demo", nats_url=server.url, wait=60.0, json=False, show_output=False
+            )
+            code = asyncio.run(run_request(args, request))
+            config = config_lines(lab.log_path)
+            print(  # noqa: T201
+                f"demo: lab received {len(read_log(lab.log_path))} lines, {len(config)} in config mode "
+                f"(read-only proof: {'OK' if not config else 'FAILED'})",
+                file=sys.stderr,
+            )
+            return code if not config else 4
+        finally:
+            service.send_signal(signal.SIGTERM)
+            try:
+                service.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                service.kill()
+            service_log.close()
