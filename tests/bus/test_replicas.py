@@ -1,0 +1,60 @@
+"""Several service processes in one queue group share the load."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from nats.aio.client import Client
+
+from service.transport.local_server import LocalNatsServer
+from tests.conftest import ServiceProcess, wait_for_services, wire_device
+
+pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
+
+
+async def stats(client: Client, count: int) -> list[dict[str, Any]]:
+    inbox = client.new_inbox()
+    replies: list[dict[str, Any]] = []
+
+    async def collect(msg: Any) -> None:
+        replies.append(json.loads(msg.data))
+
+    sub = await client.subscribe(inbox, cb=collect)
+    await client.publish("$SRV.STATS.pyats-ro", b"", reply=inbox)
+    for _ in range(50):
+        if len(replies) >= count:
+            break
+        await asyncio.sleep(0.1)
+    await sub.unsubscribe()
+    return replies
+
+
+async def test_two_replicas_in_one_queue_group_share_requests(
+    service_factory: Callable[..., ServiceProcess],
+    nats_server: LocalNatsServer,
+    client: Client,
+    lab_device: Callable[[str], dict[str, Any]],
+) -> None:
+    prefix = "replicas.v1"
+    replicas = [service_factory(PYATS_SUBJECT_PREFIX=prefix, PYATS_SERVICE_NAME="pyats-ro") for _ in range(2)]
+    await wait_for_services(nats_server.url, 3)  # the shared instance plus these two
+    body = json.dumps(
+        {"devices": [wire_device(lab_device("iosxe-1"))], "commands": [{"command": "show clock"}]}
+    ).encode()
+    replies = await asyncio.gather(*(client.request(f"{prefix}.execute.bob", body, timeout=60) for _ in range(12)))
+    assert all(json.loads(r.data)["successful_devices"] == 1 for r in replies)
+    per_instance = [
+        endpoint["num_requests"]
+        for s in await stats(client, 3)
+        for endpoint in s["endpoints"]
+        if endpoint["subject"] == f"{prefix}.execute.>"
+    ]
+    assert sorted(per_instance) and sum(per_instance) == 12
+    assert len(per_instance) == 2 and min(per_instance) > 0, per_instance
+    for replica in replicas:
+        assert replica.stop() == 0
+        assert "stopped" in replica.log()

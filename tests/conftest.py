@@ -1,0 +1,217 @@
+"""Shared fixtures: a real nats-server, the fake device lab, and service processes.
+
+Servers listen on free ports in temp dirs and are always stopped in teardown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.lab.runner import LabProcess
+from service.transport.local_server import LocalNatsServer, free_port
+
+SHARED_OUTPUTS = Path(
+    os.environ.get("PYATS_DEVICE_OUTPUTS_DIR", Path(__file__).resolve().parents[2] / "shared" / "device-outputs")
+)
+LAB_PASSWORD = "lab-pass-7Q"
+LAB_ENABLE = "lab-enable-3Z"
+
+# One lab for the whole run. Names say what each device is for.
+LAB_DEVICES: list[dict[str, Any]] = [
+    *({"name": f"fleet-{i:02d}", "os": "iosxe", "latency": 0.1} for i in range(20)),
+    {"name": "ios-1", "os": "ios"},
+    {"name": "iosxe-1", "os": "iosxe"},
+    {"name": "nxos-1", "os": "nxos"},
+    {"name": "iosxr-1", "os": "iosxr"},
+    {"name": "asa-1", "os": "asa"},
+    {"name": "iosxe-enable", "os": "iosxe", "enable_password": LAB_ENABLE},
+    {"name": "asa-enable", "os": "asa", "enable_password": LAB_ENABLE},
+    {"name": "locked", "os": "iosxe", "auth_failure": True},
+    {"name": "hangs", "os": "iosxe", "hang_commands": ["show clock"]},
+    {"name": "drops", "os": "iosxe", "disconnect_commands": ["show running-config"]},
+    {"name": "slow", "os": "iosxe", "latency": 3.0},
+    {"name": "paged", "os": "iosxe", "terminal_length": 24},
+]
+
+
+def corpus_pairs() -> list[dict[str, Any]]:
+    """Every pair of ../shared/device-outputs, or none when the folder is absent."""
+    index = SHARED_OUTPUTS / "index.json"
+    if not index.is_file():
+        return []
+    pairs = json.loads(index.read_text())
+    entries = pairs if isinstance(pairs, list) else pairs.get("pairs", [])
+    found = []
+    for entry in entries:
+        folder = SHARED_OUTPUTS / entry["path"]
+        if (folder / "meta.json").is_file():
+            meta = json.loads((folder / "meta.json").read_text())
+            found.append(
+                {"name": f"corpus-{len(found):02d}", "os": meta["os"], "command": meta["command"], "folder": folder}
+            )
+    return found
+
+
+CORPUS = corpus_pairs()
+LAB_DEVICES += [{"name": c["name"], "os": c["os"], "outputs_dir": str(c["folder"])} for c in CORPUS]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The read-only proof reads the lab log after every other test has used the lab."""
+    proof = [item for item in items if item.get_closest_marker("readonly_proof")]
+    rest = [item for item in items if not item.get_closest_marker("readonly_proof")]
+    items[:] = rest + proof
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
+    folder = tmp_path_factory.mktemp("lab")
+    spec = folder / "spec.json"
+    spec.write_text(json.dumps({"defaults": {"password": LAB_PASSWORD}, "devices": LAB_DEVICES}))
+    with LabProcess(["--spec", str(spec)], log_path=folder / "lab.jsonl") as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def lab_device(lab: LabProcess) -> Callable[[str], dict[str, Any]]:
+    by_name = {d["name"]: d for d in lab.devices}
+
+    def find(name: str) -> dict[str, Any]:
+        return by_name[name]
+
+    return find
+
+
+def wire_device(entry: dict[str, Any], password: str = LAB_PASSWORD, **extra: Any) -> dict[str, Any]:
+    """A request's device entry for a lab device."""
+    return {
+        "hostname": entry["host"],
+        "port": entry["port"],
+        "os": entry["os"],
+        "username": "admin",
+        "password": password,
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNatsServer]:
+    server = LocalNatsServer(tmp_path_factory.mktemp("nats"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class ServiceProcess:
+    """``python -m service serve`` as a child process, configured by environment."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.metrics_port = int(env["PYATS_METRICS_PORT"])
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve", "--env-file", os.devnull],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    def stop(self) -> int:
+        if self._process is None:
+            return 0
+        self._process.send_signal(signal.SIGTERM)
+        try:
+            code = self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            code = self._process.wait()
+        self._process = None
+        return code
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+async def wait_for_services(url: str, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
+    """Ping ``$SRV.PING.pyats-ro`` until ``count`` instances answer."""
+    import nats
+
+    client = await nats.connect(url)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            inbox = client.new_inbox()
+            replies: list[dict[str, Any]] = []
+
+            async def collect(msg: Any, replies: list[dict[str, Any]] = replies) -> None:
+                replies.append(json.loads(msg.data))
+
+            sub = await client.subscribe(inbox, cb=collect)
+            await client.publish("$SRV.PING.pyats-ro", b"", reply=inbox)
+            await asyncio.sleep(0.3)
+            await sub.unsubscribe()
+            if len(replies) >= count:
+                return replies
+        raise TimeoutError(f"fewer than {count} service instances answered $SRV.PING")
+    finally:
+        await client.close()
+
+
+@pytest.fixture(scope="session")
+def service_factory(
+    nats_server: LocalNatsServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., ServiceProcess]]:
+    logs = tmp_path_factory.mktemp("service-logs")
+    started: list[ServiceProcess] = []
+
+    def start(**settings: str) -> ServiceProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYATS_")}
+        env.update(
+            {
+                "PYATS_NATS_URL": nats_server.url,
+                "PYATS_METRICS_PORT": str(free_port()),
+                "PYATS_METRICS_HOST": "127.0.0.1",
+                "PYATS_SSH_STRICT_HOST_KEY_CHECKING": "no",
+                "PYATS_CONNECT_RETRIES": "0",
+                "PYATS_PARSER_PREWARM": "iosxe:show version",
+                "PYATS_LOG_LEVEL": "DEBUG",
+                "PYATS_SHUTDOWN_GRACE": "5",
+            }
+        )
+        env.update(settings)
+        process = ServiceProcess(env, logs / f"service-{len(started)}.log")
+        process.start()
+        started.append(process)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            process.stop()
+
+
+@pytest.fixture(scope="session")
+def service(service_factory: Callable[..., ServiceProcess], nats_server: LocalNatsServer) -> ServiceProcess:
+    """The shared service instance most bus tests talk to."""
+    process = service_factory(PYATS_MAX_PAYLOAD_BYTES="65536", PYATS_MAX_DEVICES_PER_REQUEST="40")
+    asyncio.run(wait_for_services(nats_server.url, 1))
+    return process

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from service.device.unicon_session import SessionOptions, UniconSessionFactory
+from service.domain.models import DeviceOS, DeviceTarget, Secret
+from tests.conftest import LAB_PASSWORD
+
+
+@pytest.fixture(scope="session")
+def factory() -> UniconSessionFactory:
+    return UniconSessionFactory(SessionOptions(strict_host_key_checking="no"))
+
+
+@pytest.fixture(scope="session")
+def target(lab_device: Callable[[str], dict[str, Any]]) -> Callable[..., DeviceTarget]:
+    def build(name: str, password: str = LAB_PASSWORD, enable: str | None = None) -> DeviceTarget:
+        entry = lab_device(name)
+        return DeviceTarget(
+            hostname=entry["host"],
+            port=entry["port"],
+            os=DeviceOS(entry["os"]),
+            username="admin",
+            password=Secret(password),
+            enable_password=Secret(enable) if enable else None,
+        )
+
+    return build
