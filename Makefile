@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test demo lab lint typecheck bench clean ssh-client
+.PHONY: run test demo lab lint typecheck bench clean ssh-client schemas
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed (PYTHON=$(PYTHON))"; exit 1; }
@@ -49,3 +49,7 @@ bench: $(STAMP) ssh-client
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .coverage
+
+## schemas: regenerate schemas/ from the msgspec Structs
+schemas: $(STAMP)
+	$(BIN)/python -m service.contract.schema schemas

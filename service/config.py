@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     nats_tls_cert: Path | None = Field(default=None, description="Client certificate for mutual TLS.")
     nats_tls_key: Path | None = Field(default=None, description="Private key of the client certificate.")
     nats_connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to wait for each NATS connect attempt.")
+    nats_startup_wait: float = Field(
+        default=30.0, gt=0, description="Seconds start-up waits for NATS before giving up with an error."
+    )
     nats_max_reconnect_attempts: int = Field(
         default=-1, ge=-1, description="Reconnect attempts after a lost connection (-1: forever)."
     )

@@ -66,9 +66,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="pyats-bench-"))
-    with LocalNatsServer(folder / "nats") as server, LabProcess(
-        ["--count", str(args.devices), "--latency", str(args.latency), "--password", "bench"]
-    ) as lab:
+    with (
+        LocalNatsServer(folder / "nats") as server,
+        LabProcess(["--count", str(args.devices), "--latency", str(args.latency), "--password", "bench"]) as lab,
+    ):
         env = {
             **os.environ,
             "PYATS_NATS_URL": server.url,
@@ -85,7 +86,13 @@ def main() -> int:
             body = json.dumps(
                 {
                     "devices": [
-                        {"hostname": d["host"], "port": d["port"], "os": d["os"], "username": "admin", "password": "bench"}
+                        {
+                            "hostname": d["host"],
+                            "port": d["port"],
+                            "os": d["os"],
+                            "username": "admin",
+                            "password": "bench",
+                        }
                         for d in lab.devices
                     ],
                     "commands": [{"command": c} for c in COMMANDS[: args.commands]],

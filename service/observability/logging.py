@@ -23,7 +23,7 @@ LIBRARY_LOGGERS = ("nats", "unicon", "genie", "pyats", "paramiko", "asyncssh")
 _CONTEXT_DEFAULTS = {"request_id": "-", "requester": "-", "device": "-"}
 _TEXT_FORMAT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
-    "<cyan>{extra[request_id]}</cyan> {extra[requester]} {extra[device]} | {message}\n{exception}"
+    "<cyan>{extra[request_id]}</cyan> {extra[requester]} {extra[device]} | {message}"
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Callable
 from typing import Any
@@ -60,11 +61,14 @@ async def connect(settings: Settings, name: str, on_state: Callable[[bool], None
         logger.warning("NATS client error: {}", type(exc).__name__)
 
     try:
-        client = await nats.connect(
-            **connect_options(settings, name),
-            disconnected_cb=disconnected,
-            reconnected_cb=reconnected,
-            error_cb=error,
+        client = await asyncio.wait_for(
+            nats.connect(
+                **connect_options(settings, name),
+                disconnected_cb=disconnected,
+                reconnected_cb=reconnected,
+                error_cb=error,
+            ),
+            timeout=settings.nats_startup_wait,
         )
     except (OSError, TimeoutError, nats.errors.Error) as exc:
         servers = ", ".join(settings.nats_url)

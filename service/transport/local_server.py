@@ -73,7 +73,8 @@ class LocalNatsServer:
         if self.config_file is not None:
             args += ["-c", str(self.config_file)]
         log = (self.data_dir / "nats-server.log").open("ab")
-        self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603 - fixed argv
+        # Own session: Ctrl-C reaches only pyats-ro, which drains its connection before stopping the server.
+        self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # noqa: S603
         log.close()
         if not wait_for_port(self.host, self.port, timeout):
             self.stop()

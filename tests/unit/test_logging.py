@@ -1,0 +1,60 @@
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from loguru import logger
+
+from service.observability.logging import setup_logging
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "service.log"
+    setup_logging(level="DEBUG", fmt="json", file=path, library_level="INFO")
+    yield path
+    logger.remove()
+
+
+def entries(path: Path) -> list[dict[str, object]]:
+    logger.complete()
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_json_lines_carry_the_request_context_from_worker_threads(log_file: Path) -> None:
+    import contextvars
+
+    with logger.contextualize(request_id="req-42", requester="alice", device="r1"):
+        context = contextvars.copy_context()
+    worker = threading.Thread(target=context.run, args=(logger.info, "from a worker {}", "thread"))
+    worker.start()
+    worker.join()
+    [entry] = entries(log_file)
+    assert entry["message"] == "from a worker thread"
+    assert (entry["request_id"], entry["requester"], entry["device"]) == ("req-42", "alice", "r1")
+    assert {"time", "level", "module", "thread"} <= entry.keys()
+
+
+def test_library_loggers_are_routed_with_context(log_file: Path) -> None:
+    with logger.contextualize(request_id="req-7"):
+        logging.getLogger("unicon.plugins.iosxe").info("from unicon")
+        logging.getLogger("paramiko.transport").debug("below the library level")
+    [entry] = entries(log_file)
+    assert entry["message"] == "from unicon"
+    assert entry["request_id"] == "req-7"
+    assert entry["module"] == "unicon.plugins.iosxe"
+
+
+def test_exceptions_are_named_without_variable_values(log_file: Path) -> None:
+    secret = "pw-canary-123"  # noqa: F841 - loguru's diagnose would print it
+    try:
+        raise ValueError("boom")
+    except ValueError as exc:
+        logger.opt(exception=exc).error("failed")
+    text = log_file.read_text()
+    assert "pw-canary-123" not in text
+    assert entries(log_file)[0]["exception"] == "ValueError"
