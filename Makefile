@@ -23,7 +23,7 @@ run: $(STAMP) ssh-client
 	$(BIN)/pyats-ro serve --with-nats
 
 ## test: the whole suite (unit, lab, bus, corpus) with branch coverage
-test: $(STAMP) ssh-client
+test: $(STAMP) ssh-client lint typecheck
 	$(BIN)/python -m pytest --cov=service --cov-branch --cov-report=term --cov-report=json:.data/coverage.json $(PYTEST_ARGS)
 	$(BIN)/python -m coverage report --data-file=.coverage --include='service/domain/*,service/contract/*' --fail-under=90
 	$(BIN)/python -m coverage report --data-file=.coverage --include='service/device/*' --fail-under=80

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 import nats
+import nats.errors
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -55,7 +56,15 @@ async def run_request(args: argparse.Namespace, request: dict[str, Any]) -> int:
     console = Console(stderr=True)
     out = Console()
     subject = f"{args.prefix}.execute.{sanitize_token(args.requester)}"
-    client = await nats.connect(args.nats_url, connect_timeout=5, max_reconnect_attempts=2)
+
+    async def quiet(_: Exception) -> None:  # nats-py would print a traceback per failed attempt
+        return
+
+    try:
+        client = await nats.connect(args.nats_url, connect_timeout=5, max_reconnect_attempts=2, error_cb=quiet)
+    except (OSError, TimeoutError, nats.errors.Error):
+        console.print(f"[red]cannot reach NATS at {args.nats_url}[/red]: is the service running (make run)?")
+        return 3
     total = len(request.get("devices", []))
     try:
         with Progress(

@@ -162,7 +162,8 @@ async def wait_for_services(url: str, count: int, timeout: float = 60.0) -> list
             replies: list[dict[str, Any]] = []
 
             async def collect(msg: Any, replies: list[dict[str, Any]] = replies) -> None:
-                replies.append(json.loads(msg.data))
+                if msg.data:  # a no-responders status has no body
+                    replies.append(json.loads(msg.data))
 
             sub = await client.subscribe(inbox, cb=collect)
             await client.publish("$SRV.PING.pyats-ro", b"", reply=inbox)

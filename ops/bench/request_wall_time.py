@@ -80,7 +80,7 @@ def main() -> int:
             "PYATS_MAX_CONCURRENT_DEVICES": str(max(args.devices, 1)),
             "PYATS_LOGIN_RATE_PER_SECOND": "0",
         }
-        service = subprocess.Popen([sys.executable, "-m", "service", "serve", "--env-file", os.devnull], env=env)
+        service = subprocess.Popen([sys.executable, "-m", "service", "serve", "--env-file", os.devnull], env=env)  # noqa: S603
         try:
             asyncio.run(wait_ready(server.url))
             body = json.dumps(

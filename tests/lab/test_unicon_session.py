@@ -50,7 +50,9 @@ def test_every_os_prompt_style_logs_in_and_runs_show_version(
 
 
 @pytest.mark.parametrize("name", ["iosxe-enable", "asa-enable"])
-def test_enable_with_password_reaches_privileged_commands(factory: UniconSessionFactory, target: Target, name: str) -> None:
+def test_enable_with_password_reaches_privileged_commands(
+    factory: UniconSessionFactory, target: Target, name: str
+) -> None:
     session = factory.open(target(name, enable=LAB_ENABLE), connect_timeout=20)
     try:
         output = session.execute("show running-config", timeout=20)
@@ -87,12 +89,15 @@ def test_refused_port_is_connect_refused(factory: UniconSessionFactory) -> None:
         ("include hostname", lambda out: out == ["hostname iosxe-1"]),
         ("exclude interface", lambda out: out and not any("interface" in line for line in out)),
         ("begin ^line vty", lambda out: out[0].startswith("line vty")),
-        ("section ^interface Loopback0", lambda out: out[0] == "interface Loopback0" and all(
-            line.startswith(" ") for line in out[1:]
-        )),
+        (
+            "section ^interface Loopback0",
+            lambda out: out[0] == "interface Loopback0" and all(line.startswith(" ") for line in out[1:]),
+        ),
     ],
 )
-def test_pipe_options(factory: UniconSessionFactory, target: Target, pipe: str, check: Callable[[list[str]], bool]) -> None:
+def test_pipe_options(
+    factory: UniconSessionFactory, target: Target, pipe: str, check: Callable[[list[str]], bool]
+) -> None:
     session = factory.open(target("iosxe-1"), connect_timeout=20)
     try:
         output = lines(session.execute(f"show running-config | {pipe}", timeout=20))
@@ -101,7 +106,9 @@ def test_pipe_options(factory: UniconSessionFactory, target: Target, pipe: str, 
     assert check(output), output
 
 
-def test_unknown_command_is_an_invalid_command_with_the_device_text(factory: UniconSessionFactory, target: Target) -> None:
+def test_unknown_command_is_an_invalid_command_with_the_device_text(
+    factory: UniconSessionFactory, target: Target
+) -> None:
     session = factory.open(target("iosxe-1"), connect_timeout=20)
     try:
         with pytest.raises(CommandError) as caught:

@@ -1,0 +1,75 @@
+"""The lab's JSON-lines record of every line a client sent.
+
+Tests and the demo prove read-only behaviour from this file: a line typed in
+config mode, or one that enters it, has ``"config": true``.  Secrets typed at a
+``Password:`` prompt are replaced before they reach this module's caller, so
+nothing is written that would need scrubbing.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+PASSWORD_PLACEHOLDER = "<password>"  # noqa: S105 - a placeholder, not a secret
+
+
+def enters_config_mode(line: str) -> bool:
+    """``conf t``, ``config term``, ``configure terminal``, ``configure replace ...``."""
+    words = line.split()
+    return bool(words) and len(words[0]) >= 4 and "configure".startswith(words[0].lower())
+
+
+class CommandLog:
+    """Appends one JSON object per received line; a ``None`` path logs nothing.
+
+    Writes are synchronous and flushed per line: lines arrive at human or Unicon
+    speed (a few per command), and a crash must not lose the evidence.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = path.open("a", encoding="utf-8")
+
+    def record(self, *, device: str, port: int, mode: str, line: str, config: bool) -> None:
+        """Write one entry; ``line`` must already have secrets replaced."""
+        if self._file is None:
+            return
+        entry = {
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "device": device,
+            "port": port,
+            "mode": mode,
+            "line": line,
+            "config": config,
+        }
+        self._file.write(json.dumps(entry) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close the file; later records are dropped."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """Every entry of a lab log, in order (missing file = no entries)."""
+    if not path.exists():
+        return []
+    entries: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as handle:
+        for raw in handle:
+            if raw.strip():
+                entries.append(json.loads(raw))
+    return entries
+
+
+def config_lines(path: Path) -> list[dict[str, Any]]:
+    """The entries that touched config mode: what a read-only client must never send."""
+    return [entry for entry in read_log(path) if entry.get("config")]

@@ -1,0 +1,214 @@
+"""asyncssh listeners: one per fake device, all in one process and one event loop.
+
+Each device gets its own port so clients address devices the way they address
+real ones (host + port).  ``LabServer`` owns the listeners and the log; the CLI
+and the tests start and stop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import socket
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+
+import asyncssh
+
+from service.lab.log import CommandLog
+from service.lab.outputs import OutputStore
+from service.lab.shell import DeviceShell
+from service.lab.spec import DeviceSpec
+
+_PORT_ATTEMPTS = 50
+
+
+def load_host_key(path: Path | None) -> asyncssh.SSHKey:
+    """Reuse the key at ``path`` (creating it once), or make an ephemeral one.
+
+    A stable key lets a demo keep its known_hosts between runs.
+    """
+    if path is not None and path.exists():
+        return asyncssh.read_private_key(str(path))
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key.write_private_key(str(path))
+        path.chmod(0o600)
+    return key
+
+
+class ProcessChannel:
+    """Adapts an asyncssh server process to the shell's ``Channel``."""
+
+    def __init__(self, process: asyncssh.SSHServerProcess[str]) -> None:
+        self._process = process
+
+    def write(self, data: str) -> None:
+        self._process.stdout.write(data)
+
+    async def drain(self) -> None:
+        await self._process.stdout.drain()
+
+    async def read(self) -> str:
+        while True:
+            try:
+                return await self._process.stdin.read(4096)
+            except (asyncssh.TerminalSizeChanged, asyncssh.BreakReceived, asyncssh.SignalReceived):
+                continue
+
+
+class DeviceAuth(asyncssh.SSHServer):
+    """Password and keyboard-interactive auth against one device's credentials.
+
+    Both methods are offered because OpenSSH (under Unicon) and paramiko pick
+    differently; ``auth_failure`` makes every attempt fail.
+    """
+
+    def __init__(self, device: DeviceSpec) -> None:
+        self._device = device
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def _check(self, username: str, password: str) -> bool:
+        if self._device.auth_failure:
+            return False
+        user_ok = hmac.compare_digest(username.encode(), self._device.username.encode())
+        password_ok = hmac.compare_digest(password.encode(), self._device.password.encode())
+        return user_ok and password_ok
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    def validate_password(self, username: str, password: str) -> bool:
+        return self._check(username, password)
+
+    def kbdint_auth_supported(self) -> bool:
+        return True
+
+    def get_kbdint_challenge(
+        self, username: str, lang: str, submethods: str
+    ) -> tuple[str, str, str, list[tuple[str, bool]]]:
+        return "", "", "", [("Password: ", False)]
+
+    def validate_kbdint_response(self, username: str, responses: Sequence[str]) -> bool:
+        return len(responses) == 1 and self._check(username, responses[0])
+
+
+class LabServer:
+    """All devices of a lab, listening; use as ``async with LabServer(...) as lab``."""
+
+    def __init__(
+        self,
+        devices: Sequence[DeviceSpec],
+        log_path: Path | None = None,
+        host_key: asyncssh.SSHKey | None = None,
+    ) -> None:
+        self._requested = tuple(devices)
+        self._log = CommandLog(log_path)
+        self._host_key = host_key or load_host_key(None)
+        self._listeners: list[asyncssh.SSHAcceptor] = []
+        self._sessions: set[asyncio.Task[None]] = set()
+        self.devices: tuple[DeviceSpec, ...] = ()
+
+    @property
+    def log_path(self) -> Path | None:
+        return self._log.path
+
+    async def start(self) -> tuple[DeviceSpec, ...]:
+        """Open every listener; devices with port 0 get one consecutive free range."""
+        fixed = [d for d in self._requested if d.port]
+        for device in fixed:
+            self._listeners.append(await self._listen(device))
+        floating = [d for d in self._requested if not d.port]
+        placed = await self._listen_consecutive(floating) if floating else {}
+        self.devices = tuple(placed.get(d.name, d) for d in self._requested)
+        return self.devices
+
+    async def _listen_consecutive(self, devices: list[DeviceSpec]) -> dict[str, DeviceSpec]:
+        for _ in range(_PORT_ATTEMPTS):
+            base = _free_port(devices[0].host)
+            if base + len(devices) > 65536:
+                continue
+            opened: list[asyncssh.SSHAcceptor] = []
+            placed: dict[str, DeviceSpec] = {}
+            try:
+                for offset, device in enumerate(devices):
+                    moved = replace(device, port=base + offset)
+                    opened.append(await self._listen(moved))
+                    placed[device.name] = moved
+            except OSError:
+                for listener in opened:
+                    listener.close()
+                continue
+            self._listeners.extend(opened)
+            return placed
+        raise OSError(f"no {len(devices)} consecutive free ports found")
+
+    async def _listen(self, device: DeviceSpec) -> asyncssh.SSHAcceptor:
+        store = OutputStore(device.os, device.outputs_dir)
+
+        async def serve(process: asyncssh.SSHServerProcess[str]) -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._sessions.add(task)
+            shell = DeviceShell(device, store, ProcessChannel(process), self._log)
+            try:
+                if process.command:
+                    await shell.run_command(process.command)
+                else:
+                    await shell.run()
+            except (asyncssh.ConnectionLost, ConnectionError):
+                pass
+            finally:
+                if task is not None:
+                    self._sessions.discard(task)
+                process.close()
+
+        return await asyncssh.create_server(
+            lambda: DeviceAuth(device),
+            device.host,
+            device.port,
+            server_host_keys=[self._host_key],
+            process_factory=serve,
+            line_editor=False,
+            encoding="utf-8",
+            keepalive_interval=0,
+            login_timeout=30,
+        )
+
+    async def close(self) -> None:
+        """Stop listening, end open sessions, close the log."""
+        for listener in self._listeners:
+            listener.close()
+        for listener in self._listeners:
+            await listener.wait_closed()
+        self._listeners.clear()
+        for task in list(self._sessions):
+            task.cancel()
+        if self._sessions:
+            await asyncio.gather(*self._sessions, return_exceptions=True)
+        self._log.close()
+
+    async def __aenter__(self) -> LabServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _free_port(host: str) -> int:
+    """A port the OS says is free now; the caller retries if it races."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
