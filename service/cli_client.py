@@ -36,19 +36,21 @@ def results_table(results: list[DeviceResult]) -> Table:
     return table
 
 
-def commands_table(result: DeviceResult) -> Table:
-    table = Table(title=f"{result.hostname}:{result.port}")
-    for column in ("command", "status", "parse", "lines", "error"):
+def commands_table(results: list[DeviceResult]) -> Table:
+    table = Table(title="Results per command")
+    for column in ("device", "command", "status", "parse", "lines", "error"):
         table.add_column(column)
-    for command in result.commands:
-        lines = len(command.output.splitlines()) if command.output else 0
-        table.add_row(
-            command.command,
-            "ok" if command.success else (command.error_code or "failed"),
-            command.parse_status or "-",
-            str(lines),
-            command.error or command.parse_error or "",
-        )
+    for result in results:
+        for command in result.commands:
+            lines = len(command.output.splitlines()) if command.output else 0
+            table.add_row(
+                f"{result.hostname}:{result.port}",
+                command.command,
+                "ok" if command.success else (command.error_code or "failed"),
+                command.parse_status or "-",
+                str(lines),
+                command.error or command.parse_error or "",
+            )
     return table
 
 
@@ -101,9 +103,9 @@ async def run_request(args: argparse.Namespace, request: dict[str, Any]) -> int:
         sys.stdout.write(msgspec.json.encode(payload).decode() + "\n")
     else:
         out.print(results_table(outcome.results))
+        if any(result.commands for result in outcome.results):
+            out.print(commands_table(outcome.results))
         for result in outcome.results:
-            if result.commands:
-                out.print(commands_table(result))
             if args.show_output:
                 for command in result.commands:
                     out.rule(f"{result.hostname} | {command.command}")
