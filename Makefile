@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test demo lab lint typecheck bench clean ssh-client schemas
+.PHONY: run test demo lab lint typecheck bench clean ssh-client schemas config-docs
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed (PYTHON=$(PYTHON))"; exit 1; }
@@ -53,3 +53,7 @@ clean:
 ## schemas: regenerate schemas/ from the msgspec Structs
 schemas: $(STAMP)
 	$(BIN)/python -m service.contract.schema schemas
+
+## config-docs: regenerate the settings tables in docs/CONFIGURATION.md and .env.example
+config-docs: $(STAMP)
+	$(BIN)/python -m service.config_docs

@@ -17,8 +17,9 @@ from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
 from service.pipeline.ports import DeviceSessionFactory, OutputParser
 from service.pipeline.rate_limit import LoginLimiter, RequesterLimiter
-from service.pipeline.runner import DeviceRunner
-from service.pipeline.scheduler import Scheduler
+from service.pipeline.runner import DeviceRunner, ResultParser
+from service.pipeline.scheduler import Scheduler, SchedulerLimits
+from service.pipeline.session_pool import SessionPool
 from service.transport.connection import connect
 from service.transport.endpoint import ExecuteService
 from service.transport.subjects import Subjects
@@ -31,6 +32,7 @@ def default_device_layer(settings: Settings) -> tuple[DeviceSessionFactory, Outp
     options = SessionOptions(
         strict_host_key_checking=settings.ssh_strict_host_key_checking,
         known_hosts_file=settings.ssh_known_hosts_file,
+        backend=settings.ssh_backend,
     )
     return UniconSessionFactory(options), GenieOutputParser()
 
@@ -49,15 +51,27 @@ class App:
             parser = parser or default_parser
         self.parser = parser
         self.metrics = ServiceMetrics()
-        runner = DeviceRunner(factory, parser, settings.connect_retries, settings.connect_retry_delay)
+        self.sessions = SessionPool(factory, settings.session_idle_ttl, settings.max_warm_sessions)
+        runner = DeviceRunner(self.sessions, settings.connect_retries, settings.connect_retry_delay)
         self.scheduler = Scheduler(
             runner,
-            settings.max_concurrent_devices,
-            settings.max_parallel_per_request,
+            ResultParser(parser, settings.parse_max_bytes),
+            self.sessions,
+            SchedulerLimits(
+                max_workers=settings.max_concurrent_devices,
+                max_parallel_per_request=settings.max_parallel_per_request,
+                max_sessions_per_device=settings.max_sessions_per_device,
+                queue_timeout=settings.queue_timeout,
+                request_timeout=settings.request_timeout,
+                parse_workers=settings.parse_workers,
+            ),
             LoginLimiter(settings.login_rate_per_second),
         )
         self.metrics.workers.set(settings.max_concurrent_devices)
         self.metrics.busy_workers.set_function(lambda: self.scheduler.busy)
+        self.metrics.queued_devices.set_function(lambda: self.scheduler.queued)
+        self.metrics.warm_sessions.set_function(self.sessions.idle_count)
+        self.metrics.watch_logins(lambda: (self.sessions.logins, self.sessions.reuses))
         self.handler = RequestHandler(
             self.scheduler,
             settings.limits(),
@@ -69,6 +83,14 @@ class App:
         self.ready = asyncio.Event()
         self._service: ExecuteService | None = None
         self._connected = False
+
+    async def _sweep_sessions(self) -> None:
+        """Close warm sessions idle past their TTL, off the event loop."""
+        loop = asyncio.get_running_loop()
+        interval = max(1.0, min(10.0, self.settings.session_idle_ttl / 4 or 10.0))
+        while True:
+            await asyncio.sleep(interval)
+            await loop.run_in_executor(None, self.scheduler.sweep_sessions)
 
     def _set_connected(self, connected: bool) -> None:
         self._connected = connected
@@ -93,6 +115,7 @@ class App:
         self._service = ExecuteService(
             client, self.handler, self.subjects, settings.service_name, settings.queue_group, self.metrics
         )
+        sweeper = asyncio.create_task(self._sweep_sessions())
         try:
             await self._service.start()
             self.ready.set()
@@ -103,6 +126,7 @@ class App:
             if cut:
                 logger.warning("{} request(s) cut off at shutdown were answered with service_unavailable", cut)
         finally:
+            sweeper.cancel()
             self.ready.clear()
             await asyncio.get_running_loop().run_in_executor(None, self.scheduler.shutdown)
             await prewarm

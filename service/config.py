@@ -88,11 +88,30 @@ class Settings(BaseSettings):
     device_timeout: float = Field(
         default=600.0, gt=0, description="Deadline for all work on one device (login and every command)."
     )
+    queue_timeout: float = Field(
+        default=300.0, gt=0, description="Longest a device may wait for a free worker (else queue_timeout)."
+    )
+    request_timeout: float = Field(
+        default=900.0,
+        gt=0,
+        description="Deadline for a whole request; devices not started by then fail (request_timeout).",
+    )
 
     # --- concurrency ---
     max_concurrent_devices: int = Field(default=50, ge=1, le=1000, description="Worker threads shared by all requests.")
     max_parallel_per_request: int = Field(
-        default=20, ge=1, description="Devices of one request worked on at the same time."
+        default=50, ge=1, description="Devices of one request worked on at the same time (requests share fairly)."
+    )
+    max_sessions_per_device: int = Field(
+        default=1, ge=1, le=16, description="Concurrent SSH sessions to one host:port (devices have few VTY lines)."
+    )
+
+    # --- warm sessions ---
+    session_idle_ttl: float = Field(
+        default=60.0, ge=0, description="Seconds a device session stays open for reuse after use (0: close at once)."
+    )
+    max_warm_sessions: int = Field(
+        default=1000, ge=0, description="Cap on idle warm sessions; the least recently used close first."
     )
 
     # --- connection retries ---
@@ -113,6 +132,9 @@ class Settings(BaseSettings):
     ssh_known_hosts_file: Path | None = Field(
         default=None, description="known_hosts file for device host keys (default: the user's)."
     )
+    ssh_backend: str = Field(
+        default="pty", description="SSH transport under Unicon: pty (an OpenSSH client per session) or paramiko."
+    )
 
     # --- parsing ---
     parser_prewarm: Annotated[list[str], NoDecode] = Field(
@@ -125,6 +147,13 @@ class Settings(BaseSettings):
             "asa:show version",
         ],
         description="os:command pairs whose Genie parsers load at start-up, comma-separated.",
+    )
+
+    parse_workers: int = Field(
+        default=1, ge=1, le=16, description="Threads that parse outputs, apart from device workers."
+    )
+    parse_max_bytes: int = Field(
+        default=2_000_000, ge=0, description="Larger outputs are returned unparsed (parse_status too_large)."
     )
 
     # --- feature flags ---
@@ -197,6 +226,13 @@ class Settings(BaseSettings):
         if level not in {"TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be one of TRACE, DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+    @field_validator("ssh_backend")
+    @classmethod
+    def _check_backend(cls, value: str) -> str:
+        if value not in {"pty", "paramiko"}:
+            raise ValueError("must be pty or paramiko")
+        return value
 
     @field_validator("ssh_strict_host_key_checking")
     @classmethod

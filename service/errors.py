@@ -49,6 +49,8 @@ class ErrorCode(StrEnum):
     INVALID_COMMAND = "invalid_command"
     COMMAND_FAILED = "command_failed"
     DEVICE_TIMEOUT = "device_timeout"
+    QUEUE_TIMEOUT = "queue_timeout"
+    REQUEST_TIMEOUT = "request_timeout"
     # the service itself
     CONFIG_INVALID = "config_invalid"
     INTERNAL_ERROR = "internal_error"

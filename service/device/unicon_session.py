@@ -31,13 +31,39 @@ INIT_EXEC_COMMANDS: dict[DeviceOS, list[str]] = {
     DeviceOS.ASA: ["terminal pager 0"],
 }
 
-# Settings only take effect when passed at construction (FACTS.md).
+# Settings only take effect when passed at construction (FACTS.md). Unicon's fixed waits
+# (a 6-poll "still connected?" check and a 0.1 s re-check after every prompt) cost ~245 ms
+# per command; they are off here, and exactness is kept per command instead:
+# - liveness: ``is_alive()`` before a warm session is reused, one retry on a fresh login;
+# - free-text commands, whose output may hold a prompt-like line (banners, logs), keep one
+#   0.1 s re-check after the prompt, so a pause after such a line cannot truncate them.
 BASE_SETTINGS: dict[str, Any] = {
     "HA_INIT_CONFIG_COMMANDS": [],
     "IOSXR_INIT_CONFIG_COMMANDS": [],
     "POST_DISCONNECT_WAIT_SEC": 0,
     "GRACEFUL_DISCONNECT_WAIT_SEC": 0,
+    "CONNECTED_CHECK_COUNT": 0,
+    "EXECUTE_MATCHED_RETRIES": 0,
 }
+
+# Commands whose output is free text that may contain a line looking like a prompt.
+FREE_TEXT_PREFIXES: tuple[str, ...] = (
+    "show run",
+    "show start",
+    "show log",
+    "show tech",
+    "show archive",
+    "show banner",
+    "show history",
+    "show config",
+    "show derived",
+    "show file",
+    "show flash",
+    "show users",
+    "show terminal",
+)
+FREE_TEXT_RETRIES = 1
+FREE_TEXT_RETRY_SLEEP = 0.1
 
 # A device's refusal of a command, as the first lines of its output.
 _REFUSAL = re.compile(
@@ -69,6 +95,16 @@ _CONNECT_PATTERNS: tuple[tuple[re.Pattern[str], ErrorCode, str], ...] = (
 class SessionOptions:
     strict_host_key_checking: str = "accept-new"
     known_hosts_file: Path | None = None
+    backend: str = "pty"
+    free_text_prefixes: tuple[str, ...] = FREE_TEXT_PREFIXES
+
+
+def matched_retries_for(line: str, free_text_prefixes: tuple[str, ...]) -> tuple[int, float]:
+    """Unicon's after-prompt re-checks for one command: none for structured output."""
+    lowered = line.lower()
+    if lowered.startswith(free_text_prefixes):
+        return FREE_TEXT_RETRIES, FREE_TEXT_RETRY_SLEEP
+    return 0, 0.0
 
 
 def ssh_command(target: DeviceTarget, options: SessionOptions, connect_timeout: float) -> str:
@@ -137,14 +173,24 @@ def classify_connect_error(exc: BaseException, buffer: str) -> ConnectError:
 
 
 class UniconSession:
-    def __init__(self, connection: Any, target: DeviceTarget) -> None:
+    def __init__(self, connection: Any, target: DeviceTarget, options: SessionOptions) -> None:
         self._connection = connection
         self._target = target
+        self._options = options
+
+    def is_alive(self) -> bool:
+        try:
+            return bool(self._connection.spawn.is_alive())
+        except Exception:  # noqa: BLE001 - a broken spawn is a dead session
+            return False
 
     def execute(self, line: str, timeout: float) -> str:
+        retries, sleep = matched_retries_for(line, self._options.free_text_prefixes)
         try:
             # error_pattern=[]: output lines such as "WARNING:" are data, not failures; refusals are checked below
-            output = self._connection.execute(line, timeout=timeout, error_pattern=[])
+            output = self._connection.execute(
+                line, timeout=timeout, error_pattern=[], matched_retries=retries, matched_retry_sleep=sleep
+            )
         except unicon_errors.TimeoutError as exc:
             raise CommandError(ErrorCode.COMMAND_TIMEOUT, f"no prompt within {timeout:g}s") from exc
         except (unicon_errors.EOF, unicon_errors.ConnectionError, OSError) as exc:
@@ -166,9 +212,16 @@ class UniconSession:
         _release(self._connection)
 
 
+BACKENDS = {"pty": None, "paramiko": "service.device.paramiko_backend"}
+
+
 class UniconSessionFactory:
     def __init__(self, options: SessionOptions | None = None) -> None:
         self._options = options or SessionOptions()
+        self._settings = dict(BASE_SETTINGS)
+        module = BACKENDS[self._options.backend]
+        if module is not None:
+            self._settings["BACKEND"] = module
 
     def open(self, target: DeviceTarget, connect_timeout: float) -> UniconSession:
         credentials: dict[str, dict[str, str]] = {
@@ -185,7 +238,7 @@ class UniconSessionFactory:
             init_config_commands=[],
             learn_hostname=True,
             connection_timeout=connect_timeout,
-            settings=dict(BASE_SETTINGS),
+            settings=self._settings,
             log_stdout=False,
             logfile=os.devnull,
             no_pyats_tasklog=True,
@@ -196,4 +249,4 @@ class UniconSessionFactory:
             error = classify_connect_error(exc, _spawn_buffer(connection))
             _release(connection)
             raise error from None
-        return UniconSession(connection, target)
+        return UniconSession(connection, target, self._options)

@@ -76,6 +76,7 @@ class ParseStatus(StrEnum):
     EMPTY_OUTPUT = "empty_output"
     SCHEMA_ERROR = "schema_error"
     PARSE_FAILED = "parse_failed"
+    TOO_LARGE = "too_large"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -41,5 +45,25 @@ class ServiceMetrics:
         )
         self.workers = Gauge("pyats_pool_workers", "Size of the shared device worker pool", registry=r)
         self.busy_workers = Gauge("pyats_pool_busy_workers", "Workers running device work now", registry=r)
+        self.queued_devices = Gauge("pyats_queued_devices", "Devices waiting for a worker", registry=r)
+        self.warm_sessions = Gauge("pyats_sessions_warm", "Idle device sessions kept open for reuse", registry=r)
         self.in_flight = Gauge("pyats_requests_in_flight", "Requests being worked on now", registry=r)
         self.bytes_published = Counter("pyats_bytes_published", "Bytes of replies published", ["kind"], registry=r)
+
+    def watch_logins(self, source: Callable[[], tuple[int, int]]) -> None:
+        """Expose ``pyats_logins_total{kind=new|reused}`` read from the session pool at scrape time."""
+        self.registry.register(_LoginCounter(source))
+
+
+class _LoginCounter(Collector):
+    def __init__(self, source: Callable[[], tuple[int, int]]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "pyats_logins", "Device sessions: new logins and reused warm sessions", labels=["kind"]
+        )
+        new, reused = self._source()
+        family.add_metric(["new"], new)
+        family.add_metric(["reused"], reused)
+        yield family

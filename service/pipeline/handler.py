@@ -96,12 +96,20 @@ class RequestHandler:
             plan.stream,
         )
 
+        streamed: set[int] = set()
+
         async def on_result(result: DeviceResult) -> None:
             self._record(result)
             if plan.stream:
+                streamed.add(id(result))
                 await sink.device_result(result)
 
         results = await self._scheduler.run(plan, on_result)
+        for result in results:  # devices cut off at shutdown were not delivered one by one
+            if id(result) not in streamed and result.error_code == ErrorCode.SERVICE_UNAVAILABLE:
+                self._record(result)
+                if plan.stream:
+                    await sink.device_result(result)
         ok = sum(1 for r in results if r.success)
         duration = round(time.monotonic() - started, 4)
         logger.info("request done: {}/{} devices ok in {:.2f}s", ok, len(results), duration)

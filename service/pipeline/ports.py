@@ -15,6 +15,10 @@ class DeviceSession(Protocol):
         """Run one already-validated show line; raise ``CommandError`` on failure."""
         ...
 
+    def is_alive(self) -> bool:
+        """Cheap check that the device has not closed the session (before reusing it)."""
+        ...
+
     def close(self) -> None:
         """Log out; never raises."""
         ...

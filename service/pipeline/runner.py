@@ -1,37 +1,62 @@
-"""Everything that happens to one device, in one worker thread: login, commands, parse.
+"""Everything that happens to one device, in one worker thread: login, then each command.
 
 A failed device is data: every path returns a ``DeviceResult``; nothing raises out.
+Parsing is not done here (see ``ResultParser``): a worker and the device's VTY line are
+freed as soon as the last output has arrived.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 
+import msgspec
 from loguru import logger
 
 from service.contract.messages import CommandResult, DeviceResult
-from service.domain.models import DeviceTarget, OutputFormat, ParseStatus, ShowCommand, Timeouts
+from service.domain.models import DeviceOS, DeviceTarget, OutputFormat, ParseStatus, ShowCommand, Timeouts
 from service.errors import CommandError, ConnectError, DeviceError, ErrorCode
-from service.pipeline.ports import DeviceSession, DeviceSessionFactory, OutputParser
+from service.pipeline.ports import DeviceSession, OutputParser
+from service.pipeline.session_pool import SessionPool
 
 RETRYABLE_CONNECT = frozenset({ErrorCode.CONNECT_REFUSED, ErrorCode.CONNECT_TIMEOUT})
 
 
+class AbortHandle:
+    """Lets the event loop tear down a session whose worker is past its deadline."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._session: DeviceSession | None = None
+        self.aborted = False
+
+    def attach(self, session: DeviceSession | None) -> None:
+        with self._lock:
+            self._session = session
+            if self.aborted and session is not None:
+                session.close()
+
+    def abort(self) -> None:
+        with self._lock:
+            self.aborted = True
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+
 class DeviceRunner:
-    """Runs a plan's commands on one device, with connect retries and deadlines."""
+    """Runs a plan's commands on one device, with connect retries, warm sessions and deadlines."""
 
     def __init__(
         self,
-        factory: DeviceSessionFactory,
-        parser: OutputParser,
+        pool: SessionPool,
         connect_retries: int,
         connect_retry_delay: float,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._factory = factory
-        self._parser = parser
+        self._pool = pool
         self._retries = connect_retries
         self._retry_delay = connect_retry_delay
         self._sleep = sleep
@@ -42,32 +67,61 @@ class DeviceRunner:
         request_id: str,
         target: DeviceTarget,
         commands: Sequence[ShowCommand],
-        output_format: OutputFormat,
         timeouts: Timeouts,
+        abort: AbortHandle | None = None,
     ) -> DeviceResult:
+        abort = abort or AbortHandle()
         started = self._clock()
         deadline = started + timeouts.device
         try:
-            session = self._open(target, timeouts, deadline)
+            session, reused = self._open(target, timeouts, deadline)
         except DeviceError as exc:
             logger.warning("login failed: {} ({})", exc.message, exc.code)
-            return self._device_result(request_id, target, [], started, exc)
-        try:
-            results = [
-                self._run_command(session, target, command, output_format, timeouts, deadline) for command in commands
-            ]
-        finally:
-            session.close()
-        return self._device_result(request_id, target, results, started, None)
+            return device_result(request_id, target, [], self._clock() - started, exc)
+        abort.attach(session)
+        results: list[CommandResult] = []
+        healthy = True
+        for index, command in enumerate(commands):
+            result, broken = self._run_command(session, command, timeouts, deadline, abort)
+            if broken and reused and index == 0 and not abort.aborted:
+                # the device closed a warm session while it sat idle: show commands are safe to retry once
+                logger.info("warm session was closed by the device; retrying on a fresh login")
+                session.close()
+                try:
+                    session = self._pool.acquire_fresh(
+                        target, min(timeouts.connect, max(deadline - self._clock(), 0.001))
+                    )
+                except DeviceError as exc:
+                    abort.attach(None)
+                    return device_result(request_id, target, [], self._clock() - started, exc)
+                abort.attach(session)
+                reused = False
+                result, broken = self._run_command(session, command, timeouts, deadline, abort)
+            results.append(result)
+            if broken:
+                healthy = False
+                break
+        for command in commands[len(results) :]:
+            results.append(
+                CommandResult(
+                    command=command.line,
+                    success=False,
+                    error="not run: the session to the device was lost",
+                    error_code=ErrorCode.DISCONNECTED,
+                )
+            )
+        abort.attach(None)
+        self._pool.release(target, session, healthy and not abort.aborted)
+        return device_result(request_id, target, results, self._clock() - started, None)
 
-    def _open(self, target: DeviceTarget, timeouts: Timeouts, deadline: float) -> DeviceSession:
+    def _open(self, target: DeviceTarget, timeouts: Timeouts, deadline: float) -> tuple[DeviceSession, bool]:
         delay = self._retry_delay
         attempt = 0
         while True:
             attempt += 1
             remaining = deadline - self._clock()
             try:
-                return self._factory.open(target, min(timeouts.connect, max(remaining, 0.001)))
+                return self._pool.acquire(target, min(timeouts.connect, max(remaining, 0.001)))
             except ConnectError as exc:
                 if exc.code not in RETRYABLE_CONNECT or attempt > self._retries or self._clock() + delay >= deadline:
                     raise
@@ -78,76 +132,111 @@ class DeviceRunner:
     def _run_command(
         self,
         session: DeviceSession,
-        target: DeviceTarget,
         command: ShowCommand,
-        output_format: OutputFormat,
         timeouts: Timeouts,
         deadline: float,
-    ) -> CommandResult:
+        abort: AbortHandle,
+    ) -> tuple[CommandResult, bool]:
+        """One command; the flag says the session can no longer be trusted."""
         started = self._clock()
         line = command.line
         remaining = deadline - started
-        if remaining <= 0:
-            return CommandResult(
-                command=line,
-                success=False,
-                error="the device deadline passed before this command could run",
-                error_code=ErrorCode.DEVICE_TIMEOUT,
+        if remaining <= 0 or abort.aborted:
+            return (
+                CommandResult(
+                    command=line,
+                    success=False,
+                    error="the device deadline passed before this command could run",
+                    error_code=ErrorCode.DEVICE_TIMEOUT,
+                ),
+                True,
             )
         try:
             output = session.execute(line, min(timeouts.command, remaining))
         except CommandError as exc:
-            logger.warning("command failed: {} ({})", exc.message, exc.code)
-            return CommandResult(
-                command=line,
-                success=False,
-                output=exc.output,
-                error=exc.message,
-                error_code=exc.code,
-                duration_s=round(self._clock() - started, 4),
+            error = exc
+            if abort.aborted:
+                error = CommandError(ErrorCode.DEVICE_TIMEOUT, "the device deadline passed; the session was torn down")
+            logger.warning("command failed: {} ({})", error.message, error.code)
+            broken = error.code is not ErrorCode.INVALID_COMMAND
+            return (
+                CommandResult(
+                    command=line,
+                    success=False,
+                    output=error.output,
+                    error=error.message,
+                    error_code=error.code,
+                    duration_s=round(self._clock() - started, 4),
+                ),
+                broken,
             )
-        parsed = parse_status = parse_error = None
-        if output_format.wants_parse:
-            outcome = self._parser.parse(target.os, line, output)
-            parse_status = outcome.status.value
-            parsed = outcome.parsed
-            parse_error = outcome.message if outcome.status is not ParseStatus.OK else None
-        keep_raw = output_format.wants_raw or parsed is None
         return CommandResult(
-            command=line,
-            success=True,
-            output=output if keep_raw else None,
-            parsed=parsed,
-            parse_status=parse_status,
-            parse_error=parse_error,
-            duration_s=round(self._clock() - started, 4),
-        )
+            command=line, success=True, output=output, duration_s=round(self._clock() - started, 4)
+        ), False
 
-    def _device_result(
-        self,
-        request_id: str,
-        target: DeviceTarget,
-        commands: list[CommandResult],
-        started: float,
-        error: DeviceError | None,
-    ) -> DeviceResult:
-        failed = [c for c in commands if not c.success]
-        if error is not None:
-            code: str | None = error.code
-            message: str | None = error.message
-        elif failed:
-            code = failed[0].error_code
-            message = f"{len(failed)} of {len(commands)} commands failed"
-        else:
-            code = message = None
-        return DeviceResult(
-            request_id=request_id,
-            hostname=target.hostname,
-            port=target.port,
-            os=target.os.value,
-            success=error is None and not failed,
-            commands=commands,
-            error=message,
-            error_code=code,
-            duration_s=round(self._clock() - started, 4),
-        )
+
+def device_result(
+    request_id: str,
+    target: DeviceTarget,
+    commands: list[CommandResult],
+    duration: float,
+    error: DeviceError | None,
+) -> DeviceResult:
+    failed = [c for c in commands if not c.success]
+    if error is not None:
+        code: str | None = error.code
+        message: str | None = error.message
+    elif failed:
+        code = failed[0].error_code
+        message = f"{len(failed)} of {len(commands)} commands failed"
+    else:
+        code = message = None
+    return DeviceResult(
+        request_id=request_id,
+        hostname=target.hostname,
+        port=target.port,
+        os=target.os.value,
+        success=error is None and not failed,
+        commands=commands,
+        error=message,
+        error_code=code,
+        duration_s=round(duration, 4),
+    )
+
+
+class ResultParser:
+    """Adds Genie's parse to a device result; runs on its own small pool, not on device workers."""
+
+    def __init__(self, parser: OutputParser, max_bytes: int) -> None:
+        self._parser = parser
+        self._max_bytes = max_bytes
+
+    def apply(self, result: DeviceResult, output_format: OutputFormat) -> DeviceResult:
+        if not output_format.wants_parse:
+            return result
+        commands = []
+        for command in result.commands:
+            if not command.success or command.output is None:
+                commands.append(command)
+                continue
+            message: str | None
+            if len(command.output) > self._max_bytes:
+                status, parsed = ParseStatus.TOO_LARGE.value, None
+                message = f"output is {len(command.output)} bytes; parsing stops at {self._max_bytes}"
+            else:
+                outcome = self._parser.parse(DeviceOS(result.os), command.command, command.output)
+                status, parsed = outcome.status.value, outcome.parsed
+                message = outcome.message if outcome.status is not ParseStatus.OK else None
+            keep_raw = output_format.wants_raw or parsed is None
+            commands.append(
+                CommandResult(
+                    command=command.command,
+                    success=True,
+                    output=command.output if keep_raw else None,
+                    parsed=parsed,
+                    parse_status=status,
+                    parse_error=message,
+                    duration_s=command.duration_s,
+                )
+            )
+        return msgspec.structs.replace(result, commands=commands)

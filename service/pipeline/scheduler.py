@@ -1,8 +1,16 @@
 """The one sync/async crossing: device work goes to a bounded, shared thread pool.
 
 Unicon is synchronous, so each device runs in a worker thread; the event loop only
-awaits futures, so ``$SRV.PING`` and other requests stay responsive. The pool is shared
-by all requests; each request may use at most ``max_parallel_per_request`` workers.
+awaits futures, so ``$SRV.PING`` and other requests stay responsive.
+
+- One pool of ``max_workers`` slots is shared by every request. Waiting devices are
+  dispatched round-robin across requests, so a 1-device request is not stuck behind
+  a 500-device one; a request also never holds more than ``max_parallel_per_request``.
+- At most ``max_sessions_per_device`` sessions per host:port (devices have few VTY lines).
+- New logins are paced (``LoginLimiter``); reused warm sessions are not.
+- Deadlines by phase: queue wait, request, device (a watchdog tears down the session
+  of a worker that overruns), with connect and command deadlines inside the runner.
+- Parsing runs on a separate small pool, so device workers and VTY lines are freed early.
 """
 
 from __future__ import annotations
@@ -10,89 +18,226 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import time
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from loguru import logger
 
 from service.contract.messages import DeviceResult
-from service.domain.models import DeviceTarget, ExecutionPlan
-from service.errors import ErrorCode
+from service.domain.models import DeviceTarget, ExecutionPlan, Timeouts
+from service.errors import DeviceError, ErrorCode
 from service.pipeline.rate_limit import LoginLimiter
-from service.pipeline.runner import DeviceRunner
+from service.pipeline.runner import AbortHandle, DeviceRunner, ResultParser, device_result
+from service.pipeline.session_pool import SessionPool
 
 ResultCallback = Callable[[DeviceResult], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerLimits:
+    max_workers: int
+    max_parallel_per_request: int
+    max_sessions_per_device: int
+    queue_timeout: float
+    request_timeout: float
+    parse_workers: int
+    watchdog_grace: float = 5.0
+
+
+@dataclass(slots=True)
+class _Job:
+    target: DeviceTarget
+    future: asyncio.Future[DeviceResult]
+    enqueued: float
+
+
+@dataclass(slots=True)
+class _Request:
+    plan: ExecutionPlan
+    deadline: float
+    jobs: deque[_Job] = field(default_factory=deque)
+    running: int = 0
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class Scheduler:
     def __init__(
         self,
         runner: DeviceRunner,
-        max_workers: int,
-        max_parallel_per_request: int,
+        result_parser: ResultParser,
+        pool: SessionPool,
+        limits: SchedulerLimits,
         login_limiter: LoginLimiter | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._runner = runner
+        self._result_parser = result_parser
+        self._pool = pool
+        self._limits = limits
         self._logins = login_limiter or LoginLimiter(0)
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="device")
-        self._max_workers = max_workers
-        self._per_request = max_parallel_per_request
-        self._busy = 0
+        self._clock = clock
+        self._workers = ThreadPoolExecutor(max_workers=limits.max_workers, thread_name_prefix="device")
+        self._parsers = ThreadPoolExecutor(max_workers=limits.parse_workers, thread_name_prefix="parse")
+        self._requests: OrderedDict[int, _Request] = OrderedDict()
+        self._free = limits.max_workers
+        self._device_gates: dict[tuple[str, int], asyncio.Semaphore] = {}
+        self._next_key = 0
+        self.queued = 0
 
     @property
     def max_workers(self) -> int:
-        return self._max_workers
+        return self._limits.max_workers
 
     @property
     def busy(self) -> int:
-        return self._busy
+        return self._limits.max_workers - self._free
 
     async def run(self, plan: ExecutionPlan, on_result: ResultCallback | None = None) -> list[DeviceResult]:
-        """Run every device of ``plan``; results come back in request order."""
-        gate = asyncio.Semaphore(min(self._per_request, self._max_workers))
+        """Run every device of ``plan``; results come back in request order.
 
-        async def one(target: DeviceTarget) -> DeviceResult:
-            async with gate:
-                await self._logins.wait()
-                result = await self._run_device(plan, target)
+        If cancelled (shutdown), devices not finished are reported as ``service_unavailable``.
+        """
+        loop = asyncio.get_running_loop()
+        request = _Request(plan, self._clock() + self._limits.request_timeout)
+        for target in plan.targets:
+            request.jobs.append(_Job(target, loop.create_future(), self._clock()))
+        jobs = list(request.jobs)
+        key = self._next_key
+        self._next_key += 1
+        self._requests[key] = request
+        self.queued += len(jobs)
+        self._pump()
+
+        async def deliver(job: _Job) -> DeviceResult:
+            result = await job.future
             if on_result is not None:
                 await on_result(result)
             return result
 
-        return list(await asyncio.gather(*(one(target) for target in plan.targets)))
+        try:
+            return list(await asyncio.gather(*(deliver(job) for job in jobs)))
+        except asyncio.CancelledError:
+            for task in list(request.tasks):
+                task.cancel()  # tears down the sessions of devices still running
+            return [
+                job.future.result()
+                if job.future.done() and not job.future.cancelled()
+                else _failed(
+                    plan, job.target, ErrorCode.SERVICE_UNAVAILABLE, "the service stopped before this device finished"
+                )
+                for job in jobs
+            ]
+        finally:
+            self.queued -= sum(1 for job in request.jobs)
+            request.jobs.clear()
+            self._requests.pop(key, None)
 
-    async def _run_device(self, plan: ExecutionPlan, target: DeviceTarget) -> DeviceResult:
+    def _pump(self) -> None:
+        """Start waiting devices while slots are free: round-robin over requests."""
+        while self._free > 0:
+            for key, request in self._requests.items():
+                if request.jobs and request.running < self._limits.max_parallel_per_request:
+                    job = request.jobs.popleft()
+                    self.queued -= 1
+                    request.running += 1
+                    self._free -= 1
+                    self._requests.move_to_end(key)  # served: to the back of the line
+                    task = asyncio.get_running_loop().create_task(self._start(request, job))
+                    request.tasks.add(task)
+                    task.add_done_callback(request.tasks.discard)
+                    break
+            else:
+                return
+
+    async def _start(self, request: _Request, job: _Job) -> None:
+        try:
+            result = await self._run_job(request, job)
+        except Exception as exc:  # noqa: BLE001 - a bug must fail one device, not the request
+            logger.opt(exception=exc).error("device worker crashed: {}", type(exc).__name__)
+            result = _failed(
+                request.plan, job.target, ErrorCode.INTERNAL_ERROR, f"internal error ({type(exc).__name__})"
+            )
+        finally:
+            request.running -= 1
+            self._free += 1
+            self._pump()
+        if not job.future.done():
+            job.future.set_result(result)
+
+    async def _run_job(self, request: _Request, job: _Job) -> DeviceResult:
+        plan, target = request.plan, job.target
+        now = self._clock()
+        if now - job.enqueued > self._limits.queue_timeout:
+            return _failed(
+                plan, target, ErrorCode.QUEUE_TIMEOUT, f"waited more than {self._limits.queue_timeout:g}s for a worker"
+            )
+        if now >= request.deadline:
+            return _failed(
+                plan, target, ErrorCode.REQUEST_TIMEOUT, "the request deadline passed before this device started"
+            )
+        gate = self._device_gates.setdefault(
+            (target.hostname, target.port), asyncio.Semaphore(self._limits.max_sessions_per_device)
+        )
+        async with gate:
+            if not self._pool.has_warm(target):
+                await self._logins.wait()
+            remaining = request.deadline - self._clock()
+            timeouts = Timeouts(
+                connect=plan.timeouts.connect,
+                command=plan.timeouts.command,
+                device=max(0.001, min(plan.timeouts.device, remaining)),
+            )
+            result = await self._in_worker(plan, target, timeouts)
+        if plan.output_format.wants_parse:
+            loop = asyncio.get_running_loop()
+            call = functools.partial(
+                contextvars.copy_context().run, self._result_parser.apply, result, plan.output_format
+            )
+            result = await loop.run_in_executor(self._parsers, call)
+        return result
+
+    async def _in_worker(self, plan: ExecutionPlan, target: DeviceTarget, timeouts: Timeouts) -> DeviceResult:
         loop = asyncio.get_running_loop()
+        abort = AbortHandle()
         with logger.contextualize(device=target.hostname):
             # run_in_executor does not carry context variables; copy them so log lines
             # from the worker thread keep the request id and device.
-            context = contextvars.copy_context()
             call = functools.partial(
-                context.run,
+                contextvars.copy_context().run,
                 self._runner.run,
                 plan.request_id,
                 target,
                 plan.commands,
-                plan.output_format,
-                plan.timeouts,
+                timeouts,
+                abort,
             )
-            self._busy += 1
+            future = loop.run_in_executor(self._workers, call)
             try:
-                return await loop.run_in_executor(self._pool, call)
-            except Exception as exc:  # noqa: BLE001 - a bug in a device adapter must not lose the other devices
-                logger.opt(exception=exc).error("device worker crashed: {}", type(exc).__name__)
-                return DeviceResult(
-                    request_id=plan.request_id,
-                    hostname=target.hostname,
-                    port=target.port,
-                    os=target.os.value,
-                    success=False,
-                    commands=[],
-                    error=f"internal error in the device worker ({type(exc).__name__})",
-                    error_code=ErrorCode.INTERNAL_ERROR,
+                return await asyncio.wait_for(asyncio.shield(future), timeouts.device + self._limits.watchdog_grace)
+            except asyncio.CancelledError:
+                abort.abort()  # shutdown: free the worker thread now
+                raise
+            except TimeoutError:
+                logger.warning("device overran its deadline; tearing the session down")
+                await loop.run_in_executor(None, abort.abort)
+                return _failed(
+                    plan,
+                    target,
+                    ErrorCode.DEVICE_TIMEOUT,
+                    f"no result within the device deadline ({timeouts.device:g}s)",
                 )
-            finally:
-                self._busy -= 1
+
+    def sweep_sessions(self) -> int:
+        return self._pool.sweep()
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._workers.shutdown(wait=True, cancel_futures=True)
+        self._parsers.shutdown(wait=True, cancel_futures=True)
+        self._pool.close_all()
+
+
+def _failed(plan: ExecutionPlan, target: DeviceTarget, code: ErrorCode, message: str) -> DeviceResult:
+    return device_result(plan.request_id, target, [], 0.0, DeviceError(code, message))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -15,16 +16,41 @@ class FakeDevice:
     outputs: dict[str, str] = field(default_factory=dict)
     connect_errors: list[ErrorCode] = field(default_factory=list)  # consumed one per open
     command_errors: dict[str, ErrorCode] = field(default_factory=dict)
+    delay: float = 0.0
 
 
 class FakeSession:
-    def __init__(self, device: FakeDevice, log: list[str]) -> None:
+    def __init__(self, device: FakeDevice, log: list[str], hostname: str) -> None:
         self._device = device
         self._log = log
+        self.hostname = hostname
         self.closed = False
+        self.alive = True
+        self.executed = 0
+        self.drop_on_next = False
+        self.factory: FakeSessionFactory | None = None
+
+    def is_alive(self) -> bool:
+        return self.alive and not self.closed
 
     def execute(self, line: str, timeout: float) -> str:
         self._log.append(line)
+        self.executed += 1
+        if self.drop_on_next:
+            self.drop_on_next = False
+            self.alive = False
+            raise CommandError(ErrorCode.DISCONNECTED, "fake: the device closed the session")
+        if self.factory is not None:
+            self.factory.enter(self.hostname)
+        try:
+            deadline = time.monotonic() + self._device.delay
+            while time.monotonic() < deadline and not self.closed:
+                time.sleep(0.005)
+        finally:
+            if self.factory is not None:
+                self.factory.leave(self.hostname)
+        if not self.alive or self.closed:
+            raise CommandError(ErrorCode.DISCONNECTED, "fake: session closed")
         if line in self._device.command_errors:
             raise CommandError(self._device.command_errors[line], "fake failure", output="% fake")
         return self._device.outputs.get(line, f"output of {line}")
@@ -41,7 +67,18 @@ class FakeSessionFactory:
         self.opened: list[str] = []
         self.lines: list[str] = []
         self.sessions: list[FakeSession] = []
+        self.active: dict[str, int] = {}
+        self.max_active: dict[str, int] = {}
         self._lock = threading.Lock()
+
+    def enter(self, hostname: str) -> None:
+        with self._lock:
+            self.active[hostname] = self.active.get(hostname, 0) + 1
+            self.max_active[hostname] = max(self.max_active.get(hostname, 0), self.active[hostname])
+
+    def leave(self, hostname: str) -> None:
+        with self._lock:
+            self.active[hostname] -= 1
 
     def open(self, target: DeviceTarget, connect_timeout: float) -> FakeSession:
         with self._lock:
@@ -50,7 +87,8 @@ class FakeSessionFactory:
             if device.connect_errors:
                 code = device.connect_errors.pop(0)
                 raise ConnectError(code, f"fake {code}")
-            session = FakeSession(device, self.lines)
+            session = FakeSession(device, self.lines, target.hostname)
+            session.factory = self
             self.sessions.append(session)
             return session
 

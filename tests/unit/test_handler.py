@@ -11,8 +11,9 @@ from service.domain.policy import Limits
 from service.errors import ErrorCode, PyatsRoError
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
-from service.pipeline.runner import DeviceRunner
-from service.pipeline.scheduler import Scheduler
+from service.pipeline.runner import DeviceRunner, ResultParser
+from service.pipeline.scheduler import Scheduler, SchedulerLimits
+from service.pipeline.session_pool import SessionPool
 from tests.unit.fakes import FakeDevice, FakeParser, FakeSessionFactory
 from tests.unit.test_policy import INJECTION_COMMANDS
 
@@ -43,11 +44,16 @@ class RecordingSink:
         self.events.append(("error", (error, request_id)))
 
 
-def build(factory: FakeSessionFactory, retries: int = 2) -> tuple[RequestHandler, ServiceMetrics, list[float]]:
+def build(
+    factory: FakeSessionFactory, retries: int = 2, ttl: float = 0
+) -> tuple[RequestHandler, ServiceMetrics, list[float]]:
     slept: list[float] = []
-    runner = DeviceRunner(factory, FakeParser(), connect_retries=retries, connect_retry_delay=0.5, sleep=slept.append)
+    pool = SessionPool(factory, idle_ttl=ttl, max_idle=10)
+    runner = DeviceRunner(pool, connect_retries=retries, connect_retry_delay=0.5, sleep=slept.append)
+    limits = SchedulerLimits(4, 2, 1, queue_timeout=60, request_timeout=60, parse_workers=1)
+    scheduler = Scheduler(runner, ResultParser(FakeParser(), 10_000), pool, limits)
     metrics = ServiceMetrics()
-    handler = RequestHandler(Scheduler(runner, 4, 2), LIMITS, Timeouts(5, 10, 100), metrics)
+    handler = RequestHandler(scheduler, LIMITS, Timeouts(5, 10, 100), metrics)
     return handler, metrics, slept
 
 

@@ -87,3 +87,10 @@ def test_every_setting_is_documented(document: str) -> None:
     text = (ROOT / document).read_text()
     missing = [env_name(field) for field in Settings.model_fields if env_name(field) not in text]
     assert not missing, f"{document} lacks {missing}"
+
+
+def test_generated_settings_docs_are_current() -> None:
+    from service.config_docs import env_example, tables
+
+    assert tables() in (ROOT / "docs/CONFIGURATION.md").read_text(), "run make config-docs"
+    assert (ROOT / ".env.example").read_text() == env_example(), "run make config-docs"

@@ -1,0 +1,159 @@
+"""Scheduling with fakes: fairness, per-device limits, deadlines by phase, warm reuse, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from service.contract.messages import DeviceResult
+from service.domain.models import DeviceOS, DeviceTarget, ExecutionPlan, OutputFormat, Secret, ShowCommand, Timeouts
+from service.errors import ErrorCode
+from service.pipeline.runner import DeviceRunner, ResultParser
+from service.pipeline.scheduler import Scheduler, SchedulerLimits
+from service.pipeline.session_pool import SessionPool
+from tests.unit.fakes import FakeDevice, FakeParser, FakeSessionFactory
+
+pytestmark = [pytest.mark.unit, pytest.mark.asyncio]
+
+
+def make(
+    factory: FakeSessionFactory,
+    workers: int = 4,
+    per_request: int = 4,
+    per_device: int = 1,
+    queue_timeout: float = 60,
+    request_timeout: float = 60,
+    ttl: float = 60,
+    watchdog_grace: float = 5.0,
+) -> tuple[Scheduler, SessionPool]:
+    pool = SessionPool(factory, idle_ttl=ttl, max_idle=100)
+    runner = DeviceRunner(pool, connect_retries=0, connect_retry_delay=0)
+    limits = SchedulerLimits(workers, per_request, per_device, queue_timeout, request_timeout, 1, watchdog_grace)
+    return Scheduler(runner, ResultParser(FakeParser(), 10_000), pool, limits), pool
+
+
+def plan(
+    hosts: list[str], request_id: str = "r", device_timeout: float = 30, port: int = 22, **kw: Any
+) -> ExecutionPlan:
+    targets = tuple(DeviceTarget(h, port, DeviceOS.IOSXE, "u", Secret(kw.get("password", "p"))) for h in hosts)
+    return ExecutionPlan(
+        request_id=request_id,
+        requester="t",
+        targets=targets,
+        commands=(ShowCommand("show version"),),
+        output_format=kw.get("output_format", OutputFormat.RAW),
+        timeouts=Timeouts(5, 10, device_timeout),
+    )
+
+
+async def test_a_small_request_is_not_stuck_behind_a_big_one() -> None:
+    factory = FakeSessionFactory({f"big{i}": FakeDevice(delay=0.1) for i in range(20)})
+    scheduler, _ = make(factory, workers=2, per_request=2)
+    big = asyncio.create_task(scheduler.run(plan([f"big{i}" for i in range(20)], "big")))
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    [small] = await scheduler.run(plan(["small"], "small"))
+    waited = time.monotonic() - started
+    assert small.success
+    assert waited < 0.4, waited  # served at the next free slot, not after the 20 big devices (~1 s)
+    assert not big.done()
+    assert all(r.success for r in await big)
+
+
+async def test_per_device_session_limit() -> None:
+    factory = FakeSessionFactory({"r1": FakeDevice(delay=0.05)})
+    scheduler, _ = make(factory, workers=4, per_request=4, per_device=1)
+    results = await scheduler.run(plan(["r1"] * 6))
+    assert all(r.success for r in results)
+    assert factory.max_active["r1"] == 1
+
+
+async def test_per_device_limit_can_be_raised() -> None:
+    factory = FakeSessionFactory({"r1": FakeDevice(delay=0.1)})
+    scheduler, _ = make(factory, workers=4, per_request=4, per_device=2, ttl=0)
+    await scheduler.run(plan(["r1"] * 4))
+    assert factory.max_active["r1"] == 2
+
+
+async def test_queue_wait_deadline() -> None:
+    factory = FakeSessionFactory({h: FakeDevice(delay=0.1) for h in "abc"})
+    scheduler, _ = make(factory, workers=1, per_request=1, queue_timeout=0.05)
+    results = await scheduler.run(plan(list("abc")))
+    assert results[0].success
+    assert [r.error_code for r in results[1:]] == [ErrorCode.QUEUE_TIMEOUT] * 2
+
+
+async def test_request_deadline() -> None:
+    factory = FakeSessionFactory({h: FakeDevice(delay=0.1) for h in "abc"})
+    scheduler, _ = make(factory, workers=1, per_request=1, request_timeout=0.15)
+    results = await scheduler.run(plan(list("abc")))
+    assert results[0].success
+    assert results[2].error_code == ErrorCode.REQUEST_TIMEOUT
+
+
+async def test_a_hung_device_is_torn_down_at_its_deadline() -> None:
+    factory = FakeSessionFactory({"hung": FakeDevice(delay=30)})
+    scheduler, _ = make(factory, watchdog_grace=0.1)
+    started = time.monotonic()
+    [result] = await scheduler.run(plan(["hung"], device_timeout=0.2))
+    assert time.monotonic() - started < 2
+    assert result.error_code == ErrorCode.DEVICE_TIMEOUT
+    await asyncio.sleep(0.1)
+    assert factory.sessions[0].closed  # the worker thread was freed, not left blocked
+
+
+async def test_warm_session_reused_across_requests() -> None:
+    factory = FakeSessionFactory()
+    scheduler, pool = make(factory)
+    await scheduler.run(plan(["r1"]))
+    await scheduler.run(plan(["r1"]))
+    assert factory.opened == ["r1"] and (pool.logins, pool.reuses) == (1, 1)
+
+
+async def test_two_passwords_on_one_device_are_two_logins_and_a_wrong_one_fails() -> None:
+    factory = FakeSessionFactory()
+    scheduler, pool = make(factory)
+    await scheduler.run(plan(["r1"], password="good"))
+    await scheduler.run(plan(["r1"], password="other"))
+    assert pool.logins == 2 and pool.reuses == 0
+    factory.devices["r1"].connect_errors = [ErrorCode.AUTH_FAILED]
+    [result] = await scheduler.run(plan(["r1"], password="wrong"))
+    assert result.error_code == ErrorCode.AUTH_FAILED  # not the cached session of another password
+
+
+async def test_a_warm_session_the_device_closed_is_retried_once_on_a_fresh_login() -> None:
+    factory = FakeSessionFactory()
+    scheduler, pool = make(factory)
+    await scheduler.run(plan(["r1"]))
+    factory.sessions[0].drop_on_next = True  # alive by the cheap check, dead on use
+    [result] = await scheduler.run(plan(["r1"]))
+    assert result.success
+    assert pool.logins == 2 and len(factory.sessions) == 2
+
+
+async def test_parsing_happens_after_the_device_work() -> None:
+    factory = FakeSessionFactory()
+    scheduler, _ = make(factory)
+    [result] = await scheduler.run(plan(["r1"], output_format=OutputFormat.PARSED))
+    assert result.commands[0].parse_status == "ok" and result.commands[0].output is None
+
+
+async def test_cancelled_request_reports_unfinished_devices() -> None:
+    factory = FakeSessionFactory({"fast": FakeDevice(), "slow": FakeDevice(delay=5)})
+    scheduler, _ = make(factory)
+    seen: list[DeviceResult] = []
+
+    async def on_result(result: DeviceResult) -> None:
+        seen.append(result)
+
+    task = asyncio.create_task(scheduler.run(plan(["fast", "slow"]), on_result))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    fast, slow = await task
+    assert fast.success and [r.hostname for r in seen] == ["fast"]
+    assert slow.error_code == ErrorCode.SERVICE_UNAVAILABLE
+    await asyncio.sleep(0.1)
+    assert [s.closed for s in factory.sessions if s.hostname == "slow"] == [True]  # its worker was released

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import pytest
+
+from service.domain.models import DeviceOS, DeviceTarget, Secret
+from service.pipeline.session_pool import SessionKey, SessionPool
+from tests.unit.fakes import FakeSessionFactory
+
+pytestmark = pytest.mark.unit
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def target(host: str = "r1", password: str = "pw", enable: str | None = None, port: int = 22) -> DeviceTarget:
+    return DeviceTarget(host, port, DeviceOS.IOSXE, "admin", Secret(password), Secret(enable) if enable else None)
+
+
+def test_a_released_session_is_reused_for_the_same_credentials() -> None:
+    factory = FakeSessionFactory()
+    pool = SessionPool(factory, idle_ttl=60, max_idle=10)
+    first, reused = pool.acquire(target(), 5)
+    assert not reused
+    pool.release(target(), first, healthy=True)
+    second, reused = pool.acquire(target(), 5)
+    assert reused and second is first
+    assert (pool.logins, pool.reuses) == (1, 1)
+
+
+def test_never_reused_across_credentials_and_the_old_line_is_freed() -> None:
+    factory = FakeSessionFactory()
+    pool = SessionPool(factory, idle_ttl=60, max_idle=10)
+    good, _ = pool.acquire(target(password="a"), 5)
+    pool.release(target(password="a"), good, healthy=True)
+    other, reused = pool.acquire(target(password="b"), 5)
+    assert not reused and other is not good
+    assert good.closed  # the device's line held under other credentials was released
+    _, reused = pool.acquire(target(password="b", enable="e"), 5)
+    assert not reused
+
+
+def test_key_holds_no_secret() -> None:
+    key = SessionKey.of(target(password="pw-canary", enable="en-canary"))
+    assert "canary" not in repr(key)
+    assert key != SessionKey.of(target(password="pw-canary", enable="other"))
+
+
+def test_unhealthy_and_dead_sessions_are_not_reused() -> None:
+    factory = FakeSessionFactory()
+    pool = SessionPool(factory, idle_ttl=60, max_idle=10)
+    session, _ = pool.acquire(target(), 5)
+    pool.release(target(), session, healthy=False)
+    assert session.closed and pool.idle_count() == 0
+    session, _ = pool.acquire(target(), 5)
+    pool.release(target(), session, healthy=True)
+    session.alive = False  # the device dropped it while idle
+    fresh, reused = pool.acquire(target(), 5)
+    assert not reused and session.closed and fresh is not session
+
+
+def test_idle_ttl_and_sweep() -> None:
+    clock = Clock()
+    factory = FakeSessionFactory()
+    pool = SessionPool(factory, idle_ttl=60, max_idle=10, clock=clock)
+    session, _ = pool.acquire(target(), 5)
+    pool.release(target(), session, healthy=True)
+    clock.now = 59
+    assert pool.sweep() == 0
+    clock.now = 61
+    assert pool.sweep() == 1
+    assert session.closed and pool.idle_count() == 0
+
+
+def test_expired_session_is_not_reused_even_before_a_sweep() -> None:
+    clock = Clock()
+    pool = SessionPool(FakeSessionFactory(), idle_ttl=10, max_idle=10, clock=clock)
+    session, _ = pool.acquire(target(), 5)
+    pool.release(target(), session, healthy=True)
+    clock.now = 11
+    _, reused = pool.acquire(target(), 5)
+    assert not reused and session.closed
+
+
+def test_cap_evicts_the_least_recently_used() -> None:
+    pool = SessionPool(FakeSessionFactory(), idle_ttl=60, max_idle=2)
+    sessions = []
+    for host in ("a", "b", "c"):
+        session, _ = pool.acquire(target(host), 5)
+        sessions.append(session)
+    for host, session in zip(("a", "b", "c"), sessions, strict=True):
+        pool.release(target(host), session, healthy=True)
+    assert pool.idle_count() == 2
+    assert sessions[0].closed and not sessions[1].closed and not sessions[2].closed
+
+
+def test_ttl_zero_disables_warm_sessions() -> None:
+    pool = SessionPool(FakeSessionFactory(), idle_ttl=0, max_idle=10)
+    session, _ = pool.acquire(target(), 5)
+    pool.release(target(), session, healthy=True)
+    assert session.closed and not pool.enabled
+
+
+def test_close_all() -> None:
+    pool = SessionPool(FakeSessionFactory(), idle_ttl=60, max_idle=10)
+    session, _ = pool.acquire(target(), 5)
+    pool.release(target(), session, healthy=True)
+    pool.close_all()
+    assert session.closed and pool.idle_count() == 0
