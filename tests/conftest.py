@@ -149,6 +149,24 @@ class ServiceProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_ready(self, timeout: float = 60.0) -> ServiceProcess:
+        """Poll this instance's own /readyz (other replicas may already answer pings)."""
+        import urllib.error
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise RuntimeError(f"service exited early:\n{self.log()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/readyz", timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"service not ready after {timeout:g}s:\n{self.log()[-3000:]}")
+
 
 async def wait_for_services(url: str, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
     """Ping ``$SRV.PING.pyats-ro`` until ``count`` instances answer."""
@@ -213,6 +231,4 @@ def service_factory(
 @pytest.fixture(scope="session")
 def service(service_factory: Callable[..., ServiceProcess], nats_server: LocalNatsServer) -> ServiceProcess:
     """The shared service instance most bus tests talk to."""
-    process = service_factory(PYATS_MAX_PAYLOAD_BYTES="65536", PYATS_MAX_DEVICES_PER_REQUEST="40")
-    asyncio.run(wait_for_services(nats_server.url, 1))
-    return process
+    return service_factory(PYATS_MAX_PAYLOAD_BYTES="65536", PYATS_MAX_DEVICES_PER_REQUEST="40").wait_ready()

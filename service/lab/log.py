@@ -1,9 +1,21 @@
-"""The lab's JSON-lines record of every line a client sent.
+"""The lab's JSON-lines record of every line a client sent, and of sessions.
 
 Tests and the demo prove read-only behaviour from this file: a line typed in
 config mode, or one that enters it, has ``"config": true``.  Secrets typed at a
 ``Password:`` prompt are replaced before they reach this module's caller, so
 nothing is written that would need scrubbing.
+
+Two shapes of entry share the file:
+
+* a received line: ``{"ts", "device", "port", "mode", "line", "config"}``;
+* a session event: ``{"ts", "event", "device", "port", "open"}`` where
+  ``event`` is ``session_open``, ``session_close`` or ``session_refused`` (no
+  free VTY line, see ``max_sessions``) and ``open`` is the number of sessions
+  the device has open after the event.
+
+``read_log`` and ``config_lines`` return received lines only, so their callers
+see what they always saw; ``read_events`` returns the session events,
+``read_entries`` everything, and ``max_concurrent_sessions`` the peak per port.
 """
 
 from __future__ import annotations
@@ -51,6 +63,20 @@ class CommandLog:
         self._file.write(json.dumps(entry) + "\n")
         self._file.flush()
 
+    def event(self, *, event: str, device: str, port: int, open_sessions: int) -> None:
+        """Write one session event (``session_open``, ``session_close``, ``session_refused``)."""
+        if self._file is None:
+            return
+        entry = {
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "event": event,
+            "device": device,
+            "port": port,
+            "open": open_sessions,
+        }
+        self._file.write(json.dumps(entry) + "\n")
+        self._file.flush()
+
     def close(self) -> None:
         """Close the file; later records are dropped."""
         if self._file is not None:
@@ -58,8 +84,8 @@ class CommandLog:
             self._file = None
 
 
-def read_log(path: Path) -> list[dict[str, Any]]:
-    """Every entry of a lab log, in order (missing file = no entries)."""
+def read_entries(path: Path) -> list[dict[str, Any]]:
+    """Every entry of a lab log, lines and events, in order (missing file = none)."""
     if not path.exists():
         return []
     entries: list[dict[str, Any]] = []
@@ -68,6 +94,28 @@ def read_log(path: Path) -> list[dict[str, Any]]:
             if raw.strip():
                 entries.append(json.loads(raw))
     return entries
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """Every received-line entry of a lab log, in order (session events left out)."""
+    return [entry for entry in read_entries(path) if "event" not in entry]
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """The session events of a lab log, in order."""
+    return [entry for entry in read_entries(path) if "event" in entry]
+
+
+def max_concurrent_sessions(path: Path) -> dict[int, int]:
+    """The most sessions each port had open at once, from the log's events.
+
+    Ports that logged events but never admitted a session map to 0.
+    """
+    peaks: dict[int, int] = {}
+    for entry in read_events(path):
+        port = int(entry["port"])
+        peaks[port] = max(peaks.get(port, 0), int(entry["open"]))
+    return peaks
 
 
 def config_lines(path: Path) -> list[dict[str, Any]]:

@@ -10,7 +10,11 @@ OS.  A device may also get a folder of outputs; it is read in two layouts:
 * flat templates, ``<slug>.txt`` or ``<os>/<slug>.txt``, like the built-ins.
 
 Folder outputs win over built-ins, so tests can pin any command's text while the
-login commands (``show version``) keep working.
+login commands (``show version``) keep working.  A device's ``large_outputs``
+(generated text of an exact size, see ``service.lab.generated``) win over both.
+``device_output(device, command)`` returns the exact text a device serves for a
+command (before ``\r\n`` conversion, paging and pipes), so a test can compute
+what it expects without SSH.
 """
 
 from __future__ import annotations
@@ -19,6 +23,20 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+from service.lab.generated import GENERATED_KINDS, generated_output
+from service.lab.platforms import PLATFORMS
+from service.lab.spec import DeviceSpec, LargeOutput
+
+__all__ = [
+    "GENERATED_KINDS",
+    "OutputStore",
+    "StoredOutput",
+    "device_output",
+    "generated_output",
+    "large_output_text",
+    "normalise_command",
+]
 
 BUILTIN_DIR = Path(__file__).parent / "outputs"
 HOSTNAME_PLACEHOLDER = "{hostname}"
@@ -101,15 +119,47 @@ def folder_outputs(folder: Path, os_name: str) -> dict[str, StoredOutput]:
     return found
 
 
+def large_output_text(device: DeviceSpec, large: LargeOutput) -> str:
+    """The generated text ``device`` serves for ``large`` (its prompt line is the ``#`` prompt)."""
+    prompt = PLATFORMS[device.os].prompt(device.name, "privileged") if large.prompt_line else None
+    return generated_output(large.kind, large.size, device.name, prompt_line=prompt)
+
+
+def generated_for(device: DeviceSpec) -> dict[str, StoredOutput]:
+    """A device's ``large_outputs`` as store entries (text generated once, here)."""
+    return {
+        normalise_command(large.command): StoredOutput(large.command, large_output_text(device, large), False)
+        for large in device.large_outputs
+    }
+
+
+def device_output(device: DeviceSpec, command: str) -> str | None:
+    """The exact text ``device`` answers to ``command`` (``\n`` endings), ``None`` if unknown.
+
+    This is what the shell serves before it turns line endings into ``\r\n``
+    and applies paging and ``|`` filters.
+    """
+    stored = OutputStore.for_device(device).lookup(command)
+    return None if stored is None else stored.render(device.name)
+
+
 class OutputStore:
     """The commands one device knows, keyed by normalised command text."""
 
-    def __init__(self, os_name: str, outputs_dir: Path | None) -> None:
+    def __init__(
+        self, os_name: str, outputs_dir: Path | None, generated: dict[str, StoredOutput] | None = None
+    ) -> None:
         outputs = dict(builtin_outputs(os_name))
         if outputs_dir is not None:
             outputs.update(folder_outputs(outputs_dir.resolve(), os_name))
+        outputs.update(generated or {})
         self._outputs = outputs
         self._words = {key: key.split() for key in outputs}
+
+    @classmethod
+    def for_device(cls, device: DeviceSpec) -> OutputStore:
+        """Built-ins, the device's folder and its generated outputs."""
+        return cls(device.os, device.outputs_dir, generated_for(device))
 
     def commands(self) -> list[str]:
         """Normalised commands this device answers."""

@@ -17,9 +17,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from service.lab.log import config_lines, read_log
+from service.lab.log import config_lines, max_concurrent_sessions, read_events, read_log
 
-__all__ = ["LabProcess", "LabStartError", "config_lines", "read_log"]
+__all__ = ["LabProcess", "LabStartError", "config_lines", "max_concurrent_sessions", "read_events", "read_log"]
 
 
 class LabStartError(RuntimeError):
@@ -109,8 +109,16 @@ class LabProcess:
         return code
 
     def read_log(self) -> list[dict[str, Any]]:
-        """The lab's log entries so far."""
+        """The lab's received-line entries so far (session events left out)."""
         return read_log(self.log_path)
+
+    def read_events(self) -> list[dict[str, Any]]:
+        """The lab's session events so far (``session_open``, ``session_close``, ...)."""
+        return read_events(self.log_path)
+
+    def max_concurrent_sessions(self) -> dict[int, int]:
+        """The most sessions each device port had open at once, so far."""
+        return max_concurrent_sessions(self.log_path)
 
     def config_lines(self) -> list[dict[str, Any]]:
         """Entries flagged ``config``: should be empty for a read-only client."""

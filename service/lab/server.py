@@ -3,15 +3,25 @@
 Each device gets its own port so clients address devices the way they address
 real ones (host + port).  ``LabServer`` owns the listeners and the log; the CLI
 and the tests start and stop it.
+
+Sessions are counted per device: an SSH connection counts as open from its
+successful authentication until it closes (one connection is one VTY line).
+``LabServer.session_stats[name]`` holds the open count, the peak, the total and
+the refusals, and every change is logged as a session event (see
+``service.lab.log``).  A device with ``max_sessions`` N refuses the N+1th
+connection after authentication: its session gets ``NO_FREE_VTY`` and exit
+status 1, then the connection closes (after ``REFUSED_GRACE`` seconds if the
+client never opens a session).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import socket
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 
@@ -23,6 +33,45 @@ from service.lab.shell import DeviceShell
 from service.lab.spec import DeviceSpec
 
 _PORT_ATTEMPTS = 50
+NO_FREE_VTY = "% All VTY lines are busy; connection refused by {hostname} (max_sessions {limit})"
+REFUSED_GRACE = 2.0
+
+
+@dataclass
+class SessionStats:
+    """One device's SSH sessions: open now, most at once, admitted and refused so far."""
+
+    open: int = 0
+    peak: int = 0
+    total: int = 0
+    refused: int = 0
+
+
+class SessionTracker:
+    """Counts sessions per device, enforces ``max_sessions`` and logs every change."""
+
+    def __init__(self, log: CommandLog) -> None:
+        self._log = log
+        self.stats: dict[str, SessionStats] = {}
+
+    def admit(self, device: DeviceSpec) -> bool:
+        """Open a session unless the device's VTY lines are all in use."""
+        stats = self.stats.setdefault(device.name, SessionStats())
+        if device.max_sessions and stats.open >= device.max_sessions:
+            stats.refused += 1
+            self._log.event(event="session_refused", device=device.name, port=device.port, open_sessions=stats.open)
+            return False
+        stats.open += 1
+        stats.total += 1
+        stats.peak = max(stats.peak, stats.open)
+        self._log.event(event="session_open", device=device.name, port=device.port, open_sessions=stats.open)
+        return True
+
+    def release(self, device: DeviceSpec) -> None:
+        """Close an admitted session."""
+        stats = self.stats.setdefault(device.name, SessionStats())
+        stats.open = max(0, stats.open - 1)
+        self._log.event(event="session_close", device=device.name, port=device.port, open_sessions=stats.open)
 
 
 def load_host_key(path: Path | None) -> asyncssh.SSHKey:
@@ -64,11 +113,37 @@ class DeviceAuth(asyncssh.SSHServer):
     """Password and keyboard-interactive auth against one device's credentials.
 
     Both methods are offered because OpenSSH (under Unicon) and paramiko pick
-    differently; ``auth_failure`` makes every attempt fail.
+    differently; ``auth_failure`` makes every attempt fail.  It also tracks the
+    connection as a session (``SessionTracker``): ``refused`` is set when the
+    device had no free VTY line at authentication.
     """
 
-    def __init__(self, device: DeviceSpec) -> None:
+    def __init__(self, device: DeviceSpec, tracker: SessionTracker | None = None) -> None:
         self._device = device
+        self._tracker = tracker
+        self._conn: asyncssh.SSHServerConnection | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self.admitted = False
+        self.refused = False
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+
+    def auth_completed(self) -> None:
+        if self._tracker is None:
+            return
+        self.admitted = self._tracker.admit(self._device)
+        self.refused = not self.admitted
+        if self.refused and self._conn is not None:
+            self._close_timer = asyncio.get_running_loop().call_later(REFUSED_GRACE, self._conn.close)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        if self.admitted and self._tracker is not None:
+            self.admitted = False
+            self._tracker.release(self._device)
 
     def begin_auth(self, username: str) -> bool:
         return True
@@ -109,6 +184,7 @@ class LabServer:
     ) -> None:
         self._requested = tuple(devices)
         self._log = CommandLog(log_path)
+        self._tracker = SessionTracker(self._log)
         self._host_key = host_key or load_host_key(None)
         self._listeners: list[asyncssh.SSHAcceptor] = []
         self._sessions: set[asyncio.Task[None]] = set()
@@ -117,6 +193,11 @@ class LabServer:
     @property
     def log_path(self) -> Path | None:
         return self._log.path
+
+    @property
+    def session_stats(self) -> dict[str, SessionStats]:
+        """Sessions per device name (only devices that saw a login are present)."""
+        return self._tracker.stats
 
     async def start(self) -> tuple[DeviceSpec, ...]:
         """Open every listener; devices with port 0 get one consecutive free range."""
@@ -149,10 +230,21 @@ class LabServer:
         raise OSError(f"no {len(devices)} consecutive free ports found")
 
     async def _listen(self, device: DeviceSpec) -> asyncssh.SSHAcceptor:
-        store = OutputStore(device.os, device.outputs_dir)
+        store = OutputStore.for_device(device)
 
         async def serve(process: asyncssh.SSHServerProcess[str]) -> None:
             task = asyncio.current_task()
+            connection = process.channel.get_connection()
+            owner = connection.get_owner()
+            if isinstance(owner, DeviceAuth) and owner.refused:
+                process.stdout.write(
+                    "\r\n" + NO_FREE_VTY.format(hostname=device.name, limit=device.max_sessions) + "\r\n"
+                )
+                process.exit(1)
+                with contextlib.suppress(TimeoutError, asyncssh.Error, OSError):
+                    await asyncio.wait_for(process.wait_closed(), REFUSED_GRACE)
+                connection.close()
+                return
             if task is not None:
                 self._sessions.add(task)
             shell = DeviceShell(device, store, ProcessChannel(process), self._log)
@@ -169,7 +261,7 @@ class LabServer:
                 process.close()
 
         return await asyncssh.create_server(
-            lambda: DeviceAuth(device),
+            lambda: DeviceAuth(device, self._tracker),
             device.host,
             device.port,
             server_host_keys=[self._host_key],

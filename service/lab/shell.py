@@ -1,9 +1,10 @@
 """The per-connection CLI state machine: modes, enable, terminal settings, commands.
 
 One ``DeviceShell`` runs per SSH session.  It reads lines through a
-``LineReader``, logs each one, applies the device's faults (latency, hang,
-disconnect) and answers from the device's ``OutputStore``, so a client sees the
-same conversation a Cisco box would give it.
+``LineReader``, logs each one, applies the device's faults (login delay,
+per-command latency, hang, disconnect, outputs in chunks and pauses after
+prompt-like lines) and answers from the device's ``OutputStore``, so a client
+sees the same conversation a Cisco box would give it.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import hmac
 import random
+import re
 from enum import StrEnum
 
 from service.lab.filters import FilterError, parse_filter
 from service.lab.log import PASSWORD_PLACEHOLDER, CommandLog, enters_config_mode
 from service.lab.outputs import OutputStore, normalise_command
 from service.lab.platforms import PLATFORMS, Platform
-from service.lab.spec import DeviceSpec
-from service.lab.terminal import CTRL_Z, Channel, LineReader, page_out
+from service.lab.spec import DeviceSpec, expand_pattern
+from service.lab.terminal import CTRL_Z, Channel, LineReader, Pacing, page_out
 
 CONFIG_BANNER = "Enter configuration commands, one per line.  End with CNTL/Z."
 _SUBMODES = {"interface": "config-if", "line": "config-line", "router": "config-router", "vlan": "config-vlan"}
@@ -64,6 +66,12 @@ class DeviceShell:
         self._privileged = self._platform.starts_privileged(device.enable_password)
         self._submode: str | None = None
         self._length = device.terminal_length
+        self._pacing = Pacing(
+            chunk_size=device.chunk_size,
+            chunk_delay=device.chunk_delay,
+            pause_after=tuple(re.compile(expand_pattern(p, device.name)) for p in device.pause_after),
+            pause_seconds=device.pause_seconds,
+        )
 
     @property
     def mode(self) -> Mode:
@@ -79,6 +87,7 @@ class DeviceShell:
 
     async def run(self) -> None:
         """Serve an interactive session until the client leaves or a fault ends it."""
+        await self._login_delay()
         self._channel.write("\r\n" + self.prompt)
         try:
             while True:
@@ -94,12 +103,18 @@ class DeviceShell:
 
     async def run_command(self, command: str) -> None:
         """Serve ``ssh host 'show version'``: one command, no prompts."""
+        await self._login_delay()
         self._record(command)
         try:
             await self._handle_line(command)
         except SessionClosedError:
             return
         await self._channel.drain()
+
+    async def _login_delay(self) -> None:
+        """Slow AAA: the session is open but the device is silent for a while."""
+        if self._device.login_delay > 0:
+            await asyncio.sleep(self._device.login_delay)
 
     def _record(self, line: str, *, secret: bool = False) -> None:
         config = self.mode is Mode.CONFIG or (not secret and enters_config_mode(line))
@@ -249,7 +264,7 @@ class DeviceShell:
             self._channel.write(wire[: len(wire) // 2])
             await self._channel.drain()
             raise SessionClosedError
-        if not await page_out(self._channel, self._reader, lines, self._length):
+        if not await page_out(self._channel, self._reader, lines, self._length, self._pacing):
             raise SessionClosedError
 
     @staticmethod

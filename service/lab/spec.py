@@ -3,20 +3,69 @@
 A spec is plain data (frozen dataclasses) so the server, the shell and the tests all
 read one description of a device; nothing here opens sockets or files except
 ``load_spec_file``, which the CLI calls once at start-up.
+
+Fault and load fields (all per device, all off by default):
+
+* ``chunk_size`` / ``chunk_delay``: write each output in pieces of
+  ``chunk_size`` characters (bytes for the ASCII outputs; 0 = one write) with
+  ``chunk_delay`` seconds between pieces;
+* ``pause_after`` / ``pause_seconds``: regexes searched in each output line;
+  after writing a matching line the device waits ``pause_seconds``.  The text
+  ``{hostname}`` in a regex stands for the device name (escaped), so
+  ``"^{hostname}#$"`` matches a line equal to the device's prompt;
+* ``large_outputs``: generated outputs of an exact size (see
+  ``service.lab.generated``), JSON ``{"show logging": 5000000}`` or
+  ``{"show logging": {"size": 5000000, "kind": "logging", "prompt_line": true}}``;
+* ``max_sessions``: authenticated SSH connections served at once (0 =
+  unlimited); one more is refused like a device with no free VTY line;
+* ``login_delay``: seconds between the session opening and the first prompt
+  (slow AAA), for connect-timeout tests.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+
+from service.lab.generated import GENERATED_KINDS, infer_kind
 
 SUPPORTED_OS: tuple[str, ...] = ("ios", "iosxe", "nxos", "iosxr", "asa")
 
 
 class SpecError(ValueError):
     """A spec file or flag is invalid; the CLI reports it and exits non-zero."""
+
+
+@dataclass(frozen=True)
+class LargeOutput:
+    """A generated output: ``command`` answers ``size`` characters of ``kind`` text.
+
+    ``prompt_line`` puts a line identical to the device's privileged prompt in
+    the middle of the output (the trap of a prompt-like line inside an output).
+    """
+
+    command: str
+    size: int
+    kind: str = ""
+    prompt_line: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.command.strip():
+            raise SpecError("large_outputs commands must not be empty")
+        if self.size < 0:
+            raise SpecError(f"large_outputs size must be >= 0 for {self.command!r}")
+        if not self.kind:
+            object.__setattr__(self, "kind", infer_kind(self.command))
+        if self.kind not in GENERATED_KINDS:
+            raise SpecError(f"unknown large_outputs kind {self.kind!r}; expected one of {', '.join(GENERATED_KINDS)}")
+
+
+def expand_pattern(pattern: str, hostname: str) -> str:
+    """A ``pause_after`` regex with ``{hostname}`` replaced by the escaped name."""
+    return pattern.replace("{hostname}", re.escape(hostname))
 
 
 @dataclass(frozen=True)
@@ -42,6 +91,13 @@ class DeviceSpec:
     disconnect_commands: tuple[str, ...] = ()
     outputs_dir: Path | None = None
     terminal_length: int = 24
+    chunk_size: int = 0
+    chunk_delay: float = 0.0
+    pause_after: tuple[str, ...] = ()
+    pause_seconds: float = 0.0
+    large_outputs: tuple[LargeOutput, ...] = ()
+    max_sessions: int = 0
+    login_delay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.os not in SUPPORTED_OS:
@@ -52,6 +108,15 @@ class DeviceSpec:
             raise SpecError(f"latency and jitter must be >= 0 for device {self.name}")
         if self.terminal_length < 0:
             raise SpecError(f"terminal_length must be >= 0 for device {self.name}")
+        if self.chunk_size < 0 or self.max_sessions < 0:
+            raise SpecError(f"chunk_size and max_sessions must be >= 0 for device {self.name}")
+        if self.chunk_delay < 0 or self.pause_seconds < 0 or self.login_delay < 0:
+            raise SpecError(f"chunk_delay, pause_seconds and login_delay must be >= 0 for device {self.name}")
+        for pattern in self.pause_after:
+            try:
+                re.compile(expand_pattern(pattern, self.name))
+            except re.error as exc:
+                raise SpecError(f"invalid pause_after regex {pattern!r} for device {self.name}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -73,7 +138,7 @@ _FIELD_NAMES = frozenset(f.name for f in fields(DeviceSpec))
 
 def _coerce(name: str, value: Any) -> Any:
     """Turn JSON values into the field's Python type (lists to tuples, str to Path)."""
-    if name in ("hang_commands", "disconnect_commands"):
+    if name in ("hang_commands", "disconnect_commands", "pause_after"):
         if isinstance(value, str):
             return (value,)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -81,11 +146,13 @@ def _coerce(name: str, value: Any) -> Any:
         return tuple(value)
     if name == "outputs_dir":
         return None if value is None else Path(value)
-    if name in ("latency", "jitter"):
+    if name == "large_outputs":
+        return _large_outputs(value)
+    if name in ("latency", "jitter", "chunk_delay", "pause_seconds", "login_delay"):
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise SpecError(f"{name} must be a number")
         return float(value)
-    if name in ("port", "terminal_length"):
+    if name in ("port", "terminal_length", "chunk_size", "max_sessions"):
         if not isinstance(value, int) or isinstance(value, bool):
             raise SpecError(f"{name} must be an integer")
         return value
@@ -100,6 +167,38 @@ def _coerce(name: str, value: Any) -> Any:
     if not isinstance(value, str):
         raise SpecError(f"{name} must be a string")
     return value
+
+
+def _large_outputs(value: Any) -> tuple[LargeOutput, ...]:
+    """JSON ``{command: size}`` or ``{command: {"size", "kind"?, "prompt_line"?}}``."""
+    if not isinstance(value, dict):
+        raise SpecError("large_outputs must be an object of command -> size")
+    found: list[LargeOutput] = []
+    for command, item in value.items():
+        entry = {"size": item} if isinstance(item, int) and not isinstance(item, bool) else item
+        if not isinstance(entry, dict) or set(entry) - {"size", "kind", "prompt_line"}:
+            raise SpecError(f"large_outputs[{command!r}] must be a size or {{size, kind, prompt_line}}")
+        size, kind, prompt = entry.get("size"), entry.get("kind", ""), entry.get("prompt_line", False)
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise SpecError(f"large_outputs[{command!r}] size must be an integer")
+        if not isinstance(kind, str) or not isinstance(prompt, bool):
+            raise SpecError(f"large_outputs[{command!r}] kind must be a string, prompt_line true or false")
+        found.append(LargeOutput(command, size, kind, prompt))
+    return tuple(found)
+
+
+def parse_large_output(text: str) -> LargeOutput:
+    """The CLI form ``COMMAND=SIZE[:KIND][:prompt]``, e.g. ``show logging=5000000:logging:prompt``."""
+    command, sep, rest = text.rpartition("=")
+    parts = rest.split(":")
+    if not sep or not parts[0].isdigit():
+        raise SpecError(f"--large-output expects COMMAND=SIZE[:KIND][:prompt], got {text!r}")
+    options = parts[1:]
+    prompt = "prompt" in options
+    kinds = [option for option in options if option != "prompt"]
+    if len(kinds) > 1:
+        raise SpecError(f"--large-output takes one kind, got {text!r}")
+    return LargeOutput(command.strip(), int(parts[0]), kinds[0] if kinds else "", prompt)
 
 
 def apply_overrides(device: DeviceSpec, overrides: dict[str, Any]) -> DeviceSpec:

@@ -4,10 +4,19 @@ A device terminal echoes what it receives and treats ``\\r``, ``\\n`` and
 ``\\r\\n`` alike as Enter (Unicon through OpenSSH sends ``\\r``; paramiko users
 often send ``\\n``).  Keeping this apart from the command logic lets the shell
 think in lines while the wire stays byte-realistic.
+
+``Pacing`` makes an output arrive the way a slow or busy device sends it: in
+pieces of ``chunk_size`` characters with ``chunk_delay`` seconds between them,
+and with a ``pause_seconds`` wait right after any line matching one of the
+``pause_after`` regexes (a prompt-like line followed by silence).
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 MORE_PROMPT = " --More-- "
@@ -106,20 +115,73 @@ class LineReader:
                 self._channel.write("".join(out))
 
 
-async def page_out(channel: Channel, reader: LineReader, lines: list[str], length: int) -> bool:
+@dataclass(frozen=True)
+class Pacing:
+    """How output text goes out: one write (the default), or pieces and pauses."""
+
+    chunk_size: int = 0
+    chunk_delay: float = 0.0
+    pause_after: tuple[re.Pattern[str], ...] = ()
+    pause_seconds: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        """Whether writes need cutting at all."""
+        return self.chunk_size > 0 or (bool(self.pause_after) and self.pause_seconds > 0)
+
+    def cuts(self, lines: Sequence[str]) -> list[tuple[int, float]]:
+        """Offsets into the wire text where a write ends, with the wait after it.
+
+        Chunk ends wait ``chunk_delay`` (none after the last piece); ends of
+        matching lines wait ``pause_seconds`` (also when the line is the last).
+        """
+        total = sum(len(line) + 2 for line in lines)
+        waits: dict[int, float] = {}
+        if self.chunk_size > 0:
+            for offset in range(self.chunk_size, total, self.chunk_size):
+                waits[offset] = self.chunk_delay
+        if self.pause_after and self.pause_seconds > 0:
+            offset = 0
+            for line in lines:
+                offset += len(line) + 2
+                if any(pattern.search(line) for pattern in self.pause_after):
+                    waits[offset] = max(waits.get(offset, 0.0), self.pause_seconds)
+        waits.setdefault(total, 0.0)
+        return sorted(waits.items())
+
+
+async def write_lines(channel: Channel, lines: Sequence[str], pacing: Pacing | None = None) -> None:
+    """Write ``lines`` each followed by ``\\r\\n``, paced if ``pacing`` says so."""
+    wire = "".join(line + "\r\n" for line in lines)
+    if pacing is None or not pacing.active:
+        channel.write(wire)
+        return
+    start = 0
+    for end, wait in pacing.cuts(lines):
+        channel.write(wire[start:end])
+        start = end
+        await channel.drain()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+async def page_out(
+    channel: Channel, reader: LineReader, lines: list[str], length: int, pacing: Pacing | None = None
+) -> bool:
     """Write ``lines`` (each followed by ``\\r\\n``), pausing at ``--More--``.
 
     ``length`` is the terminal length: 0 disables paging, else each screen holds
     ``length - 1`` lines.  Space shows the next screen, Enter one more line, any
     other key (``q``) stops the output.  Returns ``False`` if the client went away.
+    ``pacing`` cuts each screen into pieces and pauses (see ``Pacing``).
     """
     if length <= 0 or len(lines) < length:
-        channel.write("".join(line + "\r\n" for line in lines))
+        await write_lines(channel, lines, pacing)
         await channel.drain()
         return True
     screen = length - 1
     shown = screen
-    channel.write("".join(line + "\r\n" for line in lines[:shown]))
+    await write_lines(channel, lines[:shown], pacing)
     while shown < len(lines):
         channel.write(MORE_PROMPT)
         await channel.drain()
@@ -133,7 +195,7 @@ async def page_out(channel: Channel, reader: LineReader, lines: list[str], lengt
             step = 1
         else:
             break
-        channel.write("".join(line + "\r\n" for line in lines[shown : shown + step]))
+        await write_lines(channel, lines[shown : shown + step], pacing)
         shown += step
     await channel.drain()
     return True

@@ -11,7 +11,7 @@ import pytest
 from nats.aio.client import Client
 
 from service.transport.local_server import LocalNatsServer
-from tests.conftest import ServiceProcess, wait_for_services, wire_device
+from tests.conftest import ServiceProcess, wire_device
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
 
@@ -41,7 +41,8 @@ async def test_two_replicas_in_one_queue_group_share_requests(
 ) -> None:
     prefix = "replicas.v1"
     replicas = [service_factory(PYATS_SUBJECT_PREFIX=prefix, PYATS_SERVICE_NAME="pyats-ro") for _ in range(2)]
-    await wait_for_services(nats_server.url, 3)  # the shared instance plus these two
+    for replica in replicas:
+        replica.wait_ready()
     body = json.dumps(
         {"devices": [wire_device(lab_device("iosxe-1"))], "commands": [{"command": "show clock"}]}
     ).encode()
