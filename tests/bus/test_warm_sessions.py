@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
 def metric(port: int, name: str) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         for line in response.read().decode().splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{") and line.split(" ")[0] == name:
+            if line.split(" ")[0] == name:
                 return float(line.rsplit(" ", 1)[1])
     return 0.0
 
