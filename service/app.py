@@ -33,6 +33,8 @@ def default_device_layer(settings: Settings) -> tuple[DeviceSessionFactory, Outp
         strict_host_key_checking=settings.ssh_strict_host_key_checking,
         known_hosts_file=settings.ssh_known_hosts_file,
         backend=settings.ssh_backend,
+        free_text_prefixes=tuple(settings.free_text_commands),
+        free_text_retry_sleep=settings.free_text_retry_sleep,
     )
     return UniconSessionFactory(options), GenieOutputParser()
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.domain.models import DeviceOS, Timeouts
+from service.domain.models import FREE_TEXT_PREFIXES, DeviceOS, Timeouts
 from service.domain.policy import Limits
 from service.errors import ConfigError, ErrorCode
 
@@ -132,6 +132,16 @@ class Settings(BaseSettings):
     ssh_known_hosts_file: Path | None = Field(
         default=None, description="known_hosts file for device host keys (default: the user's)."
     )
+    free_text_commands: Annotated[list[str], NoDecode] = Field(
+        default=list(FREE_TEXT_PREFIXES),
+        description="Command prefixes whose output is free text that may hold a prompt-like line, comma-separated.",
+    )
+    free_text_retry_sleep: float = Field(
+        default=0.1,
+        ge=0,
+        le=5,
+        description="For free-text commands: seconds to wait for more output after a prompt is seen (0: none).",
+    )
     ssh_backend: str = Field(
         default="pty", description="SSH transport under Unicon: pty (an OpenSSH client per session) or paramiko."
     )
@@ -187,7 +197,7 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="Seconds in-flight requests get to finish at shutdown."
     )
 
-    @field_validator("nats_url", "parser_prewarm", mode="before")
+    @field_validator("nats_url", "parser_prewarm", "free_text_commands", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):

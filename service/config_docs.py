@@ -53,6 +53,7 @@ GROUPS: list[tuple[str, list[str]]] = [
     ("Warm sessions", ["session_idle_ttl", "max_warm_sessions"]),
     ("Connection retries", ["connect_retries", "connect_retry_delay"]),
     ("SSH", ["ssh_strict_host_key_checking", "ssh_known_hosts_file", "ssh_backend"]),
+    ("Output exactness", ["free_text_commands", "free_text_retry_sleep"]),
     ("Parsing", ["parser_prewarm", "parse_workers", "parse_max_bytes"]),
     ("Feature flags", ["enable_parsing", "enable_streaming"]),
     (

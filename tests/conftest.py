@@ -42,6 +42,19 @@ LAB_DEVICES: list[dict[str, Any]] = [
     {"name": "drops", "os": "iosxe", "disconnect_commands": ["show running-config"]},
     {"name": "slow", "os": "iosxe", "latency": 3.0},
     {"name": "paged", "os": "iosxe", "terminal_length": 24},
+    # exactness: prompt-like lines, pauses, pieces, large outputs
+    {"name": "banner-pause", "os": "iosxe", "pause_after": ["^Router#$"], "pause_seconds": 0.05},
+    {"name": "pieces", "os": "iosxe", "chunk_size": 300, "chunk_delay": 0.02},
+    {
+        "name": "bulky",
+        "os": "iosxe",
+        "large_outputs": {
+            "show logging": {"size": 1_000_000, "kind": "logging", "prompt_line": True},
+            "show ip interface brief": {"size": 1_000_000, "kind": "ip-brief"},
+        },
+    },
+    {"name": "one-line", "os": "iosxe", "max_sessions": 1, "latency": 0.1},
+    {"name": "slow-login", "os": "iosxe", "login_delay": 5.0},
 ]
 
 

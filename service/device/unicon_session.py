@@ -20,7 +20,7 @@ from typing import Any
 from unicon import Connection
 from unicon.core import errors as unicon_errors
 
-from service.domain.models import DeviceOS, DeviceTarget
+from service.domain.models import FREE_TEXT_PREFIXES, DeviceOS, DeviceTarget
 from service.errors import CommandError, ConnectError, ErrorCode
 
 INIT_EXEC_COMMANDS: dict[DeviceOS, list[str]] = {
@@ -46,24 +46,6 @@ BASE_SETTINGS: dict[str, Any] = {
     "EXECUTE_MATCHED_RETRIES": 0,
 }
 
-# Commands whose output is free text that may contain a line looking like a prompt.
-FREE_TEXT_PREFIXES: tuple[str, ...] = (
-    "show run",
-    "show start",
-    "show log",
-    "show tech",
-    "show archive",
-    "show banner",
-    "show history",
-    "show config",
-    "show derived",
-    "show file",
-    "show flash",
-    "show users",
-    "show terminal",
-)
-FREE_TEXT_RETRIES = 1
-FREE_TEXT_RETRY_SLEEP = 0.1
 
 # A device's refusal of a command, as the first lines of its output.
 _REFUSAL = re.compile(
@@ -97,13 +79,13 @@ class SessionOptions:
     known_hosts_file: Path | None = None
     backend: str = "pty"
     free_text_prefixes: tuple[str, ...] = FREE_TEXT_PREFIXES
+    free_text_retry_sleep: float = 0.1
 
 
-def matched_retries_for(line: str, free_text_prefixes: tuple[str, ...]) -> tuple[int, float]:
-    """Unicon's after-prompt re-checks for one command: none for structured output."""
-    lowered = line.lower()
-    if lowered.startswith(free_text_prefixes):
-        return FREE_TEXT_RETRIES, FREE_TEXT_RETRY_SLEEP
+def matched_retries_for(line: str, options: SessionOptions) -> tuple[int, float]:
+    """Unicon's after-prompt re-check for one command: none for structured output."""
+    if options.free_text_retry_sleep > 0 and line.lower().startswith(options.free_text_prefixes):
+        return 1, options.free_text_retry_sleep
     return 0, 0.0
 
 
@@ -133,16 +115,6 @@ def ssh_command(target: DeviceTarget, options: SessionOptions, connect_timeout: 
     return " ".join(parts)
 
 
-def _text_of(exc: BaseException) -> str:
-    """Message text of an exception and its causes; never includes a repr of a secret."""
-    texts: list[str] = []
-    seen: BaseException | None = exc
-    while seen is not None and len(texts) < 5:
-        texts.append(str(seen))
-        seen = seen.__cause__ or seen.__context__
-    return " ".join(texts)
-
-
 def _release(connection: Any) -> None:
     """Disconnect and close Unicon's per-connection log file (it never closes it itself)."""
     with contextlib.suppress(Exception):
@@ -160,15 +132,35 @@ def _spawn_buffer(connection: Any) -> str:
         return ""
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(chain) < 5:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    return chain
+
+
 def classify_connect_error(exc: BaseException, buffer: str) -> ConnectError:
-    if isinstance(exc, unicon_errors.CredentialsExhaustedError | unicon_errors.UniconAuthenticationError):
+    """Map a failed login to a code. What the SSH client printed decides first; then the type.
+
+    Unicon's timeout messages list every dialog pattern (one says "Connection refused") and
+    the last line sent, which may be a password: their text is never matched nor shown.
+    """
+    chain = _chain(exc)
+    if any(
+        isinstance(e, unicon_errors.CredentialsExhaustedError | unicon_errors.UniconAuthenticationError) for e in chain
+    ):
         return ConnectError(ErrorCode.AUTH_FAILED, "the device rejected the login or enable password")
-    haystack = f"{buffer} {_text_of(exc)}"
+    for pattern, code, message in _CONNECT_PATTERNS:
+        if pattern.search(buffer):
+            return ConnectError(code, message)
+    if any(isinstance(e, unicon_errors.TimeoutError | TimeoutError) for e in chain):
+        return ConnectError(ErrorCode.CONNECT_TIMEOUT, "login did not complete before the connect timeout")
+    haystack = " ".join(str(e) for e in chain)  # in-process backends raise OpenSSH-worded errors
     for pattern, code, message in _CONNECT_PATTERNS:
         if pattern.search(haystack):
             return ConnectError(code, message)
-    if isinstance(exc, unicon_errors.TimeoutError | TimeoutError):
-        return ConnectError(ErrorCode.CONNECT_TIMEOUT, "login did not complete before the connect timeout")
     return ConnectError(ErrorCode.CONNECT_FAILED, f"login failed ({type(exc).__name__})")
 
 
@@ -185,7 +177,7 @@ class UniconSession:
             return False
 
     def execute(self, line: str, timeout: float) -> str:
-        retries, sleep = matched_retries_for(line, self._options.free_text_prefixes)
+        retries, sleep = matched_retries_for(line, self._options)
         try:
             # error_pattern=[]: output lines such as "WARNING:" are data, not failures; refusals are checked below
             output = self._connection.execute(
@@ -196,11 +188,12 @@ class UniconSession:
         except (unicon_errors.EOF, unicon_errors.ConnectionError, OSError) as exc:
             raise CommandError(ErrorCode.DISCONNECTED, "the device closed the session during the command") from exc
         except unicon_errors.SubCommandFailure as exc:
-            text = _text_of(exc)
-            if "EOF" in text or "closed" in text.lower():
-                raise CommandError(ErrorCode.DISCONNECTED, "the device closed the session during the command") from exc
-            if "timeout" in text.lower():
+            chain = _chain(exc)
+            # builtin TimeoutError is an OSError: look for timeouts first
+            if any(isinstance(e, unicon_errors.TimeoutError | TimeoutError) for e in chain):
                 raise CommandError(ErrorCode.COMMAND_TIMEOUT, f"no prompt within {timeout:g}s") from exc
+            if any(isinstance(e, unicon_errors.EOF | OSError) for e in chain) or "EOF" in str(exc):
+                raise CommandError(ErrorCode.DISCONNECTED, "the device closed the session during the command") from exc
             raise CommandError(ErrorCode.COMMAND_FAILED, f"command failed ({type(exc).__name__})") from exc
         text = str(output)
         head = "\n".join(text.splitlines()[:4])

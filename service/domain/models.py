@@ -39,6 +39,25 @@ class Secret:
         raise TypeError("Secret values are not picklable")
 
 
+# Show commands whose output is free text that may contain a line looking like a prompt
+# (banners, logs, files): they keep a short wait after the prompt so a pause cannot cut them.
+FREE_TEXT_PREFIXES: tuple[str, ...] = (
+    "show run",
+    "show start",
+    "show log",
+    "show tech",
+    "show archive",
+    "show banner",
+    "show history",
+    "show config",
+    "show derived",
+    "show file",
+    "show flash",
+    "show users",
+    "show terminal",
+)
+
+
 class DeviceOS(StrEnum):
     IOS = "ios"
     IOSXE = "iosxe"

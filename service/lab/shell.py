@@ -153,7 +153,6 @@ class DeviceShell:
         words = line.split()
         if not words:
             return
-        await self._delay()
         if self._submode is not None:
             await self._handle_config(line, words)
             return
@@ -233,7 +232,11 @@ class DeviceShell:
                     break
 
     async def _show(self, line: str) -> None:
-        """Answer an exec command from the store, with filters, faults and paging."""
+        """Answer an exec command from the store, with filters, faults and paging.
+
+        Latency applies here only: real devices answer ``terminal`` and ``enable`` at once.
+        """
+        await self._delay()
         base, _, clause = line.partition("|")
         key = normalise_command(base)
         if self._matches(self._device.hang_commands, line, key):

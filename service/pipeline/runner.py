@@ -155,8 +155,8 @@ class DeviceRunner:
             output = session.execute(line, min(timeouts.command, remaining))
         except CommandError as exc:
             error = exc
-            if abort.aborted:
-                error = CommandError(ErrorCode.DEVICE_TIMEOUT, "the device deadline passed; the session was torn down")
+            if abort.aborted or (exc.code is ErrorCode.COMMAND_TIMEOUT and remaining < timeouts.command):
+                error = CommandError(ErrorCode.DEVICE_TIMEOUT, "the device deadline passed during this command")
             logger.warning("command failed: {} ({})", error.message, error.code)
             broken = error.code is not ErrorCode.INVALID_COMMAND
             return (
