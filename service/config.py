@@ -143,7 +143,8 @@ class Settings(BaseSettings):
         description="For free-text commands: seconds to wait for more output after a prompt is seen (0: none).",
     )
     ssh_backend: str = Field(
-        default="pty", description="SSH transport under Unicon: pty (an OpenSSH client per session) or paramiko."
+        default="pty",
+        description="SSH transport under Unicon: pty (an OpenSSH client process per session) or paramiko (in-process).",
     )
 
     # --- parsing ---
