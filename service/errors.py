@@ -44,6 +44,7 @@ class ErrorCode(StrEnum):
     CONNECT_REFUSED = "connect_refused"
     CONNECT_TIMEOUT = "connect_timeout"
     CONNECT_FAILED = "connect_failed"
+    HOST_KEY_MISMATCH = "host_key_mismatch"
     COMMAND_TIMEOUT = "command_timeout"
     DISCONNECTED = "disconnected"
     INVALID_COMMAND = "invalid_command"
