@@ -16,6 +16,7 @@ from service.observability.health import HealthServer
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
 from service.pipeline.ports import DeviceSessionFactory, OutputParser
+from service.pipeline.policy_file import load_policy
 from service.pipeline.rate_limit import LoginLimiter, RequesterLimiter
 from service.pipeline.runner import DeviceRunner, ResultParser
 from service.pipeline.scheduler import Scheduler, SchedulerLimits
@@ -79,7 +80,8 @@ class App:
             settings.limits(),
             settings.timeouts(),
             self.metrics,
-            RequesterLimiter(settings.rate_limit_requests, settings.rate_limit_period),
+            RequesterLimiter(),
+            load_policy(settings.policy_file, settings.rate_rule(), settings.redact_outputs),
         )
         self.subjects = Subjects(settings.subject_prefix)
         self.ready = asyncio.Event()

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.domain.models import FREE_TEXT_PREFIXES, DeviceOS, Timeouts
 from service.domain.policy import Limits
+from service.domain.requester_policy import RateRule
 from service.errors import ConfigError, ErrorCode
 
 ENV_PREFIX = "PYATS_"
@@ -44,6 +45,9 @@ class Settings(BaseSettings):
     nats_password: SecretStr | None = Field(default=None, description="NATS password.")
     nats_token: SecretStr | None = Field(default=None, description="NATS token.")
     nats_credentials_file: Path | None = Field(default=None, description="NATS .creds file (JWT + nkey seed).")
+    nats_nkey_seed_file: Path | None = Field(
+        default=None, description="File holding the NATS user nkey seed (SU...), for nkey authentication."
+    )
     nats_tls_ca: Path | None = Field(default=None, description="CA bundle that signed the NATS server certificate.")
     nats_tls_cert: Path | None = Field(default=None, description="Client certificate for mutual TLS.")
     nats_tls_key: Path | None = Field(default=None, description="Private key of the client certificate.")
@@ -73,6 +77,17 @@ class Settings(BaseSettings):
         default=60, ge=0, description="Requests each requester may send per period (0: unlimited)."
     )
     rate_limit_period: float = Field(default=60.0, gt=0, description="Rate-limit period in seconds.")
+    rate_limit_devices: int = Field(
+        default=5000,
+        ge=0,
+        description="Devices each requester may ask for per period, summed over requests (0: unlimited).",
+    )
+    policy_file: Path | None = Field(
+        default=None, description="YAML file of per-requester rules: allow/deny regexes, max devices, rates, redaction."
+    )
+    redact_outputs: bool = Field(
+        default=True, description="Redact secrets (passwords, keys, communities, hashes) from outputs by default."
+    )
     login_rate_per_second: float = Field(
         default=20.0, ge=0, description="New SSH logins per second across the service (0: unlimited)."
     )
@@ -286,6 +301,11 @@ class Settings(BaseSettings):
             command_timeout_max=self.command_timeout_max,
             parsing_enabled=self.enable_parsing,
             streaming_enabled=self.enable_streaming,
+        )
+
+    def rate_rule(self) -> RateRule:
+        return RateRule(
+            requests=self.rate_limit_requests, devices=self.rate_limit_devices, period=self.rate_limit_period
         )
 
     def prewarm_pairs(self) -> list[tuple[DeviceOS, str]]:

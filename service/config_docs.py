@@ -37,7 +37,17 @@ GROUPS: list[tuple[str, list[str]]] = [
         "Request limits",
         ["max_devices_per_request", "max_commands_per_request", "max_payload_bytes", "max_command_length"],
     ),
-    ("Rate limits", ["rate_limit_requests", "rate_limit_period", "login_rate_per_second"]),
+    (
+        "Rate limits and requester policy",
+        [
+            "rate_limit_requests",
+            "rate_limit_devices",
+            "rate_limit_period",
+            "login_rate_per_second",
+            "policy_file",
+            "redact_outputs",
+        ],
+    ),
     (
         "Timeouts",
         [

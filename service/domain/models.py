@@ -156,3 +156,4 @@ class ExecutionPlan:
     output_format: OutputFormat
     timeouts: Timeouts
     stream: bool = False
+    redact: bool = True

@@ -6,6 +6,7 @@ transport implements and unit tests fake.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Protocol
 
@@ -18,6 +19,7 @@ from service.domain.models import ExecutionPlan, Timeouts
 from service.domain.policy import Limits, build_plan, check_request_id
 from service.errors import ErrorCode, PyatsRoError, RequestError
 from service.observability.metrics import ServiceMetrics
+from service.domain.requester_policy import RateRule, RequesterPolicy, RequesterRules
 from service.pipeline.rate_limit import RequesterLimiter
 from service.pipeline.scheduler import Scheduler
 
@@ -52,9 +54,11 @@ class RequestHandler:
         timeouts: Timeouts,
         metrics: ServiceMetrics,
         requester_limiter: RequesterLimiter | None = None,
+        policy: RequesterPolicy | None = None,
     ) -> None:
         self._scheduler = scheduler
-        self._requester_limiter = requester_limiter or RequesterLimiter(0, 1.0)
+        self._requester_limiter = requester_limiter or RequesterLimiter()
+        self.policy = policy or RequesterPolicy(RequesterRules(rate=RateRule(0, 0, 1.0)))
         self._limits = limits
         self._timeouts = timeouts
         self._metrics = metrics
@@ -75,7 +79,10 @@ class RequestHandler:
                 plan = build_plan(
                     request, requester=requester, request_id=request_id, limits=self._limits, timeouts=self._timeouts
                 )
-                await self._requester_limiter.admit(requester)
+                rules, source = self.policy.rules_for(requester)
+                rules.check(requester, plan.commands, len(plan.targets), source)
+                await self._requester_limiter.admit("execute", requester, len(plan.targets), rules.rate)
+                plan = dataclasses.replace(plan, redact=rules.redact)
             except PyatsRoError as exc:
                 with logger.contextualize(request_id=request_id or "-", requester=requester):
                     logger.info("request refused: {}", exc.message)

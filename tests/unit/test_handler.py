@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -199,3 +200,28 @@ async def test_an_adapter_bug_fails_one_device_not_the_request() -> None:
     await handler.handle(body(["ok", "bug"]), "a", None, sink)
     ok, bug = sink.events[0][1].results
     assert ok.success and bug.error_code == ErrorCode.INTERNAL_ERROR
+
+
+async def test_rate_limited_and_denied_requests_touch_no_device() -> None:
+    from service.domain.requester_policy import RateRule, RequesterPolicy, RequesterRules
+
+    factory = FakeSessionFactory()
+    handler, metrics, _ = build(factory)
+    handler.policy = RequesterPolicy(
+        default=RequesterRules(rate=RateRule(requests=1, devices=100, period=60)),
+        requesters={"auditor": RequesterRules(deny=(re.compile("^show clock"),), rate=RateRule(0, 0, 1))},
+    )
+    sink = RecordingSink()
+    await handler.handle(body(["r1"]), "flood", None, sink)
+    opened_after_first = list(factory.opened)
+    for _ in range(5):
+        await handler.handle(body(["r1"]), "flood", None, sink)
+    await handler.handle(body(["r2"], ["show clock"]), "auditor", None, sink)
+    await handler.handle(body(["r3"], ["show version"]), "other", None, sink)
+    kinds = [(kind, payload[0].code if kind == "error" else None) for kind, payload in sink.events]
+    assert kinds[0] == ("response", None)
+    assert kinds[1:6] == [("error", ErrorCode.RATE_LIMITED)] * 5
+    assert kinds[6] == ("error", ErrorCode.COMMAND_NOT_ALLOWED)
+    assert kinds[7] == ("response", None)  # the flood did not slow another requester
+    assert factory.opened == [*opened_after_first, "r3"]
+    assert metrics.requests.labels("execute", "rate_limited")._value.get() == 5

@@ -1,36 +1,67 @@
 import time
+import tracemalloc
 
 import pytest
 
+from service.domain.requester_policy import RateRule
 from service.errors import ErrorCode, PolicyError
 from service.pipeline.rate_limit import LoginLimiter, RequesterLimiter
 
 pytestmark = [pytest.mark.unit, pytest.mark.asyncio]
 
 
-async def test_a_requester_over_its_rate_is_refused_with_retry_after() -> None:
-    limiter = RequesterLimiter(max_rate=3, period=60)
+async def test_a_requester_over_its_request_rate_is_refused_with_retry_after() -> None:
+    limiter = RequesterLimiter()
+    rule = RateRule(requests=3, devices=0, period=60)
     for _ in range(3):
-        await limiter.admit("alice")
+        await limiter.admit("execute", "alice", 1, rule)
     with pytest.raises(PolicyError) as caught:
-        await limiter.admit("alice")
+        await limiter.admit("execute", "alice", 1, rule)
     assert caught.value.code is ErrorCode.RATE_LIMITED
     assert caught.value.details["retry_after"] == 20
-    await limiter.admit("bob")  # another requester is not affected
+    assert caught.value.details["rule"] == "rate.requests"
+    await limiter.admit("execute", "bob", 1, rule)  # another requester is not affected
+    await limiter.admit("jobs", "alice", 1, rule)  # nor another endpoint
 
 
-async def test_zero_rate_means_unlimited() -> None:
-    limiter = RequesterLimiter(max_rate=0, period=1)
+async def test_devices_weigh_more_than_requests() -> None:
+    limiter = RequesterLimiter()
+    rule = RateRule(requests=100, devices=10, period=60)
+    await limiter.admit("execute", "alice", 8, rule)
+    with pytest.raises(PolicyError) as caught:
+        await limiter.admit("execute", "alice", 5, rule)
+    assert caught.value.details["rule"] == "rate.devices"
+    await limiter.admit("execute", "alice", 2, rule)
+
+
+async def test_a_request_bigger_than_the_whole_budget_is_told_to_split() -> None:
+    limiter = RequesterLimiter()
+    with pytest.raises(PolicyError) as caught:
+        await limiter.admit("execute", "alice", 11, RateRule(requests=5, devices=10, period=60))
+    assert "split the request" in caught.value.message
+
+
+async def test_zero_means_unlimited() -> None:
+    limiter = RequesterLimiter()
     for _ in range(100):
-        await limiter.admit("alice")
+        await limiter.admit("execute", "alice", 1000, RateRule(0, 0, 1))
     assert len(limiter) == 0
 
 
-async def test_registry_is_bounded() -> None:
-    limiter = RequesterLimiter(max_rate=5, period=60, max_requesters=100)
-    for index in range(1000):
-        await limiter.admit(f"r{index}")
-    assert len(limiter) == 100
+async def test_registry_of_limiters_is_bounded_after_100000_names() -> None:
+    limiter = RequesterLimiter(max_requesters=1000)
+    rule = RateRule(requests=5, devices=50, period=60)
+    tracemalloc.start()
+    for index in range(2000):
+        await limiter.admit("execute", f"warmup-{index}", 1, rule)
+    baseline, _ = tracemalloc.get_traced_memory()
+    for index in range(100_000):
+        await limiter.admit("execute", f"flood-{index}", 1, rule)
+    current, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(limiter) == 1000
+    print(f"limiter memory: {baseline / 1e6:.2f} MB after 2,000 names, {current / 1e6:.2f} MB after 102,000")  # noqa: T201
+    assert current < baseline * 1.5
 
 
 async def test_login_limiter_paces_logins() -> None:
