@@ -17,9 +17,9 @@ from service.contract.messages import DeviceResult, ExecuteResponse, RequestSumm
 from service.domain.ids import new_request_id
 from service.domain.models import ExecutionPlan, Timeouts
 from service.domain.policy import Limits, build_plan, check_request_id
+from service.domain.requester_policy import RateRule, RequesterPolicy, RequesterRules
 from service.errors import ErrorCode, PyatsRoError, RequestError
 from service.observability.metrics import ServiceMetrics
-from service.domain.requester_policy import RateRule, RequesterPolicy, RequesterRules
 from service.pipeline.rate_limit import RequesterLimiter
 from service.pipeline.scheduler import Scheduler
 

@@ -60,7 +60,7 @@ async def test_registry_of_limiters_is_bounded_after_100000_names() -> None:
     current, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert len(limiter) == 1000
-    print(f"limiter memory: {baseline / 1e6:.2f} MB after 2,000 names, {current / 1e6:.2f} MB after 102,000")  # noqa: T201
+    print(f"limiter memory: {baseline / 1e6:.2f} MB after 2,000 names, {current / 1e6:.2f} MB after 102,000")
     assert current < baseline * 1.5
 
 
