@@ -12,11 +12,13 @@ from loguru import logger
 
 from service import __version__
 from service.config import Settings
+from service.device.inventory import InventoryStore
+from service.errors import ConfigError
 from service.observability.health import HealthServer
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
-from service.pipeline.ports import DeviceSessionFactory, OutputParser
 from service.pipeline.policy_file import load_policy
+from service.pipeline.ports import DeviceSessionFactory, OutputParser
 from service.pipeline.rate_limit import LoginLimiter, RequesterLimiter
 from service.pipeline.runner import DeviceRunner, ResultParser
 from service.pipeline.scheduler import Scheduler, SchedulerLimits
@@ -54,6 +56,7 @@ class App:
             parser = parser or default_parser
         self.parser = parser
         self.metrics = ServiceMetrics()
+        self.inventory = InventoryStore(settings.inventory_file)
         self.sessions = SessionPool(factory, settings.session_idle_ttl, settings.max_warm_sessions)
         runner = DeviceRunner(self.sessions, settings.connect_retries, settings.connect_retry_delay)
         self.scheduler = Scheduler(
@@ -82,6 +85,7 @@ class App:
             self.metrics,
             RequesterLimiter(),
             load_policy(settings.policy_file, settings.rate_rule(), settings.redact_outputs),
+            inventory=lambda: self.inventory.current,
         )
         self.subjects = Subjects(settings.subject_prefix)
         self.ready = asyncio.Event()
@@ -95,6 +99,27 @@ class App:
         while True:
             await asyncio.sleep(interval)
             await loop.run_in_executor(None, self.scheduler.sweep_sessions)
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the inventory and the requester policy; keep the old ones if broken."""
+        self.inventory.reload()
+        try:
+            self.handler.policy = load_policy(
+                self.settings.policy_file, self.settings.rate_rule(), self.settings.redact_outputs
+            )
+            logger.info("requester policy reloaded")
+        except ConfigError as exc:
+            logger.error("policy reload failed, keeping the last good one: {}", exc.message)
+
+    async def _watch_inventory(self) -> None:
+        interval = self.settings.inventory_poll_interval
+        if self.inventory.path is None or interval <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            if self.inventory.changed_on_disk():
+                await loop.run_in_executor(None, self.inventory.reload)
 
     def _set_connected(self, connected: bool) -> None:
         self._connected = connected
@@ -120,6 +145,7 @@ class App:
             client, self.handler, self.subjects, settings.service_name, settings.queue_group, self.metrics
         )
         sweeper = asyncio.create_task(self._sweep_sessions())
+        watcher = asyncio.create_task(self._watch_inventory())
         try:
             await self._service.start()
             self.ready.set()
@@ -131,6 +157,7 @@ class App:
                 logger.warning("{} request(s) cut off at shutdown were answered with service_unavailable", cut)
         finally:
             sweeper.cancel()
+            watcher.cancel()
             self.ready.clear()
             await asyncio.get_running_loop().run_in_executor(None, self.scheduler.shutdown)
             await prewarm

@@ -88,6 +88,17 @@ class Settings(BaseSettings):
     redact_outputs: bool = Field(
         default=True, description="Redact secrets (passwords, keys, communities, hashes) from outputs by default."
     )
+
+    # --- inventory ---
+    inventory_file: Path | None = Field(
+        default=None, description="pyATS testbed YAML naming devices, so requests can use 'name' or 'group'."
+    )
+    allow_inline_credentials: bool = Field(
+        default=True, description="Accept device credentials inside requests (false: inventory devices only)."
+    )
+    inventory_poll_interval: float = Field(
+        default=2.0, ge=0, description="Seconds between checks of the inventory file for changes (0: SIGHUP only)."
+    )
     login_rate_per_second: float = Field(
         default=20.0, ge=0, description="New SSH logins per second across the service (0: unlimited)."
     )
@@ -301,6 +312,7 @@ class Settings(BaseSettings):
             command_timeout_max=self.command_timeout_max,
             parsing_enabled=self.enable_parsing,
             streaming_enabled=self.enable_streaming,
+            inline_credentials=self.allow_inline_credentials,
         )
 
     def rate_rule(self) -> RateRule:

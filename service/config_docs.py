@@ -61,6 +61,7 @@ GROUPS: list[tuple[str, list[str]]] = [
     ),
     ("Concurrency", ["max_concurrent_devices", "max_parallel_per_request", "max_sessions_per_device"]),
     ("Warm sessions", ["session_idle_ttl", "max_warm_sessions"]),
+    ("Inventory", ["inventory_file", "allow_inline_credentials", "inventory_poll_interval"]),
     ("Connection retries", ["connect_retries", "connect_retry_delay"]),
     ("SSH", ["ssh_strict_host_key_checking", "ssh_known_hosts_file", "ssh_backend"]),
     ("Output exactness", ["free_text_commands", "free_text_retry_sleep"]),

@@ -36,6 +36,7 @@ class ErrorCode(StrEnum):
     INVALID_HOSTNAME = "invalid_hostname"
     INVALID_PORT = "invalid_port"
     INVALID_TIMEOUT = "invalid_timeout"
+    UNKNOWN_DEVICE = "unknown_device"
     FEATURE_DISABLED = "feature_disabled"
     RATE_LIMITED = "rate_limited"
     SERVICE_UNAVAILABLE = "service_unavailable"

@@ -14,16 +14,24 @@ OutputFormatName = Literal["raw", "parsed", "both"]
 
 
 class DeviceSpec(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """One device and how to log in to it."""
+    """One device and how to log in to it, or a reference to inventory devices.
 
-    hostname: Annotated[str, Meta(description="Device hostname or IP address (IPv4 or IPv6).")]
-    username: str
-    password: Annotated[str, Meta(description="Login password; never logged, echoed or stored.")]
-    os: Annotated[str, Meta(description="One of ios, iosxe, iosxr, nxos, asa.")]
-    port: int = 22
+    Inline: ``hostname``, ``username``, ``password``, ``os`` (``port`` defaults to 22).
+    Inventory: ``name`` (exact or glob) or ``group``, and nothing else.
+    """
+
+    hostname: Annotated[str | None, Meta(description="Device hostname or IP address (IPv4 or IPv6).")] = None
+    username: str | None = None
+    password: Annotated[str | None, Meta(description="Login password; never logged, echoed or stored.")] = None
+    os: Annotated[str | None, Meta(description="One of ios, iosxe, iosxr, nxos, asa.")] = None
+    port: Annotated[int | None, Meta(description="SSH port; 22 when omitted.")] = None
     enable_password: str | None = None
+    name: Annotated[str | None, Meta(description="Inventory device name, or a glob such as 'core-*'.")] = None
+    group: Annotated[str | None, Meta(description="Every inventory device in this group.")] = None
 
     def __repr__(self) -> str:  # secrets must not reach a log or traceback through repr
+        if self.hostname is None:
+            return f"DeviceSpec(name={self.name!r}, group={self.group!r})"
         return f"DeviceSpec(hostname={self.hostname!r}, port={self.port}, os={self.os!r}, username={self.username!r})"
 
 

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from service.contract.messages import CommandSpec, DeviceSpec, ExecuteRequest
+from service.domain.inventory import Inventory
 from service.domain.models import (
     DeviceOS,
     DeviceTarget,
@@ -33,6 +34,7 @@ class Limits:
     command_timeout_max: float
     parsing_enabled: bool = True
     streaming_enabled: bool = True
+    inline_credentials: bool = True
 
 
 # Shell and CLI metacharacters: chaining, redirection, substitution, history, and '?' (CLI help).
@@ -126,12 +128,24 @@ def _secret_problem(value: str, path: str) -> Problem | None:
     return None
 
 
-def _device_problems(spec: DeviceSpec, path: str) -> list[Problem]:
+def _inline_problems(spec: DeviceSpec, path: str) -> list[Problem]:
     problems: list[Problem] = []
+    missing = [f for f in ("hostname", "username", "password", "os") if getattr(spec, f) is None]
+    if missing:
+        return [
+            Problem(
+                ErrorCode.INVALID_REQUEST,
+                "device_fields",
+                f"{path}.{missing[0]}",
+                f"an inline device needs hostname, username, password and os (missing: {', '.join(missing)}); "
+                "or name an inventory device with 'name' or 'group'",
+            )
+        ]
+    assert spec.hostname is not None and spec.username is not None and spec.os is not None
     why = check_hostname(spec.hostname)
     if why:
         problems.append(Problem(ErrorCode.INVALID_HOSTNAME, "hostname", f"{path}.hostname", why))
-    if not 1 <= spec.port <= 65535:
+    if spec.port is not None and not 1 <= spec.port <= 65535:
         problems.append(Problem(ErrorCode.INVALID_PORT, "port", f"{path}.port", "port must be between 1 and 65535"))
     if not _USERNAME.match(spec.username):
         problems.append(
@@ -160,6 +174,62 @@ def _device_problems(spec: DeviceSpec, path: str) -> list[Problem]:
             )
         )
     return problems
+
+
+def _resolve_devices(
+    spec: DeviceSpec, path: str, inventory: Inventory | None, inline_allowed: bool
+) -> tuple[list[DeviceTarget], list[Problem]]:
+    """One request entry to targets: inline credentials, or inventory names, globs and groups."""
+    reference = spec.name is not None or spec.group is not None
+    inline = any(
+        getattr(spec, f) is not None for f in ("hostname", "username", "password", "os", "port", "enable_password")
+    )
+    if reference and inline:
+        return [], [
+            Problem(
+                ErrorCode.INVALID_REQUEST,
+                "device_reference",
+                path,
+                "give either an inventory reference (name or group) or inline device fields, not both",
+            )
+        ]
+    if not reference:
+        if not inline_allowed:
+            return [], [
+                Problem(
+                    ErrorCode.FEATURE_DISABLED,
+                    "inline_credentials",
+                    path,
+                    "this service accepts no credentials in requests; name inventory devices with 'name' or 'group'",
+                )
+            ]
+        problems = _inline_problems(spec, path)
+        if problems:
+            return [], problems
+        assert spec.hostname and spec.username and spec.password and spec.os
+        return [
+            DeviceTarget(
+                hostname=spec.hostname,
+                port=spec.port if spec.port is not None else 22,
+                os=DeviceOS(spec.os.strip().lower()),
+                username=spec.username,
+                password=Secret(spec.password),
+                enable_password=Secret(spec.enable_password) if spec.enable_password else None,
+            )
+        ], []
+    if inventory is None:
+        return [], [
+            Problem(
+                ErrorCode.FEATURE_DISABLED, "inventory", path, "this service has no inventory (PYATS_INVENTORY_FILE)"
+            )
+        ]
+    if spec.name is not None and spec.group is not None:
+        return [], [Problem(ErrorCode.INVALID_REQUEST, "device_reference", path, "give name or group, not both")]
+    found = inventory.by_name(spec.name) if spec.name is not None else inventory.by_group(spec.group or "")
+    if not found:
+        what = f"name {spec.name!r}" if spec.name is not None else f"group {spec.group!r}"
+        return [], [Problem(ErrorCode.UNKNOWN_DEVICE, "inventory", path, f"no inventory device matches {what}")]
+    return [device.target() for device in found], []
 
 
 def _command_problems(spec: CommandSpec, path: str, limits: Limits) -> tuple[ShowCommand | None, list[Problem]]:
@@ -249,6 +319,7 @@ def build_plan(
     request_id: str,
     limits: Limits,
     timeouts: Timeouts,
+    inventory: Inventory | None = None,
 ) -> ExecutionPlan:
     """Check every rule and return a plan; raise ``PolicyError`` listing every problem."""
     problems: list[Problem] = []
@@ -308,20 +379,26 @@ def build_plan(
         )
 
     targets: list[DeviceTarget] = []
+    seen: set[tuple[str, int, str]] = set()
     for index, spec in enumerate(request.devices):
-        device_problems = _device_problems(spec, f"$.devices[{index}]")
+        resolved, device_problems = _resolve_devices(spec, f"$.devices[{index}]", inventory, limits.inline_credentials)
         problems.extend(device_problems)
-        if not device_problems:
-            targets.append(
-                DeviceTarget(
-                    hostname=spec.hostname,
-                    port=spec.port,
-                    os=DeviceOS(spec.os.strip().lower()),
-                    username=spec.username,
-                    password=Secret(spec.password),
-                    enable_password=Secret(spec.enable_password) if spec.enable_password else None,
-                )
+        for target in resolved:
+            is_reference = spec.name is not None or spec.group is not None
+            key = (target.hostname, target.port, target.username)
+            if is_reference and key in seen:
+                continue  # a glob and a group may name the same device twice
+            seen.add(key)
+            targets.append(target)
+    if len(targets) > limits.max_devices:
+        problems.append(
+            Problem(
+                ErrorCode.TOO_MANY_DEVICES,
+                "max_devices",
+                "$.devices",
+                f"the request names {len(targets)} devices; at most {limits.max_devices} per request",
             )
+        )
 
     commands: list[ShowCommand] = []
     for index, command_spec in enumerate(request.commands):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from loguru import logger
@@ -15,6 +16,7 @@ from loguru import logger
 from service.contract.codec import decode_request
 from service.contract.messages import DeviceResult, ExecuteResponse, RequestSummary
 from service.domain.ids import new_request_id
+from service.domain.inventory import Inventory
 from service.domain.models import ExecutionPlan, Timeouts
 from service.domain.policy import Limits, build_plan, check_request_id
 from service.domain.requester_policy import RateRule, RequesterPolicy, RequesterRules
@@ -55,7 +57,9 @@ class RequestHandler:
         metrics: ServiceMetrics,
         requester_limiter: RequesterLimiter | None = None,
         policy: RequesterPolicy | None = None,
+        inventory: Callable[[], Inventory | None] = lambda: None,
     ) -> None:
+        self._inventory = inventory
         self._scheduler = scheduler
         self._requester_limiter = requester_limiter or RequesterLimiter()
         self.policy = policy or RequesterPolicy(RequesterRules(rate=RateRule(0, 0, 1.0)))
@@ -77,7 +81,12 @@ class RequestHandler:
                     request_id = request.request_id
                 request_id = request_id or new_request_id()
                 plan = build_plan(
-                    request, requester=requester, request_id=request_id, limits=self._limits, timeouts=self._timeouts
+                    request,
+                    requester=requester,
+                    request_id=request_id,
+                    limits=self._limits,
+                    timeouts=self._timeouts,
+                    inventory=self._inventory(),
                 )
                 rules, source = self.policy.rules_for(requester)
                 rules.check(requester, plan.commands, len(plan.targets), source)
