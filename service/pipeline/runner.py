@@ -16,6 +16,7 @@ from loguru import logger
 
 from service.contract.messages import CommandResult, DeviceResult
 from service.domain.models import DeviceOS, DeviceTarget, OutputFormat, ParseStatus, ShowCommand, Timeouts
+from service.domain.redaction import DEFAULT_REDACTOR, Redactor
 from service.errors import CommandError, ConnectError, DeviceError, ErrorCode
 from service.pipeline.ports import DeviceSession, OutputParser
 from service.pipeline.session_pool import SessionPool
@@ -205,13 +206,19 @@ def device_result(
 
 
 class ResultParser:
-    """Adds Genie's parse to a device result; runs on its own small pool, not on device workers."""
+    """Redacts, then parses a device result; runs on its own small pool, not on device workers.
 
-    def __init__(self, parser: OutputParser, max_bytes: int) -> None:
+    Redaction comes first, so neither the output nor the parsed data carries a secret.
+    """
+
+    def __init__(self, parser: OutputParser, max_bytes: int, redactor: Redactor | None = None) -> None:
         self._parser = parser
         self._max_bytes = max_bytes
+        self._redactor = redactor or DEFAULT_REDACTOR
 
-    def apply(self, result: DeviceResult, output_format: OutputFormat) -> DeviceResult:
+    def apply(self, result: DeviceResult, output_format: OutputFormat, redact: bool = True) -> DeviceResult:
+        if redact:
+            result = self._redact(result)
         if not output_format.wants_parse:
             return result
         commands = []
@@ -239,4 +246,18 @@ class ResultParser:
                     duration_s=command.duration_s,
                 )
             )
+        return msgspec.structs.replace(result, commands=commands)
+
+    def _redact(self, result: DeviceResult) -> DeviceResult:
+        os_name = DeviceOS(result.os)
+        commands = []
+        for command in result.commands:
+            redacted = command
+            if command.output:
+                redaction = self._redactor.redact(os_name, command.output)
+                if redaction.count:
+                    kinds = ", ".join(sorted(redaction.kinds))
+                    logger.info("redacted {} secret(s) ({}) in {!r}", redaction.count, kinds, command.command)
+                    redacted = msgspec.structs.replace(command, output=redaction.text)
+            commands.append(redacted)
         return msgspec.structs.replace(result, commands=commands)

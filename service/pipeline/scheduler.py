@@ -191,10 +191,10 @@ class Scheduler:
                 device=max(0.001, min(plan.timeouts.device, remaining)),
             )
             result = await self._in_worker(plan, target, timeouts)
-        if plan.output_format.wants_parse:
+        if plan.output_format.wants_parse or plan.redact:
             loop = asyncio.get_running_loop()
             call = functools.partial(
-                contextvars.copy_context().run, self._result_parser.apply, result, plan.output_format
+                contextvars.copy_context().run, self._result_parser.apply, result, plan.output_format, plan.redact
             )
             result = await loop.run_in_executor(self._parsers, call)
         return result

@@ -157,3 +157,18 @@ async def test_cancelled_request_reports_unfinished_devices() -> None:
     assert slow.error_code == ErrorCode.SERVICE_UNAVAILABLE
     await asyncio.sleep(0.1)
     assert [s.closed for s in factory.sessions if s.hostname == "slow"] == [True]  # its worker was released
+
+
+async def test_outputs_are_redacted_unless_the_policy_says_otherwise() -> None:
+    import dataclasses
+
+    secret_config = "hostname r1\nenable secret 9 $9$Zt3o9cBq$canaryhashvalue\nsnmp-server community canary-ro RO\n"
+    factory = FakeSessionFactory({"r1": FakeDevice(outputs={"show version": secret_config})})
+    scheduler, _ = make(factory)
+    [redacted] = await scheduler.run(plan(["r1"]))
+    assert "canary" not in (redacted.commands[0].output or "")
+    assert "enable secret 9 <redacted>" in (redacted.commands[0].output or "")
+    [parsed] = await scheduler.run(plan(["r1"], output_format=OutputFormat.BOTH))
+    assert "canary" not in repr(parsed.commands[0].parsed) + (parsed.commands[0].output or "")
+    [raw] = await scheduler.run(dataclasses.replace(plan(["r1"]), redact=False))
+    assert raw.commands[0].output == secret_config
