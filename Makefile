@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test demo lab lint typecheck bench clean ssh-client schemas config-docs
+.PHONY: run test demo lab lint typecheck bench bench-full clean ssh-client schemas config-docs
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed (PYTHON=$(PYTHON))"; exit 1; }
@@ -43,9 +43,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## bench: 20 devices x 2 commands at 100 ms lab latency, wall time of one request
+## bench: cold, warm, warm 1-device and sequential scenarios, 100 lab devices x 2 commands at 100 ms (docs/PERFORMANCE.md)
 bench: $(STAMP) ssh-client
-	$(BIN)/python ops/bench/request_wall_time.py --devices 20 --commands 2 --latency 0.1
+	$(BIN)/python ops/bench/run.py --scenarios cold,warm,warm1,sequential --devices 100 --latency 0.1 --concurrency 100 $(BENCH_ARGS)
+
+## bench-full: every scenario (adds fairness with 500 devices and big with 1000) on both SSH backends
+bench-full: $(STAMP) ssh-client
+	$(BIN)/python ops/bench/run.py --scenarios cold,warm,warm1,fairness,big,sequential --backend pty,paramiko $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .coverage
