@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,10 +65,25 @@ _CONNECT_PATTERNS: tuple[tuple[re.Pattern[str], ErrorCode, str], ...] = (
         ErrorCode.CONNECT_FAILED,
         "the hostname does not resolve",
     ),
+    (  # before "host key verification failed": OpenSSH prints both lines for a changed key
+        re.compile(r"remote host identification has changed", re.I),
+        ErrorCode.HOST_KEY_MISMATCH,
+        "the SSH host key differs from the one in known_hosts: refused (a reinstalled device or an interception)",
+    ),
     (
-        re.compile(r"host key verification failed|remote host identification has changed", re.I),
+        re.compile(r"host key verification failed", re.I),
         ErrorCode.CONNECT_FAILED,
-        "the device's SSH host key is unknown or changed (see PYATS_SSH_STRICT_HOST_KEY_CHECKING)",
+        "the SSH host key is not in known_hosts and strict checking is on (see PYATS_SSH_STRICT_HOST_KEY_CHECKING)",
+    ),
+    (
+        re.compile(r"open failed: administratively prohibited", re.I),
+        ErrorCode.CONNECT_FAILED,
+        "the jump host refused to forward the connection to the device",
+    ),
+    (
+        re.compile(r"jump host \S+: permission denied", re.I),
+        ErrorCode.CONNECT_FAILED,
+        "the jump host rejected its login (its key or password setting, not the device credentials)",
     ),
     (re.compile(r"permission denied", re.I), ErrorCode.AUTH_FAILED, "the device rejected the credentials"),
 )
@@ -80,6 +96,14 @@ class SessionOptions:
     backend: str = "pty"
     free_text_prefixes: tuple[str, ...] = FREE_TEXT_PREFIXES
     free_text_retry_sleep: float = 0.1
+    # OpenSSH-style ssh_config (``-F``): Host patterns, HostName, ProxyJump, IdentityFile, ... (both backends)
+    ssh_config_file: Path | None = None
+    identity_file: Path | None = None  # a device key (``-i``), tried before the password
+    jump_host: str | None = None  # ProxyJump for every device (``-J [user@]host[:port][,...]``)
+    # paramiko backend only (OpenSSH has no such options): new connections per second through
+    # one jump host, and the environment variable holding the jump hosts' password
+    jump_rate: float | None = None
+    jump_password_env: str | None = None
 
 
 def matched_retries_for(line: str, options: SessionOptions) -> tuple[int, float]:
@@ -106,6 +130,25 @@ def ssh_command(target: DeviceTarget, options: SessionOptions, connect_timeout: 
         "-o",
         "LogLevel=ERROR",
     ]
+    if options.identity_file is not None or options.ssh_config_file is not None:
+        # keys may apply: named identities first (no agent), then the password Unicon types
+        keys_first = {
+            "PreferredAuthentications=password,keyboard-interactive": "PreferredAuthentications=publickey,password,"
+            "keyboard-interactive",
+            "PubkeyAuthentication=no": "IdentitiesOnly=yes",
+        }
+        parts = [keys_first.get(part, part) for part in parts]
+    if options.ssh_config_file is not None:
+        parts += ["-F", shlex.quote(str(options.ssh_config_file))]
+    if options.identity_file is not None:
+        parts += ["-i", shlex.quote(str(options.identity_file))]
+    if options.jump_host is not None:
+        parts += ["-J", shlex.quote(options.jump_host)]
+    if options.backend == "paramiko":  # OpenSSH refuses options it does not know
+        if options.jump_rate is not None:
+            parts += ["-o", f"PyatsJumpRate={options.jump_rate:g}"]
+        if options.jump_password_env is not None:
+            parts += ["-o", f"PyatsJumpPasswordEnv={shlex.quote(options.jump_password_env)}"]
     if options.strict_host_key_checking == "no":
         parts += ["-o", f"UserKnownHostsFile={os.devnull}"]
     elif options.known_hosts_file is not None:
@@ -230,6 +273,9 @@ class UniconSessionFactory:
             init_exec_commands=list(INIT_EXEC_COMMANDS[target.os]),
             init_config_commands=[],
             learn_hostname=True,
+            # Skips IOS-XE's operating-mode probe: on a Controller-Managed device it would send
+            # 'pnpa service discovery stop' (not a show command) and wait for a reload.
+            operating_mode=True,
             connection_timeout=connect_timeout,
             settings=self._settings,
             log_stdout=False,
