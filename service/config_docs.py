@@ -22,6 +22,7 @@ GROUPS: list[tuple[str, list[str]]] = [
             "nats_password",
             "nats_token",
             "nats_credentials_file",
+            "nats_nkey_seed_file",
             "nats_tls_ca",
             "nats_tls_cert",
             "nats_tls_key",

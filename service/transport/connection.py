@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import nats
+import nkeys
 from loguru import logger
 from nats.aio.client import Client
 
@@ -22,6 +23,12 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
     if settings.nats_tls_cert and settings.nats_tls_key:
         context.load_cert_chain(str(settings.nats_tls_cert), str(settings.nats_tls_key))
     return context
+
+
+def _describe(exc: BaseException) -> str:
+    """Class and text of a connect error; nats-py, ssl and nkeys errors carry no credentials."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
 def connect_options(settings: Settings, name: str) -> dict[str, Any]:
@@ -40,6 +47,8 @@ def connect_options(settings: Settings, name: str) -> dict[str, Any]:
         options["token"] = settings.nats_token.get_secret_value()
     if settings.nats_credentials_file:
         options["user_credentials"] = str(settings.nats_credentials_file)
+    if settings.nats_nkey_seed_file:
+        options["nkeys_seed"] = str(settings.nats_nkey_seed_file)
     tls = _tls_context(settings)
     if tls is not None:
         options["tls"] = tls
@@ -57,8 +66,11 @@ async def connect(settings: Settings, name: str, on_state: Callable[[bool], None
         on_state(True)
         logger.info("reconnected to NATS")
 
+    last_error: list[Exception] = []
+
     async def error(exc: Exception) -> None:
-        logger.warning("NATS client error: {}", type(exc).__name__)
+        last_error[:] = [exc]
+        logger.warning("NATS client error: {}", _describe(exc))
 
     try:
         client = await asyncio.wait_for(
@@ -70,11 +82,14 @@ async def connect(settings: Settings, name: str, on_state: Callable[[bool], None
             ),
             timeout=settings.nats_startup_wait,
         )
-    except (OSError, TimeoutError, nats.errors.Error) as exc:
+    except (OSError, TimeoutError, ValueError, nats.errors.Error, nkeys.NkeysError) as exc:
         servers = ", ".join(settings.nats_url)
+        cause = _describe(exc)
+        if last_error and last_error[0] is not exc:
+            cause += f", last error: {_describe(last_error[0])}"
         raise ConfigError(
             ErrorCode.SERVICE_UNAVAILABLE,
-            f"cannot connect to NATS at {servers} ({type(exc).__name__}); is nats-server running? "
+            f"cannot connect to NATS at {servers} ({cause}); is nats-server running? "
             "Check PYATS_NATS_URL and the NATS credentials settings",
         ) from exc
     on_state(True)
