@@ -161,6 +161,14 @@ def parser() -> argparse.ArgumentParser:
     request.add_argument("--requester", default=os.environ.get("USER", "cli"), help="last subject token: who is asking")
     request.add_argument("--nats-url", default=os.environ.get("PYATS_NATS_URL", "nats://127.0.0.1:4222"))
     request.add_argument("--prefix", default=os.environ.get("PYATS_SUBJECT_PREFIX", "pyats.v1"))
+    request.add_argument(
+        "--inbox-prefix",
+        default=os.environ.get("PYATS_INBOX_PREFIX", "_INBOX"),
+        help="reply inbox prefix; with the shipped nats-server config use _INBOX.<your user>",
+    )
+    request.add_argument(
+        "--nats-user", default=os.environ.get("PYATS_NATS_USER"), help="NATS user (password from PYATS_NATS_PASSWORD)"
+    )
     request.add_argument("--wait", type=float, default=120.0, help="seconds to wait between two replies")
     request.add_argument("--json", action="store_true", help="print JSON instead of tables")
     request.add_argument("--show-output", action="store_true", help="print each command's output under the table")

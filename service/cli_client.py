@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -63,7 +64,15 @@ async def run_request(args: argparse.Namespace, request: dict[str, Any]) -> int:
         return
 
     try:
-        client = await nats.connect(args.nats_url, connect_timeout=5, max_reconnect_attempts=2, error_cb=quiet)
+        client = await nats.connect(
+            args.nats_url,
+            connect_timeout=5,
+            max_reconnect_attempts=2,
+            error_cb=quiet,
+            inbox_prefix=getattr(args, "inbox_prefix", "_INBOX"),
+            user=getattr(args, "nats_user", None),
+            password=os.environ.get("PYATS_NATS_PASSWORD") if getattr(args, "nats_user", None) else None,
+        )
     except (OSError, TimeoutError, nats.errors.Error):
         console.print(f"[red]cannot reach NATS at {args.nats_url}[/red]: is the service running (make run)?")
         return 3

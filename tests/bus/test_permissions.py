@@ -235,3 +235,51 @@ async def test_shipped_server_config_needs_every_password(missing: str | None) -
     else:
         assert checked.returncode != 0
         assert f"PYATS_NATS_{missing.upper()}_PASSWORD" in checked.stdout + checked.stderr
+
+
+async def test_the_cli_works_under_the_shipped_permissions(
+    auth_service: ServiceProcess, auth_server: LocalNatsServer, lab_device: Callable[[str], dict[str, Any]]
+) -> None:
+    import os
+    import sys
+
+    from tests.conftest import LAB_PASSWORD
+
+    device = lab_device("iosxe-1")
+    env = {
+        **os.environ,
+        "PYATS_DEVICE_PASSWORD": LAB_PASSWORD,
+        "PYATS_NATS_PASSWORD": PASSWORDS["alice"],
+        "COLUMNS": "200",
+    }
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "service",
+            "request",
+            "--nats-url",
+            auth_server.url,
+            "--nats-user",
+            "alice",
+            "--inbox-prefix",
+            "_INBOX.alice",
+            "--requester",
+            "alice",
+            "-u",
+            "admin",
+            "-d",
+            f"{device['host']}:{device['port']}",
+            "-c",
+            "show clock",
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["summary"]["successful_devices"] == 1
