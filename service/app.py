@@ -32,6 +32,7 @@ def default_device_layer(settings: Settings) -> tuple[DeviceSessionFactory, Outp
     from service.device.genie_parser import GenieOutputParser
     from service.device.unicon_session import SessionOptions, UniconSessionFactory
 
+    settings.ssh_known_hosts_file.parent.mkdir(parents=True, exist_ok=True)
     options = SessionOptions(
         strict_host_key_checking=settings.ssh_strict_host_key_checking,
         known_hosts_file=settings.ssh_known_hosts_file,

@@ -153,10 +153,11 @@ class Settings(BaseSettings):
 
     # --- SSH ---
     ssh_strict_host_key_checking: str = Field(
-        default="accept-new", description="OpenSSH StrictHostKeyChecking: yes, accept-new or no."
+        default="accept-new",
+        description="Device host keys: strict (known keys only), accept-new (learn unknown, refuse changed) or off.",
     )
-    ssh_known_hosts_file: Path | None = Field(
-        default=None, description="known_hosts file for device host keys (default: the user's)."
+    ssh_known_hosts_file: Path = Field(
+        default=Path(".data/known_hosts"), description="The service's own known_hosts file for device host keys."
     )
     free_text_commands: Annotated[list[str], NoDecode] = Field(
         default=list(FREE_TEXT_PREFIXES),
@@ -274,8 +275,9 @@ class Settings(BaseSettings):
     @field_validator("ssh_strict_host_key_checking")
     @classmethod
     def _check_host_key_mode(cls, value: str) -> str:
+        value = {"strict": "yes", "off": "no"}.get(value, value)  # OpenSSH's words are accepted too
         if value not in {"yes", "accept-new", "no"}:
-            raise ValueError("must be yes, accept-new or no")
+            raise ValueError("must be strict, accept-new or off")
         return value
 
     @field_validator("parser_prewarm")
