@@ -23,6 +23,7 @@ from service.pipeline.handler import RequestHandler
 from service.transport.subjects import Subjects
 
 REQUEST_ID_HEADER = "Pyats-Request-Id"
+REQUEST_INFO_HEADER = "Nats-Request-Info"
 MESSAGE_KIND_HEADER = "Pyats-Message"
 ERROR_HEADER = "Nats-Service-Error"
 ERROR_CODE_HEADER = "Nats-Service-Error-Code"
@@ -122,8 +123,9 @@ class ExecuteService:
         if not self._accepting:
             await sink.error(PyatsRoError(ErrorCode.SERVICE_UNAVAILABLE, "the service is shutting down; retry"), None)
             return
-        requester = self._subjects.requester_of(request.subject)
-        header_id = (request.headers or {}).get(REQUEST_ID_HEADER)
+        headers = request.headers or {}
+        requester = self._subjects.requester_of(request.subject, headers.get(REQUEST_INFO_HEADER))
+        header_id = headers.get(REQUEST_ID_HEADER)
         task = asyncio.create_task(self._guarded(request.data, requester, header_id, sink))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
