@@ -39,6 +39,11 @@ def default_device_layer(settings: Settings) -> tuple[DeviceSessionFactory, Outp
         backend=settings.ssh_backend,
         free_text_prefixes=tuple(settings.free_text_commands),
         free_text_retry_sleep=settings.free_text_retry_sleep,
+        ssh_config_file=settings.ssh_config_file,
+        identity_file=settings.ssh_identity_file,
+        jump_host=settings.ssh_jump_host,
+        jump_rate=settings.ssh_jump_rate,
+        jump_password_env=settings.ssh_jump_password_env,
     )
     return UniconSessionFactory(options), GenieOutputParser()
 
@@ -161,6 +166,10 @@ class App:
             watcher.cancel()
             self.ready.clear()
             await asyncio.get_running_loop().run_in_executor(None, self.scheduler.shutdown)
+            if self.settings.ssh_backend == "paramiko":
+                from service.device.paramiko_backend import close_jump_hosts
+
+                close_jump_hosts()
             await prewarm
             await client.drain()
             self._connected = False

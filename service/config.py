@@ -159,6 +159,24 @@ class Settings(BaseSettings):
     ssh_known_hosts_file: Path = Field(
         default=Path(".data/known_hosts"), description="The service's own known_hosts file for device host keys."
     )
+    ssh_config_file: Path | None = Field(
+        default=None,
+        description="OpenSSH-style ssh_config (Host patterns, HostName, User, Port, IdentityFile, ProxyJump).",
+    )
+    ssh_identity_file: Path | None = Field(
+        default=None, description="Private key for device logins, tried before the password."
+    )
+    ssh_jump_host: str | None = Field(
+        default=None, description="Jump host for every device: [user@]host[:port], comma-separated for a chain."
+    )
+    ssh_jump_rate: float | None = Field(
+        default=None,
+        ge=0,
+        description="New device connections per second through one jump host (paramiko; 0: no limit).",
+    )
+    ssh_jump_password_env: str | None = Field(
+        default=None, description="Name of the environment variable holding the jump hosts' password (paramiko)."
+    )
     free_text_commands: Annotated[list[str], NoDecode] = Field(
         default=list(FREE_TEXT_PREFIXES),
         description="Command prefixes whose output is free text that may hold a prompt-like line, comma-separated.",
@@ -293,6 +311,11 @@ class Settings(BaseSettings):
     def _check_relations(self) -> Settings:
         if self.command_timeout_default > self.command_timeout_max:
             raise ValueError("PYATS_COMMAND_TIMEOUT_DEFAULT must not exceed PYATS_COMMAND_TIMEOUT_MAX")
+        if self.ssh_jump_password_env and self.ssh_backend != "paramiko":
+            raise ValueError(
+                "PYATS_SSH_JUMP_PASSWORD_ENV needs PYATS_SSH_BACKEND=paramiko; with OpenSSH, put the jump host "
+                "in PYATS_SSH_CONFIG_FILE with its own key and BatchMode yes"
+            )
         if bool(self.nats_tls_cert) != bool(self.nats_tls_key):
             raise ValueError("PYATS_NATS_TLS_CERT and PYATS_NATS_TLS_KEY must be set together")
         return self

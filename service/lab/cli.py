@@ -13,8 +13,10 @@ fields of ``DeviceSpec`` (``name``, ``os``, ``port``, ``password``,
 ``enable_password``, ``latency``, ``jitter``, ``auth_failure``,
 ``hang_commands``, ``disconnect_commands``, ``outputs_dir``, ``terminal_length``,
 ``chunk_size``, ``chunk_delay``, ``pause_after``, ``pause_seconds``,
-``large_outputs``, ``max_sessions``, ``login_delay``).  Device entries apply by
-position and may grow the lab past ``--count``.
+``large_outputs``, ``max_sessions``, ``login_delay``, ``authorized_keys``,
+``bastion``).  Device entries apply by position and may grow the lab past
+``--count``.  A ``"bastion": true`` entry is a jump host (no shell; forwards to
+loopback ports and logs ``forward`` events).
 
 Slow and big devices, from the command line (every device) or per device::
 

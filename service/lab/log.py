@@ -11,7 +11,10 @@ Two shapes of entry share the file:
 * a session event: ``{"ts", "event", "device", "port", "open"}`` where
   ``event`` is ``session_open``, ``session_close`` or ``session_refused`` (no
   free VTY line, see ``max_sessions``) and ``open`` is the number of sessions
-  the device has open after the event.
+  the device has open after the event;
+* a forward through a bastion device: ``{"ts", "event": "forward", "bastion",
+  "device", "port", "dest_host", "dest_port", "allowed"}`` (``device`` is the
+  bastion's name, ``port`` its port).
 
 ``read_log`` and ``config_lines`` return received lines only, so their callers
 see what they always saw; ``read_events`` returns the session events,
@@ -77,6 +80,23 @@ class CommandLog:
         self._file.write(json.dumps(entry) + "\n")
         self._file.flush()
 
+    def forward(self, *, bastion: str, port: int, dest_host: str, dest_port: int, allowed: bool) -> None:
+        """Write one ``forward`` event: a bastion was asked to open a connection onwards."""
+        if self._file is None:
+            return
+        entry = {
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "event": "forward",
+            "bastion": bastion,
+            "device": bastion,
+            "port": port,
+            "dest_host": dest_host,
+            "dest_port": dest_port,
+            "allowed": allowed,
+        }
+        self._file.write(json.dumps(entry) + "\n")
+        self._file.flush()
+
     def close(self) -> None:
         """Close the file; later records are dropped."""
         if self._file is not None:
@@ -113,6 +133,8 @@ def max_concurrent_sessions(path: Path) -> dict[int, int]:
     """
     peaks: dict[int, int] = {}
     for entry in read_events(path):
+        if "open" not in entry:  # a forward event
+            continue
         port = int(entry["port"])
         peaks[port] = max(peaks.get(port, 0), int(entry["open"]))
     return peaks

@@ -12,6 +12,11 @@ the refusals, and every change is logged as a session event (see
 connection after authentication: its session gets ``NO_FREE_VTY`` and exit
 status 1, then the connection closes (after ``REFUSED_GRACE`` seconds if the
 client never opens a session).
+
+A device with ``bastion`` set is a jump host instead: it authenticates like a
+device (password or ``authorized_keys``), refuses shells, and forwards
+``direct-tcpip`` channels to loopback addresses only, logging each request as a
+``forward`` event.
 """
 
 from __future__ import annotations
@@ -121,6 +126,7 @@ class DeviceAuth(asyncssh.SSHServer):
     def __init__(self, device: DeviceSpec, tracker: SessionTracker | None = None) -> None:
         self._device = device
         self._tracker = tracker
+        self._keys = [asyncssh.import_public_key(line) for line in device.authorized_keys]
         self._conn: asyncssh.SSHServerConnection | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self.admitted = False
@@ -161,6 +167,15 @@ class DeviceAuth(asyncssh.SSHServer):
     def validate_password(self, username: str, password: str) -> bool:
         return self._check(username, password)
 
+    def public_key_auth_supported(self) -> bool:
+        return bool(self._keys)
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        if self._device.auth_failure:
+            return False
+        user_ok = hmac.compare_digest(username.encode(), self._device.username.encode())
+        return user_ok and any(key.public_data == known.public_data for known in self._keys)
+
     def kbdint_auth_supported(self) -> bool:
         return True
 
@@ -171,6 +186,24 @@ class DeviceAuth(asyncssh.SSHServer):
 
     def validate_kbdint_response(self, username: str, responses: Sequence[str]) -> bool:
         return len(responses) == 1 and self._check(username, responses[0])
+
+
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+class BastionAuth(DeviceAuth):
+    """A jump host: no shell (no session factory), ``direct-tcpip`` to loopback ports only."""
+
+    def __init__(self, device: DeviceSpec, tracker: SessionTracker, log: CommandLog) -> None:
+        super().__init__(device, tracker)
+        self._log = log
+
+    def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int) -> bool:
+        allowed = dest_host in LOOPBACK and not self.refused
+        self._log.forward(
+            bastion=self._device.name, port=self._device.port, dest_host=dest_host, dest_port=dest_port, allowed=allowed
+        )
+        return allowed
 
 
 class LabServer:
@@ -230,6 +263,15 @@ class LabServer:
         raise OSError(f"no {len(devices)} consecutive free ports found")
 
     async def _listen(self, device: DeviceSpec) -> asyncssh.SSHAcceptor:
+        if device.bastion:
+            return await asyncssh.create_server(
+                lambda: BastionAuth(device, self._tracker, self._log),
+                device.host,
+                device.port,
+                server_host_keys=[self._host_key],
+                keepalive_interval=0,
+                login_timeout=30,
+            )
         store = OutputStore.for_device(device)
 
         async def serve(process: asyncssh.SSHServerProcess[str]) -> None:

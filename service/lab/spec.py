@@ -20,6 +20,14 @@ Fault and load fields (all per device, all off by default):
   unlimited); one more is refused like a device with no free VTY line;
 * ``login_delay``: seconds between the session opening and the first prompt
   (slow AAA), for connect-timeout tests.
+
+Access fields:
+
+* ``authorized_keys``: OpenSSH public key lines (``ssh-ed25519 AAAA... comment``)
+  accepted for ``username`` besides the password;
+* ``bastion``: the listener is a jump host, not a device: no shell, only
+  ``direct-tcpip`` forwarding to loopback ports, each one logged as a ``forward``
+  event (see ``service.lab.log``).
 """
 
 from __future__ import annotations
@@ -98,6 +106,8 @@ class DeviceSpec:
     large_outputs: tuple[LargeOutput, ...] = ()
     max_sessions: int = 0
     login_delay: float = 0.0
+    authorized_keys: tuple[str, ...] = ()
+    bastion: bool = False
 
     def __post_init__(self) -> None:
         if self.os not in SUPPORTED_OS:
@@ -156,7 +166,9 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, int) or isinstance(value, bool):
             raise SpecError(f"{name} must be an integer")
         return value
-    if name == "auth_failure":
+    if name == "authorized_keys":
+        return _authorized_keys(value)
+    if name in ("auth_failure", "bastion"):
         if not isinstance(value, bool):
             raise SpecError(f"{name} must be true or false")
         return value
@@ -167,6 +179,21 @@ def _coerce(name: str, value: Any) -> Any:
     if not isinstance(value, str):
         raise SpecError(f"{name} must be a string")
     return value
+
+
+def _authorized_keys(value: Any) -> tuple[str, ...]:
+    """OpenSSH public key lines; each must parse."""
+    import asyncssh
+
+    keys = (value,) if isinstance(value, str) else value
+    if not isinstance(keys, list | tuple) or not all(isinstance(k, str) for k in keys):
+        raise SpecError("authorized_keys must be a list of OpenSSH public key lines")
+    for key in keys:
+        try:
+            asyncssh.import_public_key(key)
+        except (asyncssh.KeyImportError, ValueError) as exc:
+            raise SpecError(f"authorized_keys: not a public key: {key[:40]!r}") from exc
+    return tuple(keys)
 
 
 def _large_outputs(value: Any) -> tuple[LargeOutput, ...]:

@@ -147,7 +147,7 @@ def test_user_at_host_and_attached_option_values() -> None:
     assert parsed.strict_host_key_checking == "accept-new"
 
 
-@pytest.mark.parametrize("command", ["ssh -J jump -l a -- h", "telnet h 23", "ssh -l a -- h show version"])
+@pytest.mark.parametrize("command", ["ssh -L 1:h:2 -l a -- h", "telnet h 23", "ssh -l a -- h show version"])
 def test_options_the_backend_cannot_honour_are_refused(command: str) -> None:
     with pytest.raises(SshCommandLineError):
         parse_ssh_command(command)
@@ -259,7 +259,7 @@ def test_changed_host_key_is_refused(target: Target, tmp_path: Path, policy: str
     before = known.read_text()
     with pytest.raises(ConnectError) as caught:
         open_paramiko(device, SessionOptions(policy, known))
-    assert caught.value.code is ErrorCode.CONNECT_FAILED
+    assert caught.value.code is ErrorCode.HOST_KEY_MISMATCH
     assert isinstance(backend_cause(caught.value), SshHostKeyChangedError)
     assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in str(backend_cause(caught.value))
     assert known.read_text() == before
