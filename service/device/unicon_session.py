@@ -158,6 +158,30 @@ def ssh_command(target: DeviceTarget, options: SessionOptions, connect_timeout: 
     return " ".join(parts)
 
 
+class _Transcript(logging.Handler):
+    """What the SSH client printed during login, kept in memory only to classify a failure.
+
+    Unicon drops the pty spawn (and OpenSSH's "REMOTE HOST IDENTIFICATION HAS CHANGED")
+    when login fails; its connection log still saw the text. Never logged or returned.
+    """
+
+    _LIMIT = 16_384
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self._parts: list[str] = []
+        self._size = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._size < self._LIMIT and not record.getMessage().startswith(">>>"):  # skip what Unicon sent
+            text = record.getMessage()[: self._LIMIT - self._size]
+            self._parts.append(text)
+            self._size += len(text)
+
+    def text(self) -> str:
+        return " ".join(self._parts)
+
+
 def _release(connection: Any) -> None:
     """Disconnect and close Unicon's per-connection log file (it never closes it itself)."""
     with contextlib.suppress(Exception):
@@ -282,10 +306,14 @@ class UniconSessionFactory:
             logfile=os.devnull,
             no_pyats_tasklog=True,
         )
+        transcript = _Transcript()
+        connection.log.addHandler(transcript)
         try:
             connection.connect()
         except Exception as exc:  # noqa: BLE001 - Unicon raises many unrelated types; classified here
-            error = classify_connect_error(exc, _spawn_buffer(connection))
+            error = classify_connect_error(exc, _spawn_buffer(connection) + transcript.text())
             _release(connection)
             raise error from None
+        finally:
+            connection.log.removeHandler(transcript)
         return UniconSession(connection, target, self._options)

@@ -382,13 +382,7 @@ def test_the_pty_backend_reads_the_same_ssh_config(jump_lab: JumpLab) -> None:
 # -- host keys ---------------------------------------------------------------------------------
 
 
-PTY_LOSES_OPENSSH_OUTPUT = pytest.mark.xfail(
-    strict=True,
-    reason="pty backend: Unicon drops the spawn (and OpenSSH's warning) on a failed connect; classified by type only",
-)
-
-
-@pytest.mark.parametrize("backend", ["paramiko", pytest.param("pty", marks=PTY_LOSES_OPENSSH_OUTPUT)])
+@pytest.mark.parametrize("backend", ["paramiko", "pty"])
 def test_a_changed_device_key_is_host_key_mismatch(jump_lab: JumpLab, backend: str, tmp_path: Path) -> None:
     if backend == "pty" and shutil.which("ssh") is None:
         pytest.skip("no OpenSSH client")
