@@ -13,33 +13,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import nats
-import nats.errors
-
 from service.cli_client import run_request
 from service.lab.runner import LabProcess, config_lines, read_log
+from service.transport.client import wait_until_serving
 from service.transport.local_server import LocalNatsServer
 
 DEMO_PASSWORD = "demo-password"  # the lab's own fake devices; not a real credential  # noqa: S105
-
-
-async def _wait_ready(url: str, timeout: float) -> None:
-    client = await nats.connect(url)
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                await client.request("$SRV.PING.pyats-ro", b"", timeout=0.5)
-                return
-            except (TimeoutError, nats.errors.NoRespondersError):
-                await asyncio.sleep(0.2)
-        raise TimeoutError("the service did not answer $SRV.PING")
-    finally:
-        await client.close()
 
 
 def run_demo(devices: int, latency: float, data_dir: Path) -> int:
@@ -76,7 +58,7 @@ def run_demo(devices: int, latency: float, data_dir: Path) -> int:
             stderr=subprocess.STDOUT,
         )
         try:
-            asyncio.run(_wait_ready(server.url, 60))
+            asyncio.run(wait_until_serving(server.url, 60))
             targets: list[dict[str, Any]] = [
                 {"hostname": d["host"], "port": d["port"], "os": d["os"], "username": d["username"]}
                 for d in lab.devices

@@ -18,6 +18,8 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 
+from service.transport.client import wait_until_serving
+
 SUBJECT = "pyats.v1.execute.bench"
 PING = "$SRV.PING.pyats-ro"
 COMMANDS = ["show version", "show ip interface brief", "show clock", "show inventory"]
@@ -62,21 +64,7 @@ def build_request(devices: list[dict[str, Any]], password: str, commands: int) -
 
 
 async def wait_ready(url: str, timeout: float, alive: Any = None) -> None:
-    """Until the service answers ``$SRV.PING``; ``alive()`` False stops early (the service died)."""
-    client = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=3)
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if alive is not None and not alive():
-                raise RuntimeError("the service exited while starting")
-            try:
-                await client.request(PING, b"", timeout=0.5)
-                return
-            except (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError):
-                await asyncio.sleep(0.2)
-        raise TimeoutError(f"the service did not answer {PING} within {timeout:.0f} s")
-    finally:
-        await client.close()
+    await wait_until_serving(url, timeout, alive=alive)
 
 
 async def send(client: Client, request: dict[str, Any], timeout: float, stream: bool = False) -> Reply:

@@ -24,23 +24,10 @@ import nats
 import nats.errors
 
 from service.lab.runner import LabProcess
+from service.transport.client import wait_until_serving
 from service.transport.local_server import LocalNatsServer, free_port
 
 COMMANDS = ["show version", "show ip interface brief", "show clock", "show inventory"]
-
-
-async def wait_ready(url: str) -> None:
-    client = await nats.connect(url)
-    try:
-        for _ in range(300):
-            try:
-                await client.request("$SRV.PING.pyats-ro", b"", timeout=0.5)
-                return
-            except (TimeoutError, nats.errors.NoRespondersError):
-                await asyncio.sleep(0.2)
-        raise TimeoutError("service did not start")
-    finally:
-        await client.close()
 
 
 async def measure(url: str, body: bytes, runs: int) -> list[tuple[float, int]]:
@@ -82,7 +69,7 @@ def main() -> int:
         }
         service = subprocess.Popen([sys.executable, "-m", "service", "serve", "--env-file", os.devnull], env=env)  # noqa: S603
         try:
-            asyncio.run(wait_ready(server.url))
+            asyncio.run(wait_until_serving(server.url, 60))
             body = json.dumps(
                 {
                     "devices": [

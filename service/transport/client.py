@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import nats
+import nats.errors
 from nats.aio.client import Client
 
 from service.contract.messages import DeviceResult, ErrorReply, ExecuteResponse, RequestSummary
@@ -79,3 +82,26 @@ async def execute_streamed(
                     await on_result(result)
     finally:
         await subscription.unsubscribe()
+
+
+async def wait_until_serving(
+    url: str,
+    timeout: float,
+    service: str = "pyats-ro",
+    alive: Callable[[], bool] | None = None,
+) -> None:
+    """Ping ``$SRV.PING.<service>`` until a replica answers (start-up of demos and benchmarks)."""
+    client = await nats.connect(url)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if alive is not None and not alive():
+                raise RuntimeError("the service exited while starting")
+            try:
+                await client.request(f"$SRV.PING.{service}", b"", timeout=0.5)
+                return
+            except (TimeoutError, nats.errors.NoRespondersError):
+                await asyncio.sleep(0.2)
+        raise TimeoutError(f"the service did not answer $SRV.PING.{service} within {timeout:g}s")
+    finally:
+        await client.close()
