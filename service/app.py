@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 
+import nats.errors
+import nats.js.errors
 from loguru import logger
+from nats.aio.client import Client
 
 from service import __version__
 from service.config import Settings
@@ -25,6 +28,7 @@ from service.pipeline.scheduler import Scheduler, SchedulerLimits
 from service.pipeline.session_pool import SessionPool
 from service.transport.connection import connect
 from service.transport.endpoint import ExecuteService
+from service.transport.results import NatsResultPublisher, StreamSettings, ensure_stream
 from service.transport.subjects import Subjects
 
 
@@ -98,6 +102,29 @@ class App:
         self._service: ExecuteService | None = None
         self._connected = False
 
+    async def _start_results(self, client: Client) -> NatsResultPublisher:
+        """Set up the results stream; without JetStream, say so and publish results anyway."""
+        settings = self.settings
+        jetstream = settings.jetstream_enabled
+        if jetstream:
+            stream = StreamSettings(
+                name=settings.results_stream,
+                max_age=settings.results_max_age,
+                max_bytes=settings.results_max_bytes,
+                replicas=settings.results_replicas,
+                duplicate_window=settings.results_duplicate_window,
+                storage=settings.results_storage,
+            )
+            try:
+                await ensure_stream(client.jetstream(), self.subjects, stream)
+            except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError, TimeoutError):
+                logger.warning("JetStream is not available: results are published on their subjects but not kept")
+                jetstream = False
+        self.metrics.jetstream_available.set(1 if jetstream else 0)
+        publisher = NatsResultPublisher(client, self.subjects, self.metrics, jetstream, settings.results_buffer)
+        publisher.start()
+        return publisher
+
     async def _sweep_sessions(self) -> None:
         """Close warm sessions idle past their TTL, off the event loop."""
         loop = asyncio.get_running_loop()
@@ -147,6 +174,8 @@ class App:
         loop = asyncio.get_running_loop()
         prewarm = loop.run_in_executor(None, self.parser.prewarm, settings.prewarm_pairs())
         client = await connect(settings, f"{settings.service_name}-{__version__}", self._set_connected)
+        publisher = await self._start_results(client)
+        self.handler.publisher = publisher
         self._service = ExecuteService(
             client, self.handler, self.subjects, settings.service_name, settings.queue_group, self.metrics
         )
@@ -166,6 +195,7 @@ class App:
             watcher.cancel()
             self.ready.clear()
             await asyncio.get_running_loop().run_in_executor(None, self.scheduler.shutdown)
+            await publisher.close(grace=5.0)
             if self.settings.ssh_backend == "paramiko":
                 from service.device.paramiko_backend import close_jump_hosts
 

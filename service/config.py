@@ -62,6 +62,32 @@ class Settings(BaseSettings):
     queue_group: str = Field(default="pyats-ro", description="Queue group shared by all replicas.")
     service_name: str = Field(default="pyats-ro", description="nats.micro service name ($SRV.PING/INFO/STATS).")
 
+    # --- results in JetStream ---
+    jetstream_enabled: bool = Field(
+        default=True, description="Keep results in a JetStream stream for replay (without JetStream: published only)."
+    )
+    results_stream: str = Field(default="PYATS_RESULTS", description="Name of the JetStream stream holding results.")
+    results_max_age: float = Field(
+        default=7 * 24 * 3600.0, gt=0, description="Seconds results are kept (default 7 days)."
+    )
+    results_max_bytes: int = Field(
+        default=-1, ge=-1, description="Largest size of the results stream in bytes (-1: no limit)."
+    )
+    results_replicas: int = Field(
+        default=1, ge=1, le=5, description="Replicas of the results stream (clustered JetStream)."
+    )
+    results_duplicate_window: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds within which a result with the same Nats-Msg-Id is dropped as a duplicate.",
+    )
+    results_storage: str = Field(default="file", description="Storage of the results stream: file or memory.")
+    results_buffer: int = Field(
+        default=10_000,
+        ge=1,
+        description="Results held for publishing while NATS is away; beyond it the oldest are dropped.",
+    )
+
     # --- request limits (checked before any device is touched) ---
     max_devices_per_request: int = Field(default=500, ge=1, description="Devices allowed in one request.")
     max_commands_per_request: int = Field(default=50, ge=1, description="Commands allowed in one request.")
@@ -282,6 +308,20 @@ class Settings(BaseSettings):
         if level not in {"TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be one of TRACE, DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+    @field_validator("results_storage")
+    @classmethod
+    def _check_storage(cls, value: str) -> str:
+        if value not in {"file", "memory"}:
+            raise ValueError("must be file or memory")
+        return value
+
+    @field_validator("results_stream")
+    @classmethod
+    def _check_stream_name(cls, value: str) -> str:
+        if not value or any(c in value for c in " .*>\t/"):
+            raise ValueError("must be a stream name without spaces, dots, '*', '>' or '/'")
+        return value
 
     @field_validator("ssh_backend")
     @classmethod

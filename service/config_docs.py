@@ -35,6 +35,19 @@ GROUPS: list[tuple[str, list[str]]] = [
         ],
     ),
     (
+        "Results in JetStream",
+        [
+            "jetstream_enabled",
+            "results_stream",
+            "results_max_age",
+            "results_max_bytes",
+            "results_replicas",
+            "results_duplicate_window",
+            "results_storage",
+            "results_buffer",
+        ],
+    ),
+    (
         "Request limits",
         ["max_devices_per_request", "max_commands_per_request", "max_payload_bytes", "max_command_length"],
     ),

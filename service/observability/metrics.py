@@ -48,6 +48,15 @@ class ServiceMetrics:
         self.queued_devices = Gauge("pyats_queued_devices", "Devices waiting for a worker", registry=r)
         self.warm_sessions = Gauge("pyats_sessions_warm", "Idle device sessions kept open for reuse", registry=r)
         self.in_flight = Gauge("pyats_requests_in_flight", "Requests being worked on now", registry=r)
+        self.results_dropped = Counter(
+            "pyats_results_dropped", "Results given up on (buffer full or shutdown) and never published", registry=r
+        )
+        self.publish_failures = Counter(
+            "pyats_jetstream_publish_failures", "Result publishes that failed and were retried", registry=r
+        )
+        self.jetstream_available = Gauge(
+            "pyats_jetstream_available", "1 when results are kept in JetStream, 0 when only published", registry=r
+        )
         self.bytes_published = Counter("pyats_bytes_published", "Bytes of replies published", ["kind"], registry=r)
 
     def watch_logins(self, source: Callable[[], tuple[int, int]]) -> None:

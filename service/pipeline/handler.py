@@ -22,6 +22,7 @@ from service.domain.policy import Limits, build_plan, check_request_id
 from service.domain.requester_policy import RateRule, RequesterPolicy, RequesterRules
 from service.errors import ErrorCode, PyatsRoError, RequestError
 from service.observability.metrics import ServiceMetrics
+from service.pipeline.ports import ResultPublisher
 from service.pipeline.rate_limit import RequesterLimiter
 from service.pipeline.scheduler import Scheduler
 
@@ -58,8 +59,10 @@ class RequestHandler:
         requester_limiter: RequesterLimiter | None = None,
         policy: RequesterPolicy | None = None,
         inventory: Callable[[], Inventory | None] = lambda: None,
+        publisher: ResultPublisher | None = None,
     ) -> None:
         self._inventory = inventory
+        self.publisher = publisher
         self._scheduler = scheduler
         self._requester_limiter = requester_limiter or RequesterLimiter()
         self.policy = policy or RequesterPolicy(RequesterRules(rate=RateRule(0, 0, 1.0)))
@@ -99,11 +102,11 @@ class RequestHandler:
                 await sink.error(exc, request_id)
                 return
             with logger.contextualize(request_id=plan.request_id, requester=requester):
-                await self._execute(plan, sink, started)
+                await self._execute(plan, sink, started, requester)
         finally:
             self._metrics.in_flight.dec()
 
-    async def _execute(self, plan: ExecutionPlan, sink: ReplySink, started: float) -> None:
+    async def _execute(self, plan: ExecutionPlan, sink: ReplySink, started: float, requester: str) -> None:
         logger.info(
             "request accepted: {} devices x {} commands, format {}, stream {}",
             len(plan.targets),
@@ -116,6 +119,8 @@ class RequestHandler:
 
         async def on_result(result: DeviceResult) -> None:
             self._record(result)
+            if self.publisher is not None:
+                await self.publisher.publish_result(requester, result)
             if plan.stream:
                 streamed.add(id(result))
                 await sink.device_result(result)
@@ -124,6 +129,8 @@ class RequestHandler:
         for result in results:  # devices cut off at shutdown were not delivered one by one
             if id(result) not in streamed and result.error_code == ErrorCode.SERVICE_UNAVAILABLE:
                 self._record(result)
+                if self.publisher is not None:
+                    await self.publisher.publish_result(requester, result)
                 if plan.stream:
                     await sink.device_result(result)
         ok = sum(1 for r in results if r.success)
@@ -131,16 +138,17 @@ class RequestHandler:
         logger.info("request done: {}/{} devices ok in {:.2f}s", ok, len(results), duration)
         self._metrics.requests.labels("execute", "ok" if ok == len(results) else "partial").inc()
         self._metrics.request_duration.labels("execute").observe(duration)
+        summary = RequestSummary(
+            request_id=plan.request_id,
+            total_devices=len(results),
+            successful_devices=ok,
+            failed_devices=len(results) - ok,
+            duration_s=duration,
+        )
+        if self.publisher is not None:
+            await self.publisher.publish_summary(requester, summary)
         if plan.stream:
-            await sink.summary(
-                RequestSummary(
-                    request_id=plan.request_id,
-                    total_devices=len(results),
-                    successful_devices=ok,
-                    failed_devices=len(results) - ok,
-                    duration_s=duration,
-                )
-            )
+            await sink.summary(summary)
             await sink.end()
         else:
             await sink.response(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Protocol
 
+from service.contract.messages import DeviceResult, RequestSummary
 from service.domain.models import DeviceOS, DeviceTarget, ParseOutcome
 
 
@@ -28,6 +29,16 @@ class DeviceSessionFactory(Protocol):
     def open(self, target: DeviceTarget, connect_timeout: float) -> DeviceSession:
         """Log in read-only; raise ``ConnectError`` with a specific code on failure."""
         ...
+
+
+class ResultPublisher(Protocol):
+    """Where finished results go besides the reply: result subjects kept for replay."""
+
+    async def publish_result(self, requester: str, result: DeviceResult) -> Awaitable[bool]:
+        """Queue one device result; the awaitable resolves once it is stored (True) or dropped."""
+        ...
+
+    async def publish_summary(self, requester: str, summary: RequestSummary) -> Awaitable[bool]: ...
 
 
 class OutputParser(Protocol):

@@ -9,9 +9,18 @@ from dataclasses import dataclass
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
+SUMMARY_TOKEN = "_summary"  # noqa: S105 - a subject token, not a secret
+
+
 def sanitize_token(value: str) -> str:
     """One subject token: '.', '*', '>' and whitespace become '_' (an IP address has dots)."""
     return _UNSAFE.sub("_", value) or "_"
+
+
+def device_token(hostname: str, port: int) -> str:
+    """A device's subject token: the sanitised hostname, plus ``-p<port>`` when not 22."""
+    token = sanitize_token(hostname)
+    return token if port == 22 else f"{token}-p{port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +33,30 @@ class Subjects:
 
     def execute(self, requester: str) -> str:
         return f"{self.prefix}.execute.{sanitize_token(requester)}"
+
+    @property
+    def results_wildcard(self) -> str:
+        return f"{self.prefix}.results.>"
+
+    def result(self, requester: str, request_id: str, hostname: str, port: int) -> str:
+        """``<prefix>.results.<requester>.<request_id>.<device>``; the body keeps the real hostname."""
+        device = device_token(hostname, port)
+        return f"{self.prefix}.results.{sanitize_token(requester)}.{sanitize_token(request_id)}.{device}"
+
+    def summary(self, requester: str, request_id: str) -> str:
+        """The summary of a request: the device token ``_summary`` cannot clash with a device."""
+        return f"{self.prefix}.results.{sanitize_token(requester)}.{sanitize_token(request_id)}.{SUMMARY_TOKEN}"
+
+    def results_filter(
+        self, requester: str | None = None, request_id: str | None = None, device: str | None = None
+    ) -> str:
+        """A filter subject for replay: any part left out is a wildcard."""
+        parts = [
+            sanitize_token(requester) if requester else "*",
+            sanitize_token(request_id) if request_id else "*",
+            device if device else "*",
+        ]
+        return f"{self.prefix}.results." + ".".join(parts)
 
     def requester_of(self, subject: str, request_info: str | None = None) -> str:
         """Who is asking: the server-vouched identity when the request crossed accounts

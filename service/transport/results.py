@@ -1,0 +1,179 @@
+"""Every device result on its own subject, kept in a JetStream stream for replay.
+
+``<prefix>.results.<requester>.<request_id>.<device>`` per device, ``..._summary`` per
+request. Headers carry the request id, requester, device and status; ``Nats-Msg-Id``
+(request id + device) lets JetStream drop duplicates, so a redelivered job cannot write
+a device twice. Publishing goes through a bounded queue with retries, so a NATS outage
+delays results instead of losing them; anything dropped is counted and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import nats.errors
+import nats.js.errors
+from loguru import logger
+from nats.aio.client import Client
+from nats.js import api
+from nats.js.client import JetStreamContext
+
+from service.contract.codec import encode
+from service.contract.messages import DeviceResult, RequestSummary
+from service.errors import ConfigError, ErrorCode
+from service.observability.metrics import ServiceMetrics
+from service.transport.subjects import SUMMARY_TOKEN, Subjects, device_token
+
+REQUEST_ID = "Pyats-Request-Id"
+REQUESTER = "Pyats-Requester"
+DEVICE = "Pyats-Device"
+STATUS = "Pyats-Status"
+MSG_ID = "Nats-Msg-Id"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    name: str
+    max_age: float
+    max_bytes: int
+    replicas: int
+    duplicate_window: float
+    storage: str
+
+
+@dataclass(slots=True)
+class _Pending:
+    subject: str
+    payload: bytes
+    headers: dict[str, str]
+    done: asyncio.Future[bool]
+
+
+async def ensure_stream(js: JetStreamContext, subjects: Subjects, wanted: StreamSettings) -> None:
+    """Create the results stream, or bring an existing one to the settings; idempotent."""
+    config = api.StreamConfig(
+        name=wanted.name,
+        subjects=[subjects.results_wildcard],
+        max_age=wanted.max_age,
+        max_bytes=wanted.max_bytes,
+        num_replicas=wanted.replicas,
+        duplicate_window=wanted.duplicate_window,
+        storage=api.StorageType(wanted.storage),
+        allow_direct=True,
+    )
+    try:
+        await js.stream_info(wanted.name)
+    except nats.js.errors.NotFoundError:
+        await js.add_stream(config)
+        logger.info("created JetStream stream {} for {}", wanted.name, subjects.results_wildcard)
+        return
+    try:
+        await js.update_stream(config)
+    except nats.js.errors.APIError as exc:
+        raise ConfigError(
+            ErrorCode.CONFIG_INVALID,
+            f"the existing JetStream stream {wanted.name} cannot take these settings ({exc.description}); "
+            "change PYATS_RESULTS_* to match it, or remove the stream",
+        ) from None
+    logger.info("JetStream stream {} is up to date", wanted.name)
+
+
+class NatsResultPublisher:
+    """Publishes results in order through a bounded buffer; retries while NATS is away."""
+
+    def __init__(
+        self,
+        client: Client,
+        subjects: Subjects,
+        metrics: ServiceMetrics,
+        jetstream: bool,
+        buffer: int,
+        retry_delay: float = 0.5,
+    ) -> None:
+        self._client = client
+        self._js = client.jetstream() if jetstream else None
+        self._subjects = subjects
+        self._metrics = metrics
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=buffer)
+        self._retry_delay = retry_delay
+        self._worker: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        self._worker = asyncio.create_task(self._run())
+
+    async def publish_result(self, requester: str, result: DeviceResult) -> asyncio.Future[bool]:
+        token = device_token(result.hostname, result.port)
+        headers = {
+            REQUEST_ID: result.request_id,
+            REQUESTER: requester,
+            DEVICE: result.hostname,
+            STATUS: "ok" if result.success else (result.error_code or "failed"),
+            MSG_ID: f"{result.request_id}.{token}",
+        }
+        subject = self._subjects.result(requester, result.request_id, result.hostname, result.port)
+        return await self._enqueue(subject, encode(result), headers)
+
+    async def publish_summary(self, requester: str, summary: RequestSummary) -> asyncio.Future[bool]:
+        headers = {
+            REQUEST_ID: summary.request_id,
+            REQUESTER: requester,
+            STATUS: "ok" if summary.failed_devices == 0 else "partial",
+            MSG_ID: f"{summary.request_id}.{SUMMARY_TOKEN}",
+        }
+        return await self._enqueue(self._subjects.summary(requester, summary.request_id), encode(summary), headers)
+
+    async def _enqueue(self, subject: str, payload: bytes, headers: dict[str, str]) -> asyncio.Future[bool]:
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        item = _Pending(subject, payload, headers, done)
+        if self._queue.full():
+            oldest = self._queue.get_nowait()
+            self._queue.task_done()
+            self._drop(oldest, "the result buffer is full")
+        self._queue.put_nowait(item)
+        return done
+
+    def _drop(self, item: _Pending, why: str) -> None:
+        self._metrics.results_dropped.inc()
+        logger.error("result dropped ({}): {}", why, item.subject)
+        if not item.done.done():
+            item.done.set_result(False)
+
+    async def _run(self) -> None:
+        while True:
+            item = await self._queue.get()
+            while True:
+                try:
+                    await self._publish(item)
+                    break
+                except (nats.errors.Error, TimeoutError, OSError) as exc:
+                    self._metrics.publish_failures.inc()
+                    logger.warning("result publish failed ({}); retrying", type(exc).__name__)
+                    await asyncio.sleep(self._retry_delay)
+            if not item.done.done():
+                item.done.set_result(True)
+            self._queue.task_done()
+
+    async def _publish(self, item: _Pending) -> None:
+        if self._js is not None:
+            ack = await self._js.publish(item.subject, item.payload, timeout=5, headers=item.headers)
+            if ack.duplicate:
+                logger.debug("duplicate result ignored by JetStream: {}", item.subject)
+        else:
+            await self._client.publish(item.subject, item.payload, headers=item.headers)
+        self._metrics.bytes_published.labels("result").inc(len(item.payload))
+
+    async def close(self, grace: float) -> None:
+        """Flush what is buffered for up to ``grace`` seconds; count the rest as dropped."""
+        try:
+            await asyncio.wait_for(self._queue.join(), timeout=grace)
+        except TimeoutError:
+            logger.error("{} result(s) still unpublished at shutdown", self._queue.qsize())
+        if self._worker is not None:
+            self._worker.cancel()
+        while not self._queue.empty():
+            self._drop(self._queue.get_nowait(), "shutdown before it could be published")
