@@ -22,6 +22,11 @@ from tests.conftest import ServiceProcess, wire_device
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
 
 
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
 async def stored(client: Client, subject: str, expected: int) -> list[Any]:
     js = client.jetstream()
     sub = await js.subscribe(subject, ordered_consumer=True)
@@ -92,8 +97,7 @@ async def test_without_jetstream_the_service_still_serves(
             assert reply["successful_devices"] == 1
         finally:
             await client.close()
-        with urllib.request.urlopen(f"http://127.0.0.1:{service.metrics_port}/metrics", timeout=5) as response:
-            assert "pyats_jetstream_available 0.0" in response.read().decode()
+        assert "pyats_jetstream_available 0.0" in await asyncio.to_thread(scrape, service.metrics_port)
         service.stop()
         assert "JetStream is not available" in service.log()
     finally:
