@@ -28,6 +28,8 @@ from service.pipeline.scheduler import Scheduler, SchedulerLimits
 from service.pipeline.session_pool import SessionPool
 from service.transport.connection import connect
 from service.transport.endpoint import ExecuteService
+from service.transport.jobs import JobSettings, JobWorker
+from service.transport.large_outputs import LargeOutputs
 from service.transport.results import NatsResultPublisher, StreamSettings, ensure_stream
 from service.transport.subjects import Subjects
 
@@ -100,9 +102,10 @@ class App:
         self.subjects = Subjects(settings.subject_prefix)
         self.ready = asyncio.Event()
         self._service: ExecuteService | None = None
+        self.outputs: LargeOutputs | None = None
         self._connected = False
 
-    async def _start_results(self, client: Client) -> NatsResultPublisher:
+    async def _start_results(self, client: Client) -> tuple[NatsResultPublisher, bool]:
         """Set up the results stream; without JetStream, say so and publish results anyway."""
         settings = self.settings
         jetstream = settings.jetstream_enabled
@@ -121,9 +124,12 @@ class App:
                 logger.warning("JetStream is not available: results are published on their subjects but not kept")
                 jetstream = False
         self.metrics.jetstream_available.set(1 if jetstream else 0)
-        publisher = NatsResultPublisher(client, self.subjects, self.metrics, jetstream, settings.results_buffer)
+        self.outputs = await LargeOutputs.start(client, jetstream, settings.results_max_age, settings.results_storage)
+        publisher = NatsResultPublisher(
+            client, self.subjects, self.metrics, jetstream, settings.results_buffer, outputs=self.outputs
+        )
         publisher.start()
-        return publisher
+        return publisher, jetstream
 
     async def _sweep_sessions(self) -> None:
         """Close warm sessions idle past their TTL, off the event loop."""
@@ -174,10 +180,31 @@ class App:
         loop = asyncio.get_running_loop()
         prewarm = loop.run_in_executor(None, self.parser.prewarm, settings.prewarm_pairs())
         client = await connect(settings, f"{settings.service_name}-{__version__}", self._set_connected)
-        publisher = await self._start_results(client)
+        publisher, jetstream = await self._start_results(client)
         self.handler.publisher = publisher
+        jobs: JobWorker | None = None
+        if settings.jobs_enabled and jetstream:
+            jobs = JobWorker(
+                client,
+                self.handler,
+                self.subjects,
+                JobSettings(
+                    stream=settings.jobs_stream,
+                    ack_wait=settings.jobs_ack_wait,
+                    max_deliver=settings.jobs_max_deliver,
+                    concurrency=settings.jobs_concurrency,
+                    max_age=settings.results_max_age,
+                ),
+            )
+            await jobs.start()
         self._service = ExecuteService(
-            client, self.handler, self.subjects, settings.service_name, settings.queue_group, self.metrics
+            client,
+            self.handler,
+            self.subjects,
+            settings.service_name,
+            settings.queue_group,
+            self.metrics,
+            outputs=self.outputs,
         )
         sweeper = asyncio.create_task(self._sweep_sessions())
         watcher = asyncio.create_task(self._watch_inventory())
@@ -187,6 +214,8 @@ class App:
             await stop.wait()
             logger.info("stopping: no new requests")
             await self._service.stop_intake()
+            if jobs is not None:
+                await jobs.stop(settings.shutdown_grace)
             cut = await self._service.wait_in_flight(settings.shutdown_grace)
             if cut:
                 logger.warning("{} request(s) cut off at shutdown were answered with service_unavailable", cut)

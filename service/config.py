@@ -88,6 +88,17 @@ class Settings(BaseSettings):
         description="Results held for publishing while NATS is away; beyond it the oldest are dropped.",
     )
 
+    # --- durable jobs ---
+    jobs_enabled: bool = Field(
+        default=True, description="Take durable jobs from <prefix>.jobs.<requester> (needs JetStream)."
+    )
+    jobs_stream: str = Field(default="PYATS_JOBS", description="Name of the work-queue stream holding jobs.")
+    jobs_ack_wait: float = Field(
+        default=30.0, gt=0, description="Seconds without progress after which a job goes to another replica."
+    )
+    jobs_max_deliver: int = Field(default=5, ge=1, description="Deliveries of one job before it is given up.")
+    jobs_concurrency: int = Field(default=4, ge=1, le=64, description="Jobs one replica works on at the same time.")
+
     # --- request limits (checked before any device is touched) ---
     max_devices_per_request: int = Field(default=500, ge=1, description="Devices allowed in one request.")
     max_commands_per_request: int = Field(default=50, ge=1, description="Commands allowed in one request.")
@@ -316,7 +327,7 @@ class Settings(BaseSettings):
             raise ValueError("must be file or memory")
         return value
 
-    @field_validator("results_stream")
+    @field_validator("results_stream", "jobs_stream")
     @classmethod
     def _check_stream_name(cls, value: str) -> str:
         if not value or any(c in value for c in " .*>\t/"):

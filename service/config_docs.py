@@ -47,6 +47,7 @@ GROUPS: list[tuple[str, list[str]]] = [
             "results_buffer",
         ],
     ),
+    ("Durable jobs", ["jobs_enabled", "jobs_stream", "jobs_ack_wait", "jobs_max_deliver", "jobs_concurrency"]),
     (
         "Request limits",
         ["max_devices_per_request", "max_commands_per_request", "max_payload_bytes", "max_command_length"],

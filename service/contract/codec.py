@@ -6,10 +6,11 @@ from typing import Any
 
 import msgspec
 
-from service.contract.messages import ExecuteRequest
+from service.contract.messages import ExecuteRequest, JobRequest
 from service.errors import ErrorCode, RequestError
 
 _request_decoder = msgspec.json.Decoder(ExecuteRequest)
+_job_decoder = msgspec.json.Decoder(JobRequest)
 
 
 def _encode_fallback(value: Any) -> Any:
@@ -26,8 +27,9 @@ def encode(message: Any) -> bytes:
     return _encoder.encode(message)
 
 
-def decode_request(data: bytes, max_bytes: int) -> ExecuteRequest:
-    """Bytes to a typed request, or ``RequestError`` saying what and where (no values echoed)."""
+def decode_request(data: bytes, max_bytes: int, job: bool = False) -> ExecuteRequest:
+    """Bytes to a typed request (a ``JobRequest`` when ``job``), or ``RequestError`` saying
+    what and where (no values echoed)."""
     if len(data) > max_bytes:
         raise RequestError(
             ErrorCode.PAYLOAD_TOO_LARGE,
@@ -37,7 +39,7 @@ def decode_request(data: bytes, max_bytes: int) -> ExecuteRequest:
     if not data.strip():
         raise RequestError(ErrorCode.INVALID_JSON, "request body is empty; send a JSON object")
     try:
-        return _request_decoder.decode(data)
+        return _job_decoder.decode(data) if job else _request_decoder.decode(data)
     except msgspec.ValidationError as exc:
         message = str(exc)
         path = message.rpartition(" - at `")[2].rstrip("`") if " - at `" in message else "$"

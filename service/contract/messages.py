@@ -52,6 +52,21 @@ class ExecuteRequest(Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     ] = False
 
 
+class JobRequest(ExecuteRequest, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A durable job: stored at rest, so devices come from the inventory, never with passwords."""
+
+    notify: Annotated[str | None, Meta(description="Subject that gets the job's summary when it is done.")] = None
+
+
+class OutputRef(Struct, frozen=True, kw_only=True):
+    """Where an output too large for a message was put: a JetStream Object Store object."""
+
+    bucket: str
+    name: str
+    size: Annotated[int, Meta(description="Size of the UTF-8 encoded output in bytes.")]
+    sha256: Annotated[str, Meta(description="Hex SHA-256 of the UTF-8 encoded output.")]
+
+
 class CommandResult(Struct, frozen=True, kw_only=True):
     command: str
     success: bool
@@ -62,6 +77,9 @@ class CommandResult(Struct, frozen=True, kw_only=True):
     error: str | None = None
     error_code: str | None = None
     duration_s: float = 0.0
+    output_ref: Annotated[
+        OutputRef | None, Meta(description="Set instead of `output` when the output was too large for a message.")
+    ] = None
 
 
 class DeviceResult(Struct, frozen=True, kw_only=True):

@@ -6,9 +6,10 @@ transport implements and unit tests fake.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from loguru import logger
@@ -70,13 +71,23 @@ class RequestHandler:
         self._timeouts = timeouts
         self._metrics = metrics
 
-    async def handle(self, data: bytes, requester: str, header_request_id: str | None, sink: ReplySink) -> None:
+    async def handle(
+        self,
+        data: bytes,
+        requester: str,
+        header_request_id: str | None,
+        sink: ReplySink,
+        endpoint: str = "execute",
+    ) -> None:
+        """Answer one request. For ``endpoint="jobs"`` the request is a stored job: inline
+        credentials are refused, and this returns only once every result is published."""
         started = time.monotonic()
+        job = endpoint == "jobs"
         request_id = header_request_id if header_request_id and not check_request_id(header_request_id) else None
         self._metrics.in_flight.inc()
         try:
             try:
-                request = decode_request(data, self._limits.max_payload_bytes)
+                request = decode_request(data, self._limits.max_payload_bytes, job=job)
                 if request.request_id is not None:
                     why = check_request_id(request.request_id)
                     if why:
@@ -87,26 +98,28 @@ class RequestHandler:
                     request,
                     requester=requester,
                     request_id=request_id,
-                    limits=self._limits,
+                    limits=dataclasses.replace(self._limits, inline_credentials=False) if job else self._limits,
                     timeouts=self._timeouts,
                     inventory=self._inventory(),
                 )
                 rules, source = self.policy.rules_for(requester)
                 rules.check(requester, plan.commands, len(plan.targets), source)
-                await self._requester_limiter.admit("execute", requester, len(plan.targets), rules.rate)
+                await self._requester_limiter.admit(endpoint, requester, len(plan.targets), rules.rate)
                 plan = dataclasses.replace(plan, redact=rules.redact)
             except PyatsRoError as exc:
                 with logger.contextualize(request_id=request_id or "-", requester=requester):
                     logger.info("request refused: {}", exc.message)
-                self._metrics.requests.labels("execute", exc.code.value).inc()
+                self._metrics.requests.labels(endpoint, exc.code.value).inc()
                 await sink.error(exc, request_id)
                 return
             with logger.contextualize(request_id=plan.request_id, requester=requester):
-                await self._execute(plan, sink, started, requester)
+                await self._execute(plan, sink, started, requester, endpoint)
         finally:
             self._metrics.in_flight.dec()
 
-    async def _execute(self, plan: ExecutionPlan, sink: ReplySink, started: float, requester: str) -> None:
+    async def _execute(
+        self, plan: ExecutionPlan, sink: ReplySink, started: float, requester: str, endpoint: str
+    ) -> None:
         logger.info(
             "request accepted: {} devices x {} commands, format {}, stream {}",
             len(plan.targets),
@@ -116,11 +129,12 @@ class RequestHandler:
         )
 
         streamed: set[int] = set()
+        published: list[Awaitable[bool]] = []
 
         async def on_result(result: DeviceResult) -> None:
             self._record(result)
             if self.publisher is not None:
-                await self.publisher.publish_result(requester, result)
+                published.append(await self.publisher.publish_result(requester, result))
             if plan.stream:
                 streamed.add(id(result))
                 await sink.device_result(result)
@@ -130,14 +144,14 @@ class RequestHandler:
             if id(result) not in streamed and result.error_code == ErrorCode.SERVICE_UNAVAILABLE:
                 self._record(result)
                 if self.publisher is not None:
-                    await self.publisher.publish_result(requester, result)
+                    published.append(await self.publisher.publish_result(requester, result))
                 if plan.stream:
                     await sink.device_result(result)
         ok = sum(1 for r in results if r.success)
         duration = round(time.monotonic() - started, 4)
         logger.info("request done: {}/{} devices ok in {:.2f}s", ok, len(results), duration)
-        self._metrics.requests.labels("execute", "ok" if ok == len(results) else "partial").inc()
-        self._metrics.request_duration.labels("execute").observe(duration)
+        self._metrics.requests.labels(endpoint, "ok" if ok == len(results) else "partial").inc()
+        self._metrics.request_duration.labels(endpoint).observe(duration)
         summary = RequestSummary(
             request_id=plan.request_id,
             total_devices=len(results),
@@ -146,7 +160,7 @@ class RequestHandler:
             duration_s=duration,
         )
         if self.publisher is not None:
-            await self.publisher.publish_summary(requester, summary)
+            published.append(await self.publisher.publish_summary(requester, summary))
         if plan.stream:
             await sink.summary(summary)
             await sink.end()
@@ -161,6 +175,8 @@ class RequestHandler:
                     duration_s=duration,
                 )
             )
+        if endpoint == "jobs" and not all(await asyncio.gather(*published)):
+            raise PyatsRoError(ErrorCode.INTERNAL_ERROR, "some results of the job could not be published")
 
     def _record(self, result: DeviceResult) -> None:
         outcome = "ok" if result.success else "failed"
