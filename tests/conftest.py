@@ -55,6 +55,7 @@ LAB_DEVICES: list[dict[str, Any]] = [
     },
     {"name": "one-line", "os": "iosxe", "max_sessions": 1, "latency": 0.1},
     {"name": "slow-login", "os": "iosxe", "login_delay": 5.0},
+    {"name": "tech", "os": "iosxe", "large_outputs": {"show tech-support": {"size": 20_000_000, "kind": "logging"}}},
 ]
 
 
@@ -226,6 +227,7 @@ def service_factory(
                 "PYATS_PARSER_PREWARM": "iosxe:show version",
                 "PYATS_LOG_LEVEL": "DEBUG",
                 "PYATS_SHUTDOWN_GRACE": "5",
+                "PYATS_RATE_LIMIT_REQUESTS": "0",  # rate limits have their own tests; the corpus sends 66 requests
             }
         )
         env.update(settings)

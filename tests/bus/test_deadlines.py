@@ -23,7 +23,7 @@ def strict_service(service_factory: Callable[..., ServiceProcess]) -> ServicePro
         PYATS_SUBJECT_PREFIX=PREFIX,
         PYATS_MAX_CONCURRENT_DEVICES="1",
         PYATS_CONNECT_TIMEOUT="2",
-        PYATS_DEVICE_TIMEOUT="8",  # "slow" answers each show in 3 s, login included
+        PYATS_DEVICE_TIMEOUT="5",  # "slow" answers each show command in 3 s
         PYATS_QUEUE_TIMEOUT="1",
         PYATS_SESSION_IDLE_TTL="0",
     ).wait_ready()
@@ -59,7 +59,7 @@ async def test_device_deadline(
     codes = [c["error_code"] for c in reply["results"][0]["commands"]]
     assert codes[0] is None
     assert codes[1] == "device_timeout"
-    assert reply["results"][0]["duration_s"] < 10
+    assert reply["results"][0]["duration_s"] < 7
 
 
 async def test_queue_deadline(

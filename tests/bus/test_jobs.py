@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
 
 
 def job_service(factory: Callable[..., ServiceProcess], prefix: str, inventory: Path, **extra: str) -> ServiceProcess:
-    tag = prefix.split(".")[0].upper()
+    tag = prefix.split(".", maxsplit=1)[0].upper()
     return factory(
         PYATS_SUBJECT_PREFIX=prefix,
         PYATS_RESULTS_STREAM=f"RESULTS_{tag}",
