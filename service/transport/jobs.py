@@ -85,6 +85,7 @@ class JobWorker:
         self._loops: list[asyncio.Task[None]] = []
         self._running: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._subscription: nats.js.JetStreamContext.PullSubscription | None = None
 
     async def start(self) -> None:
         s = self._settings
@@ -109,6 +110,7 @@ class JobWorker:
             filter_subject=subject,
         )
         subscription = await self._js.pull_subscribe(subject, durable=CONSUMER, stream=s.stream, config=consumer)
+        self._subscription = subscription
         self._loops = [asyncio.create_task(self._loop(subscription)) for _ in range(s.concurrency)]
         logger.info("taking jobs from {} (stream {}, {} at a time)", subject, s.stream, s.concurrency)
 
@@ -189,3 +191,7 @@ class JobWorker:
             await asyncio.wait(set(self._running), timeout=grace)
         for task in [*self._running, *self._loops]:
             task.cancel()
+        if self._subscription is not None:
+            # a pull subscription left open makes the connection's drain wait for its timeout
+            with contextlib.suppress(nats.errors.Error):
+                await self._subscription.unsubscribe()

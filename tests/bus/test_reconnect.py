@@ -1,0 +1,86 @@
+"""nats-server restarts under load: the service reconnects, keeps serving, loses no job or result."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+
+from service.transport.local_server import LocalNatsServer
+from tests.bus.test_jobs import inventory_file
+from tests.conftest import LAB_PASSWORD, ServiceProcess, wire_device
+
+pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
+
+
+async def test_the_service_survives_a_nats_server_restart(
+    service_factory: Callable[..., ServiceProcess],
+    lab_device: Callable[[str], dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    server = LocalNatsServer(tmp_path / "nats")
+    server.start()
+    try:
+        inventory = inventory_file(tmp_path, lab_device, ["ios-1", "nxos-1", "slow"])
+        service = service_factory(
+            PYATS_NATS_URL=server.url,
+            PYATS_INVENTORY_FILE=str(inventory),
+            LAB_DEVICE_PASSWORD=LAB_PASSWORD,
+            PYATS_JOBS_ACK_WAIT="5",
+        ).wait_ready()
+        client = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        slow_body = {
+            "devices": [wire_device(lab_device("slow"))],
+            "commands": [{"command": "show clock"}],
+            "request_id": "during-outage",
+        }
+        # a request in flight when the server goes away: its result is buffered and published later
+        await client.publish("pyats.v1.execute.ops", json.dumps(slow_body).encode())
+        # a job already stored before the outage, not yet done
+        job = {
+            "devices": [{"name": "slow"}, {"name": "ios-1"}],
+            "commands": [{"command": "show clock"}],
+            "request_id": "job-before-outage",
+        }
+        await client.jetstream().publish("pyats.v1.jobs.ops", json.dumps(job).encode())
+        await client.flush()
+        await asyncio.sleep(1.0)
+        server.stop()
+        await asyncio.sleep(2.0)
+        server.start()
+        await asyncio.sleep(1.0)
+
+        body = {"devices": [wire_device(lab_device("nxos-1"))], "commands": [{"command": "show clock"}]}
+        reply = None
+        for _ in range(60):
+            try:
+                msg = await client.request("pyats.v1.execute.ops", json.dumps(body).encode(), timeout=5)
+                reply = json.loads(msg.data)
+                break
+            except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
+                await asyncio.sleep(0.5)
+        assert reply is not None and reply["successful_devices"] == 1
+
+        js = client.jetstream()
+        for _ in range(100):
+            info = await js.stream_info("PYATS_RESULTS", subjects_filter="pyats.v1.results.ops.>")
+            subjects = info.state.subjects or {}
+            done = [s for s in subjects if "during-outage" in s] and len(
+                [s for s in subjects if "job-before-outage" in s]
+            ) == 3
+            if done:
+                break
+            await asyncio.sleep(0.3)
+        assert any("during-outage" in s for s in subjects), subjects
+        assert len([s for s in subjects if "job-before-outage" in s]) == 3, subjects  # 2 devices + summary
+        assert set(subjects.values()) == {1}
+        await client.close()
+        assert service.stop() == 0
+        assert "reconnected to NATS" in service.log()
+    finally:
+        server.stop()
