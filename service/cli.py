@@ -173,6 +173,11 @@ def parser() -> argparse.ArgumentParser:
     request.add_argument("--json", action="store_true", help="print JSON instead of tables")
     request.add_argument("--show-output", action="store_true", help="print each command's output under the table")
 
+    from service.history_cli import add_diff_parser, add_history_parser
+
+    add_history_parser(commands)
+    add_diff_parser(commands)
+
     commands.add_parser("lab", help="run the fake Cisco device lab (pyats-ro lab --help)", add_help=False)
 
     demo = commands.add_parser("demo", help="nats-server + lab + service, one sample request, results printed")
@@ -191,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.verb == "request":
         return _request(args)
+    if args.verb in ("history", "diff"):
+        from service.history_cli import diff_main, history_main
+
+        return history_main(args) if args.verb == "history" else diff_main(args)
     return _demo(args)
 
 

@@ -1,0 +1,314 @@
+"""Replay of stored results: one-off queries against the results stream.
+
+Each query creates an ephemeral pull consumer (a filter subject built from requester,
+request id and device token; ``deliver_policy=by_start_time`` when a start is given),
+reads until the consumer has nothing pending, and deletes the consumer; a short
+``inactive_threshold`` removes it anyway if the client goes away first. No durable
+consumer is ever created. Filtering by command and the end of the time window happen
+client-side: commands from the decoded body, the end from the message's stored time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import msgspec
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import api
+from nats.js.client import JetStreamContext
+
+from service.contract.messages import CommandResult, DeviceResult
+from service.transport.results import REQUESTER
+from service.transport.subjects import SUMMARY_TOKEN, Subjects, device_token
+
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_decoder = msgspec.json.Decoder(DeviceResult)
+
+
+class HistoryError(Exception):
+    """A query that cannot run: no stream, no JetStream, a bad argument."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    """One device result as kept in the stream."""
+
+    stored_at: dt.datetime
+    requester: str
+    request_id: str
+    device: str  # the subject token, e.g. 10_0_0_1 or 127_0_0_1-p2201
+    subject: str
+    sequence: int
+    result: DeviceResult
+
+    def command(self, command: str) -> CommandResult | None:
+        """This result's entry for ``command`` (compared as in ``same_command``)."""
+        return next((c for c in self.result.commands if same_command(c.command, command)), None)
+
+    def only(self, commands: Iterable[CommandResult]) -> StoredResult:
+        """The same record with just these commands."""
+        narrowed = msgspec.structs.replace(self.result, commands=list(commands))
+        return StoredResult(
+            self.stored_at, self.requester, self.request_id, self.device, self.subject, self.sequence, narrowed
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "stored_at": self.stored_at.isoformat(),
+            "requester": self.requester,
+            "request_id": self.request_id,
+            "device": self.device,
+            "subject": self.subject,
+            "sequence": self.sequence,
+            "result": msgspec.to_builtins(self.result),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    requester: str | None = None
+    request_id: str | None = None
+    device: str | None = None  # HOST or HOST:PORT (port 22 when left out)
+    command: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+def normalize_command(command: str) -> str:
+    return " ".join(command.split()).lower()
+
+
+def same_command(a: str, b: str) -> bool:
+    """Case and runs of spaces do not matter: ``Show  Version`` is ``show version``."""
+    return normalize_command(a) == normalize_command(b)
+
+
+def parse_device(spec: str) -> str:
+    """``HOST``, ``HOST:PORT`` or ``[V6]:PORT`` to the device's subject token."""
+    host, port = spec.strip(), 22
+    if host.startswith("[") and "]" in host:
+        inner, _, rest = host[1:].partition("]")
+        host = inner
+        if rest.startswith(":"):
+            port = _port(rest[1:], spec)
+    elif host.count(":") == 1:
+        host, _, port_text = host.partition(":")
+        port = _port(port_text, spec)
+    if not host:
+        raise HistoryError(f"no host in device {spec!r}")
+    return device_token(host, port)
+
+
+def _port(text: str, spec: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise HistoryError(f"bad port in device {spec!r}")
+    return int(text)
+
+
+def parse_time(text: str, now: dt.datetime | None = None) -> dt.datetime:
+    """``24h``, ``30m``, ``7d``, ``90s``, ``2w`` (that long ago), ``now``, or an ISO timestamp.
+
+    An ISO timestamp without a zone is local time. The result is always timezone-aware (UTC).
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    value = text.strip()
+    if value.lower() == "now":
+        return now.astimezone(dt.UTC)
+    relative = _RELATIVE.match(value)
+    if relative:
+        seconds = float(relative.group(1)) * _UNITS[relative.group(2).lower()]
+        return (now - dt.timedelta(seconds=seconds)).astimezone(dt.UTC)
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    except ValueError:
+        raise HistoryError(
+            f"cannot read time {text!r}: give an ISO timestamp (2024-05-01T10:00:00Z) or a relative one (30m, 24h, 7d)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.astimezone()  # local time
+    return parsed.astimezone(dt.UTC)
+
+
+def _record(msg: Msg, subjects: Subjects) -> StoredResult | None:
+    tokens = msg.subject[len(subjects.prefix) + len(".results.") :].split(".")
+    if len(tokens) != 3 or tokens[2] == SUMMARY_TOKEN:
+        return None
+    try:
+        result = _decoder.decode(msg.data)
+    except msgspec.DecodeError:  # not a device result (a stray or foreign message)
+        return None
+    meta = msg.metadata
+    requester = (msg.headers or {}).get(REQUESTER) or tokens[0]
+    return StoredResult(
+        meta.timestamp, requester, result.request_id, tokens[2], msg.subject, meta.sequence.stream, result
+    )
+
+
+async def query_results(
+    client: Client,
+    query: HistoryQuery,
+    *,
+    prefix: str = "pyats.v1",
+    stream: str = "PYATS_RESULTS",
+    batch: int = 256,
+    idle: float = 2.0,
+) -> list[StoredResult]:
+    """Stored device results matching ``query``, oldest first.
+
+    With a command, each record keeps only that command's entry (records without it are
+    left out). Reading stops at the first message stored after ``until``, when the consumer
+    has nothing pending, or after ``idle`` seconds without a message.
+    """
+    subjects = Subjects(prefix)
+    device = parse_device(query.device) if query.device else None
+    filter_subject = subjects.results_filter(query.requester, query.request_id, device)
+    config = api.ConsumerConfig(
+        ack_policy=api.AckPolicy.NONE,
+        inactive_threshold=30.0,
+        max_deliver=1,
+        mem_storage=True,
+        num_replicas=1,
+    )
+    if query.since is not None:
+        config.deliver_policy = api.DeliverPolicy.BY_START_TIME
+        config.opt_start_time = query.since.astimezone(dt.UTC)
+    else:
+        config.deliver_policy = api.DeliverPolicy.ALL
+    js = client.jetstream()
+    try:
+        sub = await js.pull_subscribe(filter_subject, stream=stream, config=config)
+    except nats.js.errors.NotFoundError:
+        raise HistoryError(f"no results stream {stream} on this server (is JetStream enabled?)") from None
+    except nats.errors.NoRespondersError:
+        raise HistoryError("JetStream is not available on this server") from None
+    records: list[StoredResult] = []
+    consumer: str | None = None
+    try:
+        info = await sub.consumer_info()
+        consumer = info.name
+        pending = info.num_pending or 0
+        while pending > 0:
+            try:
+                messages = await sub.fetch(batch=min(batch, pending), timeout=idle)
+            except (nats.errors.TimeoutError, TimeoutError):
+                break
+            done = False
+            for msg in messages:
+                if JetStreamContext.is_status_msg(msg):
+                    continue
+                meta = msg.metadata
+                pending = meta.num_pending
+                if query.until is not None and meta.timestamp > query.until:
+                    done = True
+                    break
+                record = _record(msg, subjects)
+                if record is None:
+                    continue
+                if query.command is not None:
+                    entry = record.command(query.command)
+                    if entry is None:
+                        continue
+                    record = record.only([entry])
+                records.append(record)
+            if done:
+                break
+    finally:
+        await sub.unsubscribe()
+        if consumer is not None:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):  # else inactive_threshold removes it
+                await js.delete_consumer(stream, consumer)
+    return records
+
+
+def per_command(records: Iterable[StoredResult]) -> list[StoredResult]:
+    """One record per (device result, command); a failed device with no command stays as is."""
+    out: list[StoredResult] = []
+    for record in records:
+        if not record.result.commands:
+            out.append(record)
+        out.extend(record.only([command]) for command in record.result.commands)
+    return out
+
+
+def latest(records: Iterable[StoredResult]) -> list[StoredResult]:
+    """The newest record per device and command (records narrowed to that one command),
+    ordered by device, then command."""
+    newest: dict[tuple[str, str], StoredResult] = {}
+    for record in per_command(records):
+        command = record.result.commands[0].command if record.result.commands else ""
+        key = (record.device, normalize_command(command))
+        if key not in newest or record.sequence > newest[key].sequence:
+            newest[key] = record
+    return [newest[key] for key in sorted(newest)]
+
+
+async def result_at(
+    client: Client,
+    device: str,
+    command: str,
+    when: str,
+    *,
+    requester: str | None = None,
+    prefix: str = "pyats.v1",
+    stream: str = "PYATS_RESULTS",
+) -> StoredResult | None:
+    """The result of ``command`` on ``device`` as of ``when``: ``latest`` for the newest, else a
+    time (see ``parse_time``) for the newest stored at or before it, or if there is none
+    then, the oldest after it."""
+    base = HistoryQuery(requester=requester, device=device, command=command)
+    if when.strip().lower() in ("latest", "now"):
+        found = await query_results(client, base, prefix=prefix, stream=stream)
+        return found[-1] if found else None
+    moment = parse_time(when)
+    before = await query_results(
+        client,
+        HistoryQuery(requester=requester, device=device, command=command, until=moment),
+        prefix=prefix,
+        stream=stream,
+    )
+    if before:
+        return before[-1]
+    after = await query_results(
+        client,
+        HistoryQuery(requester=requester, device=device, command=command, since=moment),
+        prefix=prefix,
+        stream=stream,
+    )
+    return after[0] if after else None
+
+
+async def result_of_request(
+    client: Client,
+    request_id: str,
+    *,
+    device: str | None = None,
+    command: str | None = None,
+    requester: str | None = None,
+    prefix: str = "pyats.v1",
+    stream: str = "PYATS_RESULTS",
+) -> StoredResult:
+    """The one (device, command) result of a request; ``HistoryError`` when none or several match."""
+    found = per_command(
+        await query_results(
+            client,
+            HistoryQuery(requester=requester, request_id=request_id, device=device, command=command),
+            prefix=prefix,
+            stream=stream,
+        )
+    )
+    found = [r for r in found if r.result.commands]
+    if not found:
+        raise HistoryError(f"no stored result for request {request_id}" + (f" on {device}" if device else ""))
+    choices = {(r.device, r.result.commands[0].command) for r in found}
+    if len(choices) > 1:
+        listed = ", ".join(f"{d} {c!r}" for d, c in sorted(choices))
+        raise HistoryError(f"request {request_id} has several results ({listed}); give --device and --command")
+    return found[-1]
