@@ -180,6 +180,13 @@ def parser() -> argparse.ArgumentParser:
 
     commands.add_parser("lab", help="run the fake Cisco device lab (pyats-ro lab --help)", add_help=False)
 
+    status = commands.add_parser("status", help="every replica's version, uptime, requests, errors and latency")
+    status.add_argument("--nats-url", default=os.environ.get("PYATS_NATS_URL", "nats://127.0.0.1:4222"))
+    status.add_argument("--nats-user", default=os.environ.get("PYATS_NATS_USER"))
+    status.add_argument("--service", default="pyats-ro", help="nats.micro service name")
+    status.add_argument("--wait", type=float, default=1.0, help="seconds to collect replies")
+    status.add_argument("--json", action="store_true")
+
     demo = commands.add_parser("demo", help="nats-server + lab + service, one sample request, results printed")
     demo.add_argument("--devices", type=int, default=10)
     demo.add_argument("--latency", type=float, default=0.1)
@@ -200,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         from service.history_cli import diff_main, history_main
 
         return history_main(args) if args.verb == "history" else diff_main(args)
+    if args.verb == "status":
+        from service.status_cli import run_status
+
+        return run_status(args)
     return _demo(args)
 
 

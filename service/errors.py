@@ -50,6 +50,7 @@ class ErrorCode(StrEnum):
     DISCONNECTED = "disconnected"
     INVALID_COMMAND = "invalid_command"
     COMMAND_FAILED = "command_failed"
+    OUTPUT_TOO_LARGE = "output_too_large"
     DEVICE_TIMEOUT = "device_timeout"
     QUEUE_TIMEOUT = "queue_timeout"
     REQUEST_TIMEOUT = "request_timeout"

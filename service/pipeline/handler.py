@@ -50,6 +50,25 @@ class ReplySink(Protocol):
         ...
 
 
+class RequestStats:
+    """Counts for ``$SRV.STATS`` (nats.micro only sees the hand-off, not the work)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.errors = 0
+        self.in_flight = 0
+        self.seconds = 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        done = self.requests - self.in_flight
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "in_flight": self.in_flight,
+            "average_latency_s": round(self.seconds / done, 4) if done > 0 else 0.0,
+        }
+
+
 class RequestHandler:
     def __init__(
         self,
@@ -70,6 +89,7 @@ class RequestHandler:
         self._limits = limits
         self._timeouts = timeouts
         self._metrics = metrics
+        self.stats = RequestStats()
 
     async def handle(
         self,
@@ -85,6 +105,8 @@ class RequestHandler:
         job = endpoint == "jobs"
         request_id = header_request_id if header_request_id and not check_request_id(header_request_id) else None
         self._metrics.in_flight.inc()
+        self.stats.requests += 1
+        self.stats.in_flight += 1
         try:
             try:
                 request = decode_request(data, self._limits.max_payload_bytes, job=job)
@@ -110,12 +132,15 @@ class RequestHandler:
                 with logger.contextualize(request_id=request_id or "-", requester=requester):
                     logger.info("request refused: {}", exc.message)
                 self._metrics.requests.labels(endpoint, exc.code.value).inc()
+                self.stats.errors += 1
                 await sink.error(exc, request_id)
                 return
             with logger.contextualize(request_id=plan.request_id, requester=requester):
                 await self._execute(plan, sink, started, requester, endpoint)
         finally:
             self._metrics.in_flight.dec()
+            self.stats.in_flight -= 1
+            self.stats.seconds += time.monotonic() - started
 
     async def _execute(
         self, plan: ExecutionPlan, sink: ReplySink, started: float, requester: str, endpoint: str

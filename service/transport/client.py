@@ -14,6 +14,7 @@ import nats.errors
 from nats.aio.client import Client
 
 from service.contract.messages import DeviceResult, ErrorReply, ExecuteResponse, RequestSummary
+from service.transport.large_outputs import resolve_outputs
 
 _MESSAGE_KIND = "Pyats-Message"
 
@@ -38,11 +39,13 @@ async def execute(
     request: dict[str, Any],
     timeout: float,
 ) -> ExecuteResponse:
-    """Send one request and wait for the aggregate reply."""
+    """Send one request and wait for the aggregate reply; large outputs are fetched back."""
     message = await client.request(subject, msgspec.json.encode(request), timeout=timeout)
     if message.headers and message.headers.get(_MESSAGE_KIND) == "error":
         raise ServiceReplyError(msgspec.json.decode(message.data, type=ErrorReply))
-    return msgspec.json.decode(message.data, type=ExecuteResponse)
+    response = msgspec.json.decode(message.data, type=ExecuteResponse)
+    results = [await resolve_outputs(client, result) for result in response.results]
+    return msgspec.structs.replace(response, results=results)
 
 
 async def execute_streamed(
@@ -54,7 +57,8 @@ async def execute_streamed(
 ) -> StreamedResult:
     """Send with ``stream: true``; collect per-device replies until the empty end marker.
 
-    ``stall_timeout`` bounds the wait between two messages, not the whole request.
+    ``stall_timeout`` bounds the wait between two messages, not the whole request. Outputs
+    offloaded to the object store are fetched back before ``on_result`` sees the result.
     """
     inbox = client.new_inbox()
     queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -76,7 +80,7 @@ async def execute_streamed(
             if kind == "summary":
                 outcome.summary = msgspec.json.decode(msg.data, type=RequestSummary)
             else:
-                result = msgspec.json.decode(msg.data, type=DeviceResult)
+                result = await resolve_outputs(client, msgspec.json.decode(msg.data, type=DeviceResult))
                 outcome.results.append(result)
                 if on_result is not None:
                     await on_result(result)

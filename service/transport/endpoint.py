@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 from loguru import logger
 from nats.aio.client import Client
 from nats.micro import add_service
@@ -20,6 +21,7 @@ from service.contract.messages import DeviceResult, ErrorDetail, ErrorReply, Exe
 from service.errors import ErrorCode, PyatsRoError, status_for
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
+from service.transport.large_outputs import LargeOutputs
 from service.transport.subjects import Subjects
 
 REQUEST_ID_HEADER = "Pyats-Request-Id"
@@ -32,9 +34,10 @@ ERROR_CODE_HEADER = "Nats-Service-Error-Code"
 class NatsReplySink:
     """Answers one request on its reply inbox."""
 
-    def __init__(self, request: Request, metrics: ServiceMetrics) -> None:
+    def __init__(self, request: Request, metrics: ServiceMetrics, outputs: LargeOutputs | None = None) -> None:
         self._request = request
         self._metrics = metrics
+        self._outputs = outputs
 
     async def _send(self, kind: str, payload: bytes, headers: dict[str, str]) -> None:
         headers = {MESSAGE_KIND_HEADER: kind, **headers}
@@ -45,6 +48,8 @@ class NatsReplySink:
         self._metrics.bytes_published.labels(kind).inc(len(payload))
 
     async def device_result(self, result: DeviceResult) -> None:
+        if self._outputs is not None:
+            result = await self._outputs.sent(result)
         await self._send("result", encode(result), {REQUEST_ID_HEADER: result.request_id})
 
     async def summary(self, summary: RequestSummary) -> None:
@@ -54,6 +59,9 @@ class NatsReplySink:
         await self._send("end", b"", {})
 
     async def response(self, response: ExecuteResponse) -> None:
+        if self._outputs is not None:
+            results = [await self._outputs.sent(result) for result in response.results]
+            response = msgspec.structs.replace(response, results=results)
         await self._send("response", encode(response), {REQUEST_ID_HEADER: response.request_id})
 
     async def error(self, error: PyatsRoError, request_id: str | None) -> None:
@@ -78,8 +86,10 @@ class ExecuteService:
         name: str,
         queue_group: str,
         metrics: ServiceMetrics,
+        outputs: LargeOutputs | None = None,
     ) -> None:
         self._client = client
+        self._outputs = outputs
         self._handler = handler
         self._subjects = subjects
         self._name = name
@@ -101,6 +111,7 @@ class ExecuteService:
             description="Read-only Cisco show commands over NATS (pyATS/Unicon, Genie)",
             queue_group=self._queue_group,
             metadata={"subject_prefix": self._subjects.prefix},
+            stats_handler=lambda _endpoint: self._handler.stats.as_dict(),
         )
         await self._service.add_endpoint(
             name="execute",
@@ -119,7 +130,7 @@ class ExecuteService:
         )
 
     async def _on_request(self, request: Request) -> None:
-        sink = NatsReplySink(request, self._metrics)
+        sink = NatsReplySink(request, self._metrics, self._outputs)
         if not self._accepting:
             await sink.error(PyatsRoError(ErrorCode.SERVICE_UNAVAILABLE, "the service is shutting down; retry"), None)
             return

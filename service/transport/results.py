@@ -23,6 +23,7 @@ from service.contract.codec import encode
 from service.contract.messages import DeviceResult, RequestSummary
 from service.errors import ConfigError, ErrorCode
 from service.observability.metrics import ServiceMetrics
+from service.transport.large_outputs import LargeOutputs
 from service.transport.subjects import SUMMARY_TOKEN, Subjects, device_token
 
 REQUEST_ID = "Pyats-Request-Id"
@@ -90,8 +91,10 @@ class NatsResultPublisher:
         jetstream: bool,
         buffer: int,
         retry_delay: float = 0.5,
+        outputs: LargeOutputs | None = None,
     ) -> None:
         self._client = client
+        self._outputs = outputs
         self._js = client.jetstream() if jetstream else None
         self._subjects = subjects
         self._metrics = metrics
@@ -107,6 +110,8 @@ class NatsResultPublisher:
         self._worker = asyncio.create_task(self._run())
 
     async def publish_result(self, requester: str, result: DeviceResult) -> asyncio.Future[bool]:
+        if self._outputs is not None:  # the reply sink reuses this offloaded result
+            result = await self._outputs.offload(result)
         token = device_token(result.hostname, result.port)
         headers = {
             REQUEST_ID: result.request_id,

@@ -1,0 +1,219 @@
+"""Outputs too large for a NATS message go to a JetStream Object Store bucket.
+
+The threshold is derived from the server's ``max_payload`` (a quarter of it, so a
+reply can still carry several outputs). Above it, the output is streamed into the
+bucket ``PYATS_OUTPUTS`` in chunks encoded on the fly (no second full copy), and the
+command carries an ``output_ref`` (bucket, name, size, sha256) instead of ``output``.
+
+One device result is offloaded once: the results publisher runs first and the reply
+sink reuses its offloaded result (cached by request id and device until the sink has
+sent it). Without JetStream nothing can be offloaded: such a command is reported as
+failed with ``output_too_large``; nothing is truncated silently.
+
+Clients call :func:`resolve_outputs` to fetch referenced outputs and verify them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+from collections import OrderedDict
+
+import msgspec
+import nats.errors
+import nats.js.errors
+from loguru import logger
+from nats.aio.client import Client
+from nats.js import api
+from nats.js.client import JetStreamContext
+from nats.js.object_store import ObjectStore
+
+from service.contract.messages import CommandResult, DeviceResult, OutputRef
+from service.errors import ErrorCode
+from service.transport.subjects import device_token
+
+BUCKET = "PYATS_OUTPUTS"
+_ENCODE_CHARS = 64 * 1024
+_CACHE_LIMIT = 256
+
+
+def threshold_for(max_payload: int) -> int:
+    """Outputs longer than this many characters leave the message."""
+    return max(1024, max_payload // 4)
+
+
+class _Utf8Reader(io.RawIOBase):
+    """Reads a ``str`` as UTF-8 bytes, encoding a slice at a time."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._pos = 0
+        self._pending = b""
+        self._offset = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._offset >= len(self._pending):
+            if self._pos >= len(self._text):
+                return 0
+            self._pending = self._text[self._pos : self._pos + _ENCODE_CHARS].encode()
+            self._pos += _ENCODE_CHARS
+            self._offset = 0
+        n = min(len(buffer), len(self._pending) - self._offset)
+        buffer[:n] = self._pending[self._offset : self._offset + n]
+        self._offset += n
+        return n
+
+
+def _too_large(command: CommandResult, threshold: int) -> CommandResult:
+    return msgspec.structs.replace(
+        command,
+        success=False,
+        output=None,
+        error=(
+            f"the output ({len(command.output or '')} characters) is larger than {threshold} and cannot be "
+            "offloaded without JetStream; narrow it with a pipe option"
+        ),
+        error_code=ErrorCode.OUTPUT_TOO_LARGE.value,
+    )
+
+
+class LargeOutputs:
+    """Offloads large outputs of device results; one upload per result."""
+
+    def __init__(self, store: ObjectStore | None, threshold: int) -> None:
+        self._store = store
+        self.threshold = threshold
+        self._done: OrderedDict[tuple[str, str], asyncio.Future[DeviceResult]] = OrderedDict()
+
+    @classmethod
+    async def start(cls, client: Client, jetstream: bool, ttl: float, storage: str) -> LargeOutputs:
+        """Threshold from ``client.max_payload``; the bucket is created if missing."""
+        threshold = threshold_for(client.max_payload)
+        store = None
+        if jetstream:
+            store = await _ensure_bucket(client.jetstream(), ttl, storage)
+        logger.info(
+            "outputs above {} characters go to object store {}",
+            threshold,
+            BUCKET if store is not None else "(none: without JetStream they fail with output_too_large)",
+        )
+        return cls(store, threshold)
+
+    def _needs(self, result: DeviceResult) -> bool:
+        return any(c.output is not None and len(c.output) > self.threshold for c in result.commands)
+
+    async def offload(self, result: DeviceResult) -> DeviceResult:
+        """``result`` with large outputs replaced by references; cached until :meth:`forget`."""
+        if not self._needs(result):
+            return result
+        key = (result.request_id, device_token(result.hostname, result.port))
+        known = self._done.get(key)
+        if known is not None:
+            return await asyncio.shield(known)
+        future: asyncio.Future[DeviceResult] = asyncio.get_running_loop().create_future()
+        self._done[key] = future
+        while len(self._done) > _CACHE_LIMIT:  # a result whose reply never came; keep the cache bounded
+            self._done.popitem(last=False)
+        try:
+            offloaded = await self._offload(result, key[1])
+        except BaseException as exc:
+            self._done.pop(key, None)
+            future.set_exception(exc)
+            future.exception()  # retrieved: nobody else may be waiting
+            raise
+        future.set_result(offloaded)
+        return offloaded
+
+    async def sent(self, result: DeviceResult) -> DeviceResult:
+        """For the reply sink, which sends last: the offloaded result, then forget it."""
+        offloaded = await self.offload(result)
+        self._done.pop((result.request_id, device_token(result.hostname, result.port)), None)
+        return offloaded
+
+    async def _offload(self, result: DeviceResult, token: str) -> DeviceResult:
+        commands: list[CommandResult] = []
+        changed = False
+        for index, command in enumerate(result.commands):
+            if command.output is None or len(command.output) <= self.threshold:
+                commands.append(command)
+                continue
+            changed = True
+            if self._store is None:
+                commands.append(_too_large(command, self.threshold))
+                continue
+            name = f"{result.request_id}/{token}/{index}"
+            info = await self._store.put(name, _Utf8Reader(command.output))  # type: ignore[arg-type]
+            digest = base64.urlsafe_b64decode((info.digest or "").partition("=")[2]).hex()
+            ref = OutputRef(bucket=BUCKET, name=name, size=info.size or 0, sha256=digest)
+            logger.debug("output of {!r} ({} bytes) offloaded to {}/{}", command.command, ref.size, BUCKET, name)
+            commands.append(msgspec.structs.replace(command, output=None, output_ref=ref))
+        if not changed:
+            return result
+        failed = [c for c in commands if not c.success]
+        if not failed or not result.success:
+            return msgspec.structs.replace(result, commands=commands)
+        return msgspec.structs.replace(
+            result,
+            commands=commands,
+            success=False,
+            error=f"{len(failed)} of {len(commands)} commands failed",
+            error_code=failed[0].error_code,
+        )
+
+
+async def _ensure_bucket(js: JetStreamContext, ttl: float, storage: str) -> ObjectStore | None:
+    try:
+        return await js.object_store(BUCKET)
+    except nats.js.errors.BucketNotFoundError:
+        pass
+    try:
+        store = await js.create_object_store(
+            BUCKET,
+            config=api.ObjectStoreConfig(
+                description="pyats-ro outputs too large for a message",
+                ttl=ttl or None,
+                storage=api.StorageType(storage),
+            ),
+        )
+    except (nats.errors.Error, TimeoutError) as exc:
+        logger.warning("object store {} unavailable ({}): large outputs will fail", BUCKET, type(exc).__name__)
+        return None
+    logger.info("created object store {}", BUCKET)
+    return store
+
+
+class OutputMismatchError(Exception):
+    """A fetched output does not match its reference."""
+
+
+async def fetch_output(client: Client, ref: OutputRef) -> str:
+    """The referenced output, verified against its size and sha256."""
+    store = await client.jetstream().object_store(ref.bucket)
+    sink = io.BytesIO()
+    await store.get(ref.name, writeinto=sink)
+    data = sink.getbuffer()
+    digest = hashlib.sha256(data).hexdigest()
+    if len(data) != ref.size or digest != ref.sha256:
+        raise OutputMismatchError(f"{ref.bucket}/{ref.name}: got {len(data)} bytes sha256 {digest}, want {ref.size}")
+    text = str(data, "utf-8")
+    del data
+    return text
+
+
+async def resolve_outputs(client: Client, result: DeviceResult) -> DeviceResult:
+    """``result`` with every ``output_ref`` fetched back into ``output`` (the ref is kept)."""
+    if not any(c.output_ref is not None for c in result.commands):
+        return result
+    commands = []
+    for command in result.commands:
+        if command.output_ref is not None and command.output is None:
+            text = await fetch_output(client, command.output_ref)
+            commands.append(msgspec.structs.replace(command, output=text))
+        else:
+            commands.append(command)
+    return msgspec.structs.replace(result, commands=commands)

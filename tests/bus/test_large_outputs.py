@@ -1,0 +1,180 @@
+"""Outputs above max_payload/4 go to the PYATS_OUTPUTS object store; clients fetch them back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import nats
+import pytest
+from nats.aio.client import Client
+
+from service.contract.messages import CommandResult, DeviceResult
+from service.lab.generated import generated_output
+from service.transport.client import execute, execute_streamed
+from service.transport.large_outputs import BUCKET, LargeOutputs, _Utf8Reader, resolve_outputs
+from service.transport.local_server import LocalNatsServer
+from tests.conftest import ServiceProcess, wire_device
+
+pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
+
+TECH_SIZE = 20_000_000
+
+
+def lines(text: str) -> list[str]:
+    """Line endings and trailing blanks differ between the lab's text and what Unicon returns."""
+    return [line.rstrip() for line in text.replace("\r", "").strip().splitlines()]
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+async def object_names(client: Client, prefix: str) -> list[str]:
+    store = await client.jetstream().object_store(BUCKET)
+    return sorted(info.name for info in await store.list() if info.name and info.name.startswith(prefix))
+
+
+async def test_the_reader_encodes_in_pieces() -> None:
+    text = "é" * 100_000 + "x" * 70_000
+    reader = _Utf8Reader(text)
+    out = bytearray()
+    chunk = bytearray(1000)
+    while n := reader.readinto(chunk):
+        out += chunk[:n]
+    assert bytes(out) == text.encode()
+
+
+async def test_a_result_is_uploaded_once_and_reused(nats_server: LocalNatsServer, client: Client) -> None:
+    outputs = await LargeOutputs.start(client, jetstream=True, ttl=60, storage="file")
+    assert outputs.threshold == client.max_payload // 4
+    big = "line\n" * (outputs.threshold // 5 + 10)
+    result = DeviceResult(
+        request_id="lo-once",
+        hostname="10.0.0.1",
+        port=22,
+        os="iosxe",
+        success=True,
+        commands=[
+            CommandResult(command="show a", success=True, output="small"),
+            CommandResult(command="show b", success=True, output=big),
+        ],
+    )
+    first = await outputs.offload(result)
+    again = await outputs.sent(result)
+    assert first is again
+    small, ref = first.commands[0], first.commands[1].output_ref
+    assert small.output == "small" and small.output_ref is None
+    assert first.commands[1].output is None and ref is not None
+    assert ref.size == len(big) and ref.sha256 == hashlib.sha256(big.encode()).hexdigest()
+    assert await object_names(client, "lo-once/") == ["lo-once/10_0_0_1/1"]
+    resolved = await resolve_outputs(client, first)
+    assert resolved.commands[1].output == big
+
+
+async def test_one_megabyte_outputs_come_back_through_both_helpers(
+    service: ServiceProcess, client: Client, lab_device: Callable[[str], dict[str, Any]]
+) -> None:
+    device = lab_device("bulky")
+    request = {
+        "devices": [wire_device(device)],
+        "commands": [{"command": "show logging"}, {"command": "show ip interface brief"}, {"command": "show clock"}],
+    }
+    want_logging = lines(generated_output("logging", 1_000_000, "bulky", prompt_line="bulky#"))
+    want_brief = lines(generated_output("ip-brief", 1_000_000, "bulky"))
+
+    response = await execute(client, "pyats.v1.execute.lo", {**request, "request_id": "lo-agg"}, timeout=120)
+    logging_out, brief, clock = response.results[0].commands
+    assert logging_out.output_ref is not None and brief.output_ref is not None and clock.output_ref is None
+    assert lines(logging_out.output or "") == want_logging
+    assert lines(brief.output or "") == want_brief
+
+    streamed = await execute_streamed(client, "pyats.v1.execute.lo", {**request, "request_id": "lo-str"}, 120)
+    logging_out, brief, _ = streamed.results[0].commands
+    assert lines(logging_out.output or "") == want_logging
+    assert lines(brief.output or "") == want_brief
+
+    # the results stream holds the same reference: one upload per output
+    js = client.jetstream()
+    sub = await js.subscribe(f"pyats.v1.results.lo.lo-str.127_0_0_1-p{device['port']}", ordered_consumer=True)
+    try:
+        kept = msgspec.json.decode((await sub.next_msg(timeout=10)).data, type=DeviceResult)
+    finally:
+        await sub.unsubscribe()
+    assert [c.output_ref for c in kept.commands] == [c.output_ref for c in streamed.results[0].commands]
+    assert len(await object_names(client, "lo-str/")) == 2
+
+
+async def test_twenty_megabytes_arrive_intact_with_bounded_memory(
+    service_factory: Callable[..., ServiceProcess], client: Client, lab_device: Callable[[str], dict[str, Any]]
+) -> None:
+    # Unicon's read of one output is quadratic in its size (1 MB 1.3 s, 4 MB 12 s, 20 MB ~5 min),
+    # so this one command gets a long timeout; the bus part takes about a second.
+    service = service_factory(PYATS_COMMAND_TIMEOUT_MAX="900", PYATS_DEVICE_TIMEOUT="900").wait_ready()
+    assert service._process is not None
+    pid = service._process.pid
+    before = peak_rss_mb(pid)
+    body = {
+        "devices": [wire_device(lab_device("tech"))],
+        "commands": [{"command": "show tech-support"}],
+        "timeout": 850,
+        "request_id": "lo-tech",
+    }
+    started = time.monotonic()
+    message = await client.request("pyats.v1.execute.lo", json.dumps(body).encode(), timeout=900)
+    elapsed = time.monotonic() - started
+    assert len(message.data) < 4096
+    reply = msgspec.json.decode(message.data)
+    command = reply["results"][0]["commands"][0]
+    assert command["success"], command
+    assert command.get("output") is None
+    ref = command["output_ref"]
+    assert ref["bucket"] == BUCKET and ref["size"] >= TECH_SIZE
+    peak = peak_rss_mb(pid)
+
+    result = msgspec.json.decode(json.dumps(reply["results"][0]).encode(), type=DeviceResult)
+    fetched = (await resolve_outputs(client, result)).commands[0].output
+    assert fetched is not None
+    # the reference describes exactly the text the service got from Unicon...
+    assert hashlib.sha256(fetched.encode()).hexdigest() == ref["sha256"] and len(fetched.encode()) == ref["size"]
+    # ...which is the lab's text modulo line endings and trailing blanks
+    assert lines(fetched) == lines(generated_output("logging", TECH_SIZE, "tech"))
+    print(f"\n20 MB show tech: {elapsed:.1f}s end to end; service peak RSS {before:.0f} MB idle -> {peak:.0f} MB")
+    assert peak < 800
+
+
+async def test_without_jetstream_a_large_output_fails_clearly(
+    service_factory: Callable[..., ServiceProcess],
+    tmp_path_factory: pytest.TempPathFactory,
+    lab_device: Callable[[str], dict[str, Any]],
+) -> None:
+    server = LocalNatsServer(tmp_path_factory.mktemp("plain-nats-lo"), jetstream=False)
+    server.start()
+    try:
+        service_factory(PYATS_NATS_URL=server.url).wait_ready()
+        plain = await nats.connect(server.url)
+        try:
+            body = {
+                "devices": [wire_device(lab_device("bulky"))],
+                "commands": [{"command": "show logging"}, {"command": "show clock"}],
+            }
+            message = await plain.request("pyats.v1.execute.x", json.dumps(body).encode(), timeout=120)
+            reply = json.loads(message.data)
+        finally:
+            await plain.close()
+        device = reply["results"][0]
+        too_large, clock = device["commands"]
+        assert not device["success"] and device["error_code"] == "output_too_large"
+        assert not too_large["success"] and too_large["error_code"] == "output_too_large"
+        assert too_large["output"] is None and "without JetStream" in too_large["error"]
+        assert clock["success"] and clock["output"]
+    finally:
+        server.stop()
