@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -28,6 +29,7 @@ from service.transport.history import (
     result_at,
     result_of_request,
 )
+from service.transport.large_outputs import resolve_outputs
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -164,13 +166,15 @@ async def run_history(args: argparse.Namespace) -> int:
         return 3
     try:
         records = await query_results(client, query, prefix=args.prefix, stream=args.stream)
+        if args.latest:
+            records = latest(records)
+        if args.show_output or args.json:
+            records = [await _with_outputs(client, record) for record in records]
     except HistoryError as exc:
         err.print(f"[red]pyats-ro history[/red]: {exc}")
         return 2
     finally:
         await client.close()
-    if args.latest:
-        records = latest(records)
     if args.json:
         sys.stdout.write(json.dumps([r.as_dict() for r in records]) + "\n")
         return 0
@@ -182,6 +186,12 @@ async def run_history(args: argparse.Namespace) -> int:
                 out.rule(f"{_local(record)} {record.result.hostname} | {command.command} ({record.request_id})")
                 out.print(command.output or "", markup=False, highlight=False)
     return 0
+
+
+async def _with_outputs(client: Client, record: StoredResult) -> StoredResult:
+    """Large outputs live in the object store: fetch them back (sha256 checked)."""
+    resolved = await resolve_outputs(client, record.result)
+    return record if resolved is record.result else dataclasses.replace(record, result=resolved)
 
 
 def _label(record: StoredResult) -> str:
@@ -242,6 +252,7 @@ async def run_diff(args: argparse.Namespace) -> int:
         return 3
     try:
         a, b = await _pick(args, client)
+        a, b = await _with_outputs(client, a), await _with_outputs(client, b)
     except HistoryError as exc:
         err.print(f"[red]pyats-ro diff[/red]: {exc}")
         return 2
