@@ -231,6 +231,10 @@ def service_factory(
             }
         )
         env.update(settings)
+        if "PYATS_SUBJECT_PREFIX" in settings:  # each prefix gets its own streams
+            tag = settings["PYATS_SUBJECT_PREFIX"].replace(".", "_").replace("-", "_").upper()
+            env.setdefault("PYATS_RESULTS_STREAM", f"RESULTS_{tag}")
+            env.setdefault("PYATS_JOBS_STREAM", f"JOBS_{tag}")
         process = ServiceProcess(env, logs / f"service-{len(started)}.log")
         process.start()
         started.append(process)

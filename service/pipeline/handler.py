@@ -50,6 +50,9 @@ class ReplySink(Protocol):
         ...
 
 
+PUBLISH_WAIT = 2.0
+
+
 class RequestStats:
     """Counts for ``$SRV.STATS`` (nats.micro only sees the hand-off, not the work)."""
 
@@ -186,6 +189,10 @@ class RequestHandler:
         )
         if self.publisher is not None:
             published.append(await self.publisher.publish_summary(requester, summary))
+            # The device results were queued as each device finished; give them a moment to be
+            # stored, so history already holds them when the requester sees the reply. Bounded:
+            # a JetStream outage delays the stored copy, never the reply.
+            await asyncio.wait([asyncio.ensure_future(p) for p in published], timeout=PUBLISH_WAIT)
         if plan.stream:
             await sink.summary(summary)
             await sink.end()

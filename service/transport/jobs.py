@@ -24,7 +24,7 @@ from nats.js import api
 
 from service.contract.codec import encode
 from service.contract.messages import DeviceResult, ErrorDetail, ErrorReply, ExecuteResponse, RequestSummary
-from service.errors import PyatsRoError, RequestError
+from service.errors import ConfigError, ErrorCode, PyatsRoError, RequestError
 from service.pipeline.handler import RequestHandler
 from service.transport.subjects import Subjects
 
@@ -98,10 +98,17 @@ class JobWorker:
             max_age=s.max_age,
         )
         try:
-            await self._js.stream_info(s.stream)
-            await self._js.update_stream(config)
+            existing = await self._js.stream_info(s.stream)
         except nats.js.errors.NotFoundError:
             await self._js.add_stream(config)
+        else:
+            if subject not in (existing.config.subjects or []):
+                raise ConfigError(
+                    ErrorCode.CONFIG_INVALID,
+                    f"the JetStream stream {s.stream} exists for {', '.join(existing.config.subjects or [])}, not "
+                    f"{subject}; give this prefix its own stream with PYATS_JOBS_STREAM",
+                )
+            await self._js.update_stream(config)
         consumer = api.ConsumerConfig(
             durable_name=CONSUMER,
             ack_policy=api.AckPolicy.EXPLICIT,

@@ -31,6 +31,7 @@ REQUESTER = "Pyats-Requester"
 DEVICE = "Pyats-Device"
 STATUS = "Pyats-Status"
 MSG_ID = "Nats-Msg-Id"
+CONNECTED_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,13 @@ async def ensure_stream(js: JetStreamContext, subjects: Subjects, wanted: Stream
         await js.add_stream(config)
         logger.info("created JetStream stream {} for {}", wanted.name, subjects.results_wildcard)
         return
+    existing = await js.stream_info(wanted.name)
+    if subjects.results_wildcard not in (existing.config.subjects or []):
+        raise ConfigError(
+            ErrorCode.CONFIG_INVALID,
+            f"the JetStream stream {wanted.name} exists for {', '.join(existing.config.subjects or [])}, not "
+            f"{subjects.results_wildcard}; give this prefix its own stream with PYATS_RESULTS_STREAM",
+        )
     try:
         await js.update_stream(config)
     except nats.js.errors.APIError as exc:
@@ -151,16 +159,25 @@ class NatsResultPublisher:
     async def _run(self) -> None:
         while True:
             item = await self._queue.get()
-            while True:
+            failures = 0
+            published = False
+            while not published:
                 try:
                     await self._publish(item)
-                    break
+                    published = True
                 except (nats.errors.Error, TimeoutError, OSError) as exc:
                     self._metrics.publish_failures.inc()
+                    # while NATS is away, wait for it (the buffer bounds memory); a publish that
+                    # fails while connected (no stream, too large) would block every later result
+                    if self._client.is_connected:
+                        failures += 1
+                    if failures >= CONNECTED_ATTEMPTS:
+                        self._drop(item, f"publish kept failing while connected ({type(exc).__name__})")
+                        break
                     logger.warning("result publish failed ({}); retrying", type(exc).__name__)
                     await asyncio.sleep(self._retry_delay)
             if not item.done.done():
-                item.done.set_result(True)
+                item.done.set_result(published)
             self._queue.task_done()
 
     async def _publish(self, item: _Pending) -> None:

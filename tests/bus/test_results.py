@@ -136,3 +136,33 @@ async def test_an_incompatible_existing_stream_stops_start_up_clearly(
         assert "PYATS_RESULTS" in result.stderr and "cannot take these settings" in result.stderr
     finally:
         server.stop()
+
+
+async def test_a_stream_name_taken_by_another_prefix_is_refused(tmp_path_factory: pytest.TempPathFactory) -> None:
+    server = LocalNatsServer(tmp_path_factory.mktemp("taken-stream"))
+    server.start()
+    try:
+        client = await nats.connect(server.url)
+        await client.jetstream().add_stream(name="PYATS_RESULTS", subjects=["other.v1.results.>"])
+        await client.close()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYATS_")}
+        env.update(
+            {
+                "PYATS_NATS_URL": server.url,
+                "PYATS_METRICS_PORT": str(free_port()),
+                "PYATS_PARSER_PREWARM": "iosxe:show version",
+            }
+        )
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "service", "serve", "--env-file", os.devnull],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 2, result.stderr
+        assert "PYATS_RESULTS_STREAM" in result.stderr
+    finally:
+        server.stop()
