@@ -118,7 +118,20 @@ async def test_twenty_megabytes_arrive_intact_with_bounded_memory(
 ) -> None:
     # Unicon's read of one output is quadratic in its size (1 MB 1.3 s, 4 MB 12 s, 20 MB ~5 min),
     # so this one command gets a long timeout; the bus part takes about a second.
-    service = service_factory(PYATS_COMMAND_TIMEOUT_MAX="900", PYATS_DEVICE_TIMEOUT="900").wait_ready()
+    # its own prefix, and stopped at the end: a replica left in the default queue group would
+    # take a share of later tests' requests
+    service = service_factory(
+        PYATS_SUBJECT_PREFIX="lotech.v1", PYATS_COMMAND_TIMEOUT_MAX="900", PYATS_DEVICE_TIMEOUT="900"
+    ).wait_ready()
+    try:
+        await fetch_twenty_megabytes(service, client, lab_device)
+    finally:
+        service.stop()
+
+
+async def fetch_twenty_megabytes(
+    service: ServiceProcess, client: Client, lab_device: Callable[[str], dict[str, Any]]
+) -> None:
     assert service._process is not None
     pid = service._process.pid
     before = peak_rss_mb(pid)
@@ -129,7 +142,7 @@ async def test_twenty_megabytes_arrive_intact_with_bounded_memory(
         "request_id": "lo-tech",
     }
     started = time.monotonic()
-    message = await client.request("pyats.v1.execute.lo", json.dumps(body).encode(), timeout=900)
+    message = await client.request("lotech.v1.execute.lo", json.dumps(body).encode(), timeout=900)
     elapsed = time.monotonic() - started
     assert len(message.data) < 4096
     reply = msgspec.json.decode(message.data)
