@@ -16,6 +16,7 @@ from nats.aio.client import Client
 from service import __version__
 from service.config import Settings
 from service.device.inventory import InventoryStore
+from service.domain.models import DeviceOS
 from service.errors import ConfigError
 from service.observability.health import HealthServer
 from service.observability.metrics import ServiceMetrics
@@ -67,10 +68,16 @@ class App:
             factory = factory or default_factory
             parser = parser or default_parser
         self.parser = parser
-        self.metrics = ServiceMetrics()
+        self.metrics = metrics = ServiceMetrics()
         self.inventory = InventoryStore(settings.inventory_file)
         self.sessions = SessionPool(factory, settings.session_idle_ttl, settings.max_warm_sessions)
-        runner = DeviceRunner(self.sessions, settings.connect_retries, settings.connect_retry_delay)
+
+        def connected(os: DeviceOS, seconds: float, reused: bool) -> None:
+            metrics.connect_duration.labels(os.value, "reused" if reused else "new").observe(seconds)
+
+        runner = DeviceRunner(
+            self.sessions, settings.connect_retries, settings.connect_retry_delay, on_connect=connected
+        )
         self.scheduler = Scheduler(
             runner,
             ResultParser(parser, settings.parse_max_bytes),
@@ -84,6 +91,7 @@ class App:
                 parse_workers=settings.parse_workers,
             ),
             LoginLimiter(settings.login_rate_per_second),
+            on_queue_wait=metrics.queue_wait.observe,
         )
         self.metrics.workers.set(settings.max_concurrent_devices)
         self.metrics.busy_workers.set_function(lambda: self.scheduler.busy)
@@ -104,6 +112,7 @@ class App:
         self._service: ExecuteService | None = None
         self.outputs: LargeOutputs | None = None
         self._connected = False
+        self._jetstream_ok: bool | None = None  # None: results are not kept, nothing to check
 
     async def _start_results(self, client: Client) -> tuple[NatsResultPublisher, bool]:
         """Set up the results stream; without JetStream, say so and publish results anyway."""
@@ -163,11 +172,33 @@ class App:
     def _set_connected(self, connected: bool) -> None:
         self._connected = connected
 
+    async def _probe_jetstream(self, client: Client) -> None:
+        """Keep /readyz and ``pyats_jetstream_available`` honest about JetStream after start-up."""
+        while True:
+            await asyncio.sleep(self.settings.readiness_probe_interval)
+            try:
+                await asyncio.wait_for(client.jetstream().account_info(), timeout=2.0)
+                ok = True
+            except Exception:  # noqa: BLE001 - any failure means results are not being stored now
+                ok = False
+            if ok != self._jetstream_ok:
+                (logger.info if ok else logger.error)("JetStream is {}", "reachable again" if ok else "not reachable")
+            self._jetstream_ok = ok
+            self.metrics.jetstream_available.set(1 if ok else 0)
+
     def readiness(self) -> dict[str, bool]:
-        return {
+        """What /readyz reports; every value must be true to be ready."""
+        settings = self.settings
+        # the watchdog frees a worker at the device deadline plus its grace; allow a margin on top
+        stall_after = settings.device_timeout + settings.connect_timeout + 30.0
+        checks = {
             "nats_connected": self._connected,
             "serving": self._service is not None and self.ready.is_set(),
+            "pool": not self.scheduler.wedged(stall_after),
         }
+        if self._jetstream_ok is not None:
+            checks["jetstream"] = self._jetstream_ok
+        return checks
 
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings
@@ -182,6 +213,10 @@ class App:
         client = await connect(settings, f"{settings.service_name}-{__version__}", self._set_connected)
         publisher, jetstream = await self._start_results(client)
         self.handler.publisher = publisher
+        probe: asyncio.Task[None] | None = None
+        if jetstream:
+            self._jetstream_ok = True
+            probe = asyncio.create_task(self._probe_jetstream(client))
         jobs: JobWorker | None = None
         if settings.jobs_enabled and jetstream:
             jobs = JobWorker(
@@ -222,6 +257,8 @@ class App:
         finally:
             sweeper.cancel()
             watcher.cancel()
+            if probe is not None:
+                probe.cancel()
             self.ready.clear()
             await asyncio.get_running_loop().run_in_executor(None, self.scheduler.shutdown)
             await publisher.close(grace=5.0)

@@ -274,6 +274,11 @@ class Settings(BaseSettings):
         description="Port of the Prometheus /metrics, /healthz and /readyz endpoint (0: off).",
     )
     metrics_host: str = Field(default="0.0.0.0", description="Address the metrics endpoint binds to.")  # noqa: S104
+    readiness_probe_interval: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between JetStream reachability checks behind /readyz (when results are kept).",
+    )
 
     # --- shutdown ---
     shutdown_grace: float = Field(

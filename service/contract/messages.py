@@ -103,6 +103,13 @@ class RequestSummary(Struct, frozen=True, kw_only=True):
     failed_devices: int
     duration_s: float
 
+    @property
+    def status(self) -> str:
+        """``ok`` (every device succeeded), ``failed`` (none did) or ``partial``."""
+        if self.failed_devices == 0:
+            return "ok"
+        return "failed" if self.successful_devices == 0 else "partial"
+
 
 class ExecuteResponse(Struct, frozen=True, kw_only=True):
     request_id: str

@@ -40,6 +40,29 @@ class ServiceMetrics:
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
+        self.connect_duration = Histogram(
+            "pyats_connect_duration_seconds",
+            "Time to a usable session: a new login, or a warm session checked alive",
+            ["os", "kind"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.command_duration = Histogram(
+            "pyats_command_duration_seconds",
+            "Wall time of one show command on a device, output read in full",
+            ["os"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "pyats_queue_wait_seconds",
+            "Time a device waited for a worker",
+            buckets=(0.001, 0.005, 0.01, 0.05, *_DURATION_BUCKETS),
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "pyats_rate_limited_requests", "Requests refused by a per-requester rate limit", ["endpoint"], registry=r
+        )
         self.parse_outcomes = Counter(
             "pyats_parse_outcomes", "Parse outcomes by OS and status", ["os", "status"], registry=r
         )

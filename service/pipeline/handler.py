@@ -135,6 +135,8 @@ class RequestHandler:
                 with logger.contextualize(request_id=request_id or "-", requester=requester):
                     logger.info("request refused: {}", exc.message)
                 self._metrics.requests.labels(endpoint, exc.code.value).inc()
+                if exc.code is ErrorCode.RATE_LIMITED:
+                    self._metrics.rate_limited.labels(endpoint).inc()
                 self.stats.errors += 1
                 await sink.error(exc, request_id)
                 return
@@ -178,8 +180,6 @@ class RequestHandler:
         ok = sum(1 for r in results if r.success)
         duration = round(time.monotonic() - started, 4)
         logger.info("request done: {}/{} devices ok in {:.2f}s", ok, len(results), duration)
-        self._metrics.requests.labels(endpoint, "ok" if ok == len(results) else "partial").inc()
-        self._metrics.request_duration.labels(endpoint).observe(duration)
         summary = RequestSummary(
             request_id=plan.request_id,
             total_devices=len(results),
@@ -187,6 +187,8 @@ class RequestHandler:
             failed_devices=len(results) - ok,
             duration_s=duration,
         )
+        self._metrics.requests.labels(endpoint, summary.status).inc()
+        self._metrics.request_duration.labels(endpoint).observe(duration)
         if self.publisher is not None:
             published.append(await self.publisher.publish_summary(requester, summary))
             # The device results were queued as each device finished; give them a moment to be
@@ -215,5 +217,7 @@ class RequestHandler:
         self._metrics.device_results.labels(result.os, outcome, result.error_code or "none").inc()
         self._metrics.device_duration.labels(result.os).observe(result.duration_s)
         for command in result.commands:
+            if command.duration_s > 0:  # it ran on the device
+                self._metrics.command_duration.labels(result.os).observe(command.duration_s)
             if command.parse_status is not None:
                 self._metrics.parse_outcomes.labels(result.os, command.parse_status).inc()

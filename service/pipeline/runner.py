@@ -23,6 +23,9 @@ from service.pipeline.session_pool import SessionPool
 
 RETRYABLE_CONNECT = frozenset({ErrorCode.CONNECT_REFUSED, ErrorCode.CONNECT_TIMEOUT})
 
+# (os, seconds, reused): told after every session that became usable, for the connect histogram.
+ConnectObserver = Callable[[DeviceOS, float, bool], None]
+
 
 class AbortHandle:
     """Lets the event loop tear down a session whose worker is past its deadline."""
@@ -56,8 +59,10 @@ class DeviceRunner:
         connect_retry_delay: float,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        on_connect: ConnectObserver | None = None,
     ) -> None:
         self._pool = pool
+        self._on_connect = on_connect
         self._retries = connect_retries
         self._retry_delay = connect_retry_delay
         self._sleep = sleep
@@ -79,6 +84,8 @@ class DeviceRunner:
         except DeviceError as exc:
             logger.warning("login failed: {} ({})", exc.message, exc.code)
             return device_result(request_id, target, [], self._clock() - started, exc)
+        if self._on_connect is not None:
+            self._on_connect(target.os, self._clock() - started, reused)
         abort.attach(session)
         results: list[CommandResult] = []
         healthy = True

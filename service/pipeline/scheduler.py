@@ -72,7 +72,9 @@ class Scheduler:
         limits: SchedulerLimits,
         login_limiter: LoginLimiter | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_queue_wait: Callable[[float], None] | None = None,
     ) -> None:
+        self._on_queue_wait = on_queue_wait
         self._runner = runner
         self._result_parser = result_parser
         self._pool = pool
@@ -85,6 +87,8 @@ class Scheduler:
         self._free = limits.max_workers
         self._device_gates: dict[tuple[str, int], asyncio.Semaphore] = {}
         self._next_key = 0
+        self._progress_at = clock()
+        self._overrun: set[asyncio.Future[DeviceResult]] = set()  # worker threads the watchdog could not free yet
         self.queued = 0
 
     @property
@@ -94,6 +98,16 @@ class Scheduler:
     @property
     def busy(self) -> int:
         return self._limits.max_workers - self._free
+
+    def wedged(self, stall_after: float) -> bool:
+        """Every worker thread is held by a device past its deadline, or devices are waiting, every
+        worker is busy, and none has started or finished for ``stall_after`` s.
+
+        Deadlines and the watchdog should make this impossible; /readyz reports it if it happens.
+        """
+        if len(self._overrun) >= self._limits.max_workers:
+            return True  # every worker thread is held by a device past its deadline
+        return self.queued > 0 and self._free <= 0 and self._clock() - self._progress_at > stall_after
 
     async def run(self, plan: ExecutionPlan, on_result: ResultCallback | None = None) -> list[DeviceResult]:
         """Run every device of ``plan``; results come back in request order.
@@ -144,6 +158,7 @@ class Scheduler:
                     self.queued -= 1
                     request.running += 1
                     self._free -= 1
+                    self._progress_at = self._clock()
                     self._requests.move_to_end(key)  # served: to the back of the line
                     task = asyncio.get_running_loop().create_task(self._start(request, job))
                     request.tasks.add(task)
@@ -163,6 +178,7 @@ class Scheduler:
         finally:
             request.running -= 1
             self._free += 1
+            self._progress_at = self._clock()
             self._pump()
         if not job.future.done():
             job.future.set_result(result)
@@ -170,6 +186,8 @@ class Scheduler:
     async def _run_job(self, request: _Request, job: _Job) -> DeviceResult:
         plan, target = request.plan, job.target
         now = self._clock()
+        if self._on_queue_wait is not None:
+            self._on_queue_wait(now - job.enqueued)
         if now - job.enqueued > self._limits.queue_timeout:
             return _failed(
                 plan, target, ErrorCode.QUEUE_TIMEOUT, f"waited more than {self._limits.queue_timeout:g}s for a worker"
@@ -222,6 +240,8 @@ class Scheduler:
                 raise
             except TimeoutError:
                 logger.warning("device overran its deadline; tearing the session down")
+                self._overrun.add(future)
+                future.add_done_callback(self._overrun.discard)
                 await loop.run_in_executor(None, abort.abort)
                 return _failed(
                     plan,

@@ -135,7 +135,7 @@ class NatsResultPublisher:
         headers = {
             REQUEST_ID: summary.request_id,
             REQUESTER: requester,
-            STATUS: "ok" if summary.failed_devices == 0 else "partial",
+            STATUS: summary.status,
             MSG_ID: f"{summary.request_id}.{SUMMARY_TOKEN}",
         }
         return await self._enqueue(self._subjects.summary(requester, summary.request_id), encode(summary), headers)

@@ -17,6 +17,7 @@ class FakeDevice:
     connect_errors: list[ErrorCode] = field(default_factory=list)  # consumed one per open
     command_errors: dict[str, ErrorCode] = field(default_factory=dict)
     delay: float = 0.0
+    ignores_close: bool = False  # a thread stuck in a read that closing the session does not end
 
 
 class FakeSession:
@@ -44,7 +45,7 @@ class FakeSession:
             self.factory.enter(self.hostname)
         try:
             deadline = time.monotonic() + self._device.delay
-            while time.monotonic() < deadline and not self.closed:
+            while time.monotonic() < deadline and not (self.closed and not self._device.ignores_close):
                 time.sleep(0.005)
         finally:
             if self.factory is not None:

@@ -82,7 +82,17 @@ async def test_aggregate_reply_keeps_request_order_and_counts() -> None:
     assert response.results[0].commands[1].output == "output of show clock"
     assert all(s.closed for s in factory.sessions)
     assert metrics.requests.labels("execute", "partial")._value.get() == 1
+    assert metrics.device_results.labels("iosxe", "ok", "none")._value.get() == 2
     assert metrics.device_results.labels("iosxe", "failed", "auth_failed")._value.get() == 1
+
+
+async def test_request_outcome_is_failed_when_no_device_succeeded() -> None:
+    factory = FakeSessionFactory({"r1": FakeDevice(connect_errors=[ErrorCode.AUTH_FAILED])})
+    handler, metrics, _ = build(factory)
+    await handler.handle(body(["r1"]), "alice", None, RecordingSink())
+    assert metrics.requests.labels("execute", "failed")._value.get() == 1
+    assert metrics.requests.labels("execute", "partial")._value.get() == 0
+    assert metrics.command_duration.labels("iosxe")._sum.get() == 0  # nothing ran
 
 
 async def test_streamed_reply_sends_results_then_summary_then_end() -> None:

@@ -172,3 +172,37 @@ async def test_outputs_are_redacted_unless_the_policy_says_otherwise() -> None:
     assert "canary" not in repr(parsed.commands[0].parsed) + (parsed.commands[0].output or "")
     [raw] = await scheduler.run(dataclasses.replace(plan(["r1"]), redact=False))
     assert raw.commands[0].output == secret_config
+
+
+async def test_wedged_only_while_devices_wait_and_no_worker_finishes() -> None:
+    factory = FakeSessionFactory({h: FakeDevice(delay=0.4) for h in ("a", "b")})
+    pool = SessionPool(factory, idle_ttl=60, max_idle=100)
+    waits: list[float] = []
+    scheduler = Scheduler(
+        DeviceRunner(pool, connect_retries=0, connect_retry_delay=0),
+        ResultParser(FakeParser(), 10_000),
+        pool,
+        SchedulerLimits(1, 1, 1, 60, 60, 1, 5.0),
+        on_queue_wait=waits.append,
+    )
+    assert not scheduler.wedged(0.0)  # idle is not wedged
+    run = asyncio.create_task(scheduler.run(plan(["a", "b"])))
+    await asyncio.sleep(0.25)  # "a" holds the only worker, "b" waits
+    assert scheduler.wedged(0.1)
+    assert not scheduler.wedged(10.0)
+    assert all(r.success for r in await run)
+    assert not scheduler.wedged(0.0)
+    assert len(waits) == 2 and waits[1] >= 0.3  # "b" waited for "a"
+
+
+async def test_wedged_while_every_worker_thread_is_held_past_its_deadline() -> None:
+    factory = FakeSessionFactory({"stuck": FakeDevice(delay=1.0, ignores_close=True)})
+    scheduler, _ = make(factory, workers=1, watchdog_grace=0.1)
+    [result] = await scheduler.run(plan(["stuck"], device_timeout=0.2))
+    assert result.error_code == ErrorCode.DEVICE_TIMEOUT
+    assert scheduler.wedged(1000.0)  # the one worker thread is still inside the device
+    for _ in range(100):
+        if not scheduler.wedged(1000.0):
+            break
+        await asyncio.sleep(0.05)
+    assert not scheduler.wedged(1000.0)  # the thread came back: ready again
