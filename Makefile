@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test demo lab lint typecheck bench bench-full clean ssh-client schemas config-docs
+.PHONY: run test demo lab lint typecheck bench bench-full clean ssh-client promtool schemas config-docs
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed (PYTHON=$(PYTHON))"; exit 1; }
@@ -18,12 +18,22 @@ $(STAMP): pyproject.toml
 ssh-client:
 	@command -v ssh >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openssh-client; }
 
+# promtool checks ops/prometheus and the live /metrics in the tests (skipped without it); Debian ships it in `prometheus`.
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			{ apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; } \
+				|| echo "promtool: installing Debian's prometheus package failed; the promtool tests will be skipped"; \
+		else \
+			echo "promtool: not found (install Debian's prometheus package as root); the promtool tests will be skipped"; \
+		fi; }
+
 ## run: the service on a bundled nats-server with JetStream (data in ./.data); Ctrl-C stops both
 run: $(STAMP) ssh-client
 	$(BIN)/pyats-ro serve --with-nats
 
 ## test: the whole suite (unit, lab, bus, corpus) with branch coverage
-test: $(STAMP) ssh-client lint typecheck
+test: $(STAMP) ssh-client promtool lint typecheck
 	$(BIN)/python -m pytest --cov=service --cov-branch --cov-report=term --cov-report=json:.data/coverage.json $(PYTEST_ARGS)
 	$(BIN)/python -m coverage report --data-file=.coverage --include='service/domain/*,service/contract/*' --fail-under=90
 	$(BIN)/python -m coverage report --data-file=.coverage --include='service/device/*' --fail-under=80
@@ -54,9 +64,10 @@ bench-full: $(STAMP) ssh-client
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .coverage
 
-## schemas: regenerate schemas/ from the msgspec Structs
+## schemas: regenerate schemas/ (JSON Schema of the msgspec Structs, nats.micro replies, AsyncAPI)
 schemas: $(STAMP)
 	$(BIN)/python -m service.contract.schema schemas
+	$(BIN)/python -m service.transport.asyncapi schemas
 
 ## config-docs: regenerate the settings tables in docs/CONFIGURATION.md and .env.example
 config-docs: $(STAMP)

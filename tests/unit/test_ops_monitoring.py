@@ -1,0 +1,244 @@
+"""ops/: the Grafana dashboard and the Prometheus rules ask only for series the service exports.
+
+The exported names come from the code (a ServiceMetrics registry, as app.py builds it), so a
+renamed metric fails here instead of leaving an empty panel or an alert that can never fire.
+The promtool checks run the Prometheus tooling itself and skip when promtool is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from service.observability.metrics import ServiceMetrics
+
+pytestmark = pytest.mark.unit
+
+OPS = Path(__file__).resolve().parents[2] / "ops"
+DASHBOARD = OPS / "grafana" / "dashboards" / "pyats-ro-bus.json"
+PROMETHEUS = OPS / "prometheus"
+GRAFANA_PROVISIONING = OPS / "grafana" / "provisioning"
+JOB = "pyats-ro"
+
+# Series Prometheus writes itself for every target.
+PROMETHEUS_SERIES = frozenset({"up"})
+
+# The series names a family of each type shows in the text exposition (`_created` is left out:
+# neither a dashboard nor an alert has a use for it).
+SERIES_SUFFIXES = {
+    "counter": ("_total",),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_count", "_sum"),
+    "summary": ("", "_count", "_sum"),
+    "info": ("_info",),
+}
+
+_STRING = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|`[^`]*`")
+_MATCHERS = re.compile(r"\{[^{}]*\}")
+_RANGE = re.compile(r"\[[^\[\]]*\]")
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
+_IDENTIFIER = re.compile(r"(?<![\w:.$])([A-Za-z_:][\w:]*)(\s*\()?")
+_KEYWORDS = frozenset(
+    {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left", "group_right"}
+)
+_GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h", "$instance": ".*"}
+
+
+def exported_series() -> frozenset[str]:
+    metrics = ServiceMetrics()
+    metrics.watch_logins(lambda: (0, 0))  # app.py registers it on every instance
+    names: set[str] = set()
+    for family in metrics.registry.collect():
+        assert family.type in SERIES_SUFFIXES, f"{family.name}: no suffixes known for type {family.type}"
+        names.update(family.name + suffix for suffix in SERIES_SUFFIXES[family.type])
+    return frozenset(names)
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects: identifiers outside strings, label
+    matchers, ranges and groupings that are neither a function call nor a keyword."""
+    text = _STRING.sub('""', expr)
+    text = _MATCHERS.sub(" ", text)
+    text = _RANGE.sub(" ", text)
+    text = _GROUPING.sub(" ", text)
+    return {
+        match.group(1)
+        for match in _IDENTIFIER.finditer(text)
+        if match.group(2) is None and match.group(1) not in _KEYWORDS
+    }
+
+
+def with_stand_ins(expr: str) -> str:
+    """The query as Prometheus gets it once Grafana has put in its variables (longest name first)."""
+    for variable, value in sorted(_GRAFANA_VARIABLES.items(), key=lambda item: -len(item[0])):
+        expr = expr.replace(variable, value)
+    return expr
+
+
+def dashboard() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return loaded
+
+
+def dashboard_exprs() -> list[tuple[str, str]]:
+    return [(panel["title"], target["expr"]) for panel in dashboard()["panels"] for target in panel["targets"]]
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+    return [rule for group in rules["groups"] for rule in group["rules"]]
+
+
+def test_metric_names_finds_selectors_only() -> None:
+    expr = (
+        'histogram_quantile(0.9, sum by (le, os) (rate(pyats_a_bucket{os=~"ios|nxos", x="{y}"}[$__rate_interval])))'
+        " / on (instance) group_left pyats_b > bool 0 or max_over_time(pyats_c[10m:1m] offset 5m)"
+    )
+    assert metric_names(expr) == {"pyats_a_bucket", "pyats_b", "pyats_c"}
+
+
+def test_exported_series_come_from_the_registry() -> None:
+    names = exported_series()
+    assert {"pyats_requests_total", "pyats_request_duration_seconds_bucket", "pyats_pool_workers"} <= names
+    assert "pyats_logins_total" in names  # the collector read from the session pool at scrape time
+    assert "pyats_requests" not in names  # a counter is only ever seen with _total
+
+
+def test_dashboard_loads_with_a_fixed_uid_and_no_inputs() -> None:
+    board = dashboard()
+    assert board["uid"] == "pyats-ro-bus"
+    assert board["schemaVersion"] >= 39
+    assert "__inputs" not in board
+    assert "id" not in board  # an id pins the dashboard to one Grafana database
+    assert board["panels"]
+
+
+def test_dashboard_has_a_prometheus_datasource_variable() -> None:
+    variables = {variable["name"]: variable for variable in dashboard()["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    for variable in variables.values():
+        if "datasource" in variable:
+            assert variable["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, variable["name"]
+
+
+@pytest.mark.parametrize("panel", dashboard()["panels"], ids=lambda panel: str(panel["title"]))
+def test_every_panel_queries_through_the_variable(panel: dict[str, Any]) -> None:
+    uses_variable = {"type": "prometheus", "uid": "${datasource}"}
+    assert panel["datasource"] == uses_variable
+    assert panel["targets"], "a panel without a query stays empty"
+    for target in panel["targets"]:
+        assert target.get("datasource", uses_variable) == uses_variable
+        assert target["expr"].strip()
+
+
+def test_dashboard_panels_have_unique_ids_and_refids() -> None:
+    panels = dashboard()["panels"]
+    assert len({panel["id"] for panel in panels}) == len(panels)
+    for panel in panels:
+        refs = [target["refId"] for target in panel["targets"]]
+        assert len(set(refs)) == len(refs), panel["title"]
+
+
+def test_dashboard_queries_ask_only_for_exported_series() -> None:
+    known = exported_series() | PROMETHEUS_SERIES
+    used = {(title, name) for title, expr in dashboard_exprs() for name in metric_names(expr)}
+    assert used, "no metric names found: the PromQL scanner is broken"
+    unknown = sorted((title, name) for title, name in used if name not in known)
+    assert not unknown, f"the dashboard asks for series the service does not export: {unknown}"
+
+
+def test_alert_rules_ask_only_for_exported_series() -> None:
+    known = exported_series() | PROMETHEUS_SERIES
+    for rule in alert_rules():
+        used = metric_names(rule["expr"])
+        assert used, rule["alert"]
+        assert used <= known, f"{rule['alert']} asks for {sorted(used - known)}, which the service does not export"
+
+
+def test_every_alert_has_a_duration_severity_and_text() -> None:
+    rules = alert_rules()
+    assert {"PyatsRoDown", "PyatsRoRequestErrorRatioHigh", "PyatsRoDeviceFailureRatioHigh"} <= {
+        rule["alert"] for rule in rules
+    }
+    for rule in rules:
+        assert rule.get("for"), rule["alert"]
+        assert rule["labels"]["severity"] in {"critical", "warning", "info"}, rule["alert"]
+        assert rule["annotations"]["summary"].strip(), rule["alert"]
+        assert rule["annotations"]["description"].strip(), rule["alert"]
+        assert f'job="{JOB}"' in rule["expr"], f"{rule['alert']} should look at the {JOB} job only"
+
+
+def test_prometheus_scrapes_both_replicas_and_loads_the_rules() -> None:
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    # relative to prometheus.yml: /etc/prometheus in the container, where ./ops/prometheus is mounted
+    assert config["rule_files"] == ["alerts.yml"]
+    [job] = config["scrape_configs"]
+    assert job["job_name"] == JOB
+    assert job["static_configs"] == [{"targets": ["pyats-ro-1:9464", "pyats-ro-2:9464"]}]
+
+
+def test_grafana_provisioning_matches_the_compose_mounts() -> None:
+    sources = yaml.safe_load((GRAFANA_PROVISIONING / "datasources" / "prometheus.yml").read_text())
+    [source] = sources["datasources"]
+    assert (source["type"], source["uid"], source["url"]) == ("prometheus", "prometheus", "http://prometheus:9090")
+    providers = yaml.safe_load((GRAFANA_PROVISIONING / "dashboards" / "pyats-ro-bus.yml").read_text())
+    [provider] = providers["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+@pytest.fixture
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.skip("promtool is not on PATH: `make promtool` installs Debian's prometheus package (as root)")
+    return path
+
+
+def run_promtool(promtool: str, *args: str | Path) -> str:
+    done = subprocess.run([promtool, *map(str, args)], capture_output=True, text=True, timeout=60, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"promtool {' '.join(map(str, args))} failed:\n{output}"
+    return output
+
+
+def test_promtool_accepts_the_alert_rules(promtool: str) -> None:
+    assert "SUCCESS" in run_promtool(promtool, "check", "rules", PROMETHEUS / "alerts.yml")
+
+
+def test_promtool_accepts_the_config_and_finds_its_rules(promtool: str, tmp_path: Path) -> None:
+    # the layout of the container: prometheus.yml and alerts.yml side by side in one folder
+    folder = tmp_path / "etc-prometheus"
+    folder.mkdir()
+    for name in ("prometheus.yml", "alerts.yml"):
+        shutil.copy(PROMETHEUS / name, folder / name)
+    output = run_promtool(promtool, "check", "config", folder / "prometheus.yml")
+    assert "1 rule files found" in output
+
+
+def test_promtool_rule_unit_tests_pass(promtool: str) -> None:
+    """alerts.test.yml proves PyatsRoDown, the error ratio and the other alerts fire on synthetic series."""
+    tests = yaml.safe_load((PROMETHEUS / "alerts.test.yml").read_text())
+    tested = {case["alertname"] for group in tests["tests"] for case in group["alert_rule_test"]}
+    assert {"PyatsRoDown", "PyatsRoRequestErrorRatioHigh"} <= tested
+    assert "SUCCESS" in run_promtool(promtool, "test", "rules", PROMETHEUS / "alerts.test.yml")
+
+
+def test_dashboard_queries_are_valid_promql(promtool: str, tmp_path: Path) -> None:
+    """promtool parses every panel query once Grafana's variables are put in, as recording rules."""
+    rules = []
+    for index, (_, expr) in enumerate(dashboard_exprs()):
+        promql = with_stand_ins(expr)
+        assert "$" not in promql, f"a Grafana variable has no stand-in here: {promql}"
+        rules.append({"record": f"dashboard:query_{index}", "expr": promql})
+    path = tmp_path / "dashboard-queries.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    assert f"SUCCESS: {len(rules)} rules found" in run_promtool(promtool, "check", "rules", path)
