@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test demo lab lint typecheck bench bench-full clean ssh-client promtool schemas config-docs
+.PHONY: run test demo lab lint typecheck bench bench-logs bench-full clean ssh-client promtool schemas config-docs
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed (PYTHON=$(PYTHON))"; exit 1; }
@@ -56,6 +56,11 @@ typecheck: $(STAMP)
 ## bench: cold, warm, warm 1-device and sequential scenarios, 100 lab devices x 2 commands at 100 ms (docs/PERFORMANCE.md)
 bench: $(STAMP) ssh-client
 	$(BIN)/python ops/bench/run.py --scenarios cold,warm,warm1,sequential --devices 100 --latency 0.1 --concurrency 100 $(BENCH_ARGS)
+	$(BIN)/python ops/bench/log_cost.py --lines 5000
+
+## bench-logs: the cost of one log line, text and JSON, with and without enqueue
+bench-logs: $(STAMP)
+	$(BIN)/python ops/bench/log_cost.py --lines 20000
 
 ## bench-full: every scenario (adds fairness with 500 devices and big with 1000) on both SSH backends
 bench-full: $(STAMP) ssh-client
