@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import shlex
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from unicon.core import errors as unicon_errors
 
 from service.domain.models import FREE_TEXT_PREFIXES, DeviceOS, DeviceTarget
 from service.errors import CommandError, ConnectError, ErrorCode
+from service.observability.logging import LIVE_SECRETS, forget_library_logger, route_library_logger
 
 INIT_EXEC_COMMANDS: dict[DeviceOS, list[str]] = {
     DeviceOS.IOS: ["terminal length 0", "terminal width 0"],
@@ -182,14 +184,16 @@ class _Transcript(logging.Handler):
         return " ".join(self._parts)
 
 
-def _release(connection: Any) -> None:
-    """Disconnect and close Unicon's per-connection log file (it never closes it itself)."""
+def _release(connection: Any, secret_forms: list[str]) -> None:
+    """Disconnect, close Unicon's per-connection log file (it never closes it itself), drop
+    its per-connection logger from the logging registry (one per login otherwise), and stop
+    masking this session's secrets once nothing of it can log any more."""
     with contextlib.suppress(Exception):
         connection.disconnect()
-    for handler in list(getattr(connection.log, "handlers", [])):
-        if isinstance(handler, logging.FileHandler):
-            handler.close()
-            connection.log.removeHandler(handler)
+    log = getattr(connection, "log", None)
+    if isinstance(log, logging.Logger):
+        forget_library_logger(log)
+    LIVE_SECRETS.remove(secret_forms)
 
 
 def _spawn_buffer(connection: Any) -> str:
@@ -232,10 +236,13 @@ def classify_connect_error(exc: BaseException, buffer: str) -> ConnectError:
 
 
 class UniconSession:
-    def __init__(self, connection: Any, target: DeviceTarget, options: SessionOptions) -> None:
+    def __init__(self, connection: Any, target: DeviceTarget, options: SessionOptions, secret_forms: list[str]) -> None:
         self._connection = connection
         self._target = target
         self._options = options
+        self._secret_forms = secret_forms
+        self._closed = False
+        self._close_lock = threading.Lock()
 
     def is_alive(self) -> bool:
         try:
@@ -269,7 +276,11 @@ class UniconSession:
         return text
 
     def close(self) -> None:
-        _release(self._connection)
+        with self._close_lock:  # the watchdog and the worker may both close it
+            if self._closed:
+                return
+            self._closed = True
+        _release(self._connection, self._secret_forms)
 
 
 BACKENDS = {"pty": None, "paramiko": "service.device.paramiko_backend"}
@@ -289,6 +300,8 @@ class UniconSessionFactory:
         }
         if target.enable_password is not None:
             credentials["enable"] = {"password": target.enable_password.reveal()}
+        # masked in every library log line while the session lives (Unicon logs what it sends)
+        secret_forms = LIVE_SECRETS.add([entry["password"] for entry in credentials.values()])
         connection = Connection(
             hostname=target.hostname,
             start=[ssh_command(target, self._options, connect_timeout)],
@@ -306,14 +319,15 @@ class UniconSessionFactory:
             logfile=os.devnull,
             no_pyats_tasklog=True,
         )
+        route_library_logger(connection.log)  # Unicon's per-connection logger does not propagate
         transcript = _Transcript()
         connection.log.addHandler(transcript)
         try:
             connection.connect()
         except Exception as exc:  # noqa: BLE001 - Unicon raises many unrelated types; classified here
             error = classify_connect_error(exc, _spawn_buffer(connection) + transcript.text())
-            _release(connection)
+            _release(connection, secret_forms)
             raise error from None
         finally:
             connection.log.removeHandler(transcript)
-        return UniconSession(connection, target, self._options)
+        return UniconSession(connection, target, self._options, secret_forms)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from loguru import Record
 
 LIBRARY_LOGGERS = ("nats", "unicon", "genie", "pyats", "paramiko", "asyncssh")
+_library_level = logging.WARNING
 _CONTEXT_DEFAULTS = {"request_id": "-", "requester": "-", "device": "-"}
 _TEXT_FORMAT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
@@ -27,15 +30,62 @@ _TEXT_FORMAT = (
 )
 
 
+class LiveSecrets:
+    """The secrets of sessions open now, masked in every library log line.
+
+    Unicon logs what it sends at DEBUG, the password answers of its login dialogs included
+    (the canary test found it), and its per-connection loggers are shared by connections to
+    the same host opened in the same second, so masking is done here for all of them.
+    """
+
+    MASK = "*****"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._pattern: re.Pattern[str] | None = None
+
+    def add(self, secrets: list[str]) -> list[str]:
+        """Register; returns the forms to pass back to ``remove``."""
+        forms = sorted({form for secret in secrets if secret for form in (secret, repr(secret)[1:-1])})
+        with self._lock:
+            for form in forms:
+                self._counts[form] = self._counts.get(form, 0) + 1
+            self._compile()
+        return forms
+
+    def remove(self, forms: list[str]) -> None:
+        with self._lock:
+            for form in forms:
+                left = self._counts.get(form, 0) - 1
+                if left > 0:
+                    self._counts[form] = left
+                else:
+                    self._counts.pop(form, None)
+            self._compile()
+
+    def _compile(self) -> None:
+        ordered = sorted(self._counts, key=len, reverse=True)  # longest first: no partial masks
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def mask(self, text: str) -> str:
+        pattern = self._pattern
+        return text if pattern is None else pattern.sub(self.MASK, text)
+
+
+LIVE_SECRETS = LiveSecrets()
+
+
 class _InterceptHandler(logging.Handler):
-    """Hands standard-library records to loguru, keeping the caller's module."""
+    """Hands standard-library records to loguru, keeping the caller's module; live secrets masked."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        logger.opt(depth=6, exception=record.exc_info).bind(module_name=record.name).log(level, record.getMessage())
+        message = LIVE_SECRETS.mask(record.getMessage())
+        logger.opt(depth=6, exception=record.exc_info).bind(module_name=record.name).log(level, message)
 
 
 def _json_line(record: Record) -> str:
@@ -91,8 +141,42 @@ def setup_logging(
         )
     logging.basicConfig(handlers=[_InterceptHandler()], level=0, force=True)
     library = logging.getLevelName(library_level if library_level != "SUCCESS" else "INFO")
+    global _library_level  # noqa: PLW0603 - one logging set-up per process, like loguru's own
+    _library_level = library if isinstance(library, int) else logging.WARNING
     for name in LIBRARY_LOGGERS:
         lib_logger = logging.getLogger(name)
         lib_logger.handlers = [_InterceptHandler()]
         lib_logger.propagate = False
-        lib_logger.setLevel(library if isinstance(library, int) else logging.WARNING)
+        lib_logger.setLevel(_library_level)
+
+
+_routed_lock = threading.Lock()
+_routed: dict[str, int] = {}  # per-connection logger name -> connections using it
+
+
+def route_library_logger(log: logging.Logger) -> None:
+    """Route a library logger that does not propagate into loguru at the library level.
+
+    Unicon makes one per connection, named ``unicon.<hostname>.<epoch second>``: two
+    connections to one host in the same second share it, so uses are counted.
+    """
+    with _routed_lock:
+        _routed[log.name] = _routed.get(log.name, 0) + 1
+        if not any(isinstance(handler, _InterceptHandler) for handler in log.handlers):
+            log.addHandler(_InterceptHandler())
+        log.setLevel(_library_level)
+
+
+def forget_library_logger(log: logging.Logger) -> None:
+    """One use of a routed logger ended; the last one closes its handlers and drops it from
+    the logging registry, which would otherwise keep a logger per host and second forever."""
+    with _routed_lock:
+        left = _routed.get(log.name, 0) - 1
+        if left > 0:
+            _routed[log.name] = left
+            return
+        _routed.pop(log.name, None)
+        for handler in list(log.handlers):
+            handler.close()
+            log.removeHandler(handler)
+        logging.Logger.manager.loggerDict.pop(log.name, None)

@@ -82,7 +82,7 @@ def open_paramiko(
         buffer = str(getattr(connection.spawn, "buffer", "") or "") if connection.spawn is not None else ""
         release(connection)
         raise classify_connect_error(exc, buffer) from exc
-    return UniconSession(connection, target, options), connection
+    return UniconSession(connection, target, options, []), connection
 
 
 def release(connection: Any) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
-from service.observability.logging import setup_logging
+from service.observability.logging import LIVE_SECRETS, forget_library_logger, route_library_logger, setup_logging
 
 pytestmark = pytest.mark.unit
 
@@ -58,3 +58,24 @@ def test_exceptions_are_named_without_variable_values(log_file: Path) -> None:
     text = log_file.read_text()
     assert "pw-canary-123" not in text
     assert entries(log_file)[0]["exception"] == "ValueError"
+
+
+def test_live_secrets_are_masked_in_library_lines_until_released(log_file: Path) -> None:
+    forms = LIVE_SECRETS.add(["s3cr3t", 'quo"te\\'])
+    shared = logging.getLogger("unicon.10.0.0.1.1795661667")  # Unicon's per-connection name
+    shared.propagate = False  # as Unicon makes it
+    route_library_logger(shared)
+    route_library_logger(shared)  # a second connection to the same host in the same second
+    shared.warning(">>> Unicon Sending:: %r", "s3cr3t\r")
+    shared.warning(">>> Unicon Sending:: %r", 'quo"te\\\r')
+    forget_library_logger(shared)
+    assert "unicon.10.0.0.1.1795661667" in logging.Logger.manager.loggerDict  # still used by the other
+    LIVE_SECRETS.remove(forms)
+    shared.warning("after release: s3cr3t")
+    forget_library_logger(shared)
+    assert "unicon.10.0.0.1.1795661667" not in logging.Logger.manager.loggerDict
+    logger.complete()
+    text = log_file.read_text()
+    assert "s3cr3t" not in text.split("after release")[0] and 'quo\\"te' not in text
+    assert text.count("*****") == 2
+    assert "after release: s3cr3t" in text  # no longer a live secret: masking ends with the session
