@@ -163,8 +163,9 @@ def route_library_logger(log: logging.Logger) -> None:
     with _routed_lock:
         _routed[log.name] = _routed.get(log.name, 0) + 1
         if not any(isinstance(handler, _InterceptHandler) for handler in log.handlers):
-            log.addHandler(_InterceptHandler())
-        log.setLevel(_library_level)
+            log.addHandler(_InterceptHandler(level=_library_level))
+        # lower the logger's own level only: other handlers (the login transcript) need INFO
+        log.setLevel(min(log.getEffectiveLevel(), _library_level))
 
 
 def forget_library_logger(log: logging.Logger) -> None:
