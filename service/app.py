@@ -240,6 +240,7 @@ class App:
             settings.queue_group,
             self.metrics,
             outputs=self.outputs,
+            results_stream=settings.results_stream,
         )
         sweeper = asyncio.create_task(self._sweep_sessions())
         watcher = asyncio.create_task(self._watch_inventory())

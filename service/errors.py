@@ -38,6 +38,7 @@ class ErrorCode(StrEnum):
     INVALID_TIMEOUT = "invalid_timeout"
     UNKNOWN_DEVICE = "unknown_device"
     FEATURE_DISABLED = "feature_disabled"
+    OUTPUT_NOT_FOUND = "output_not_found"
     RATE_LIMITED = "rate_limited"
     SERVICE_UNAVAILABLE = "service_unavailable"
     # one device failed; the others go on
@@ -67,6 +68,7 @@ _STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.INTERNAL_ERROR: 500,
     ErrorCode.FEATURE_DISABLED: 403,
     ErrorCode.COMMAND_NOT_ALLOWED: 403,
+    ErrorCode.OUTPUT_NOT_FOUND: 404,
 }
 
 

@@ -29,7 +29,7 @@ from service.transport.history import (
     result_at,
     result_of_request,
 )
-from service.transport.large_outputs import resolve_outputs
+from service.transport.large_outputs import OutputRoute, resolve_outputs
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -189,8 +189,10 @@ async def run_history(args: argparse.Namespace) -> int:
 
 
 async def _with_outputs(client: Client, record: StoredResult) -> StoredResult:
-    """Large outputs live in the object store: fetch them back (sha256 checked)."""
-    resolved = await resolve_outputs(client, record.result)
+    """Large outputs live in the object store: ask the service for them, as their requester
+    (or read the bucket when no replica answers); sha256 checked."""
+    route = OutputRoute(record.subject.rpartition(".results.")[0], record.requester)
+    resolved = await resolve_outputs(client, record.result, route)
     return record if resolved is record.result else dataclasses.replace(record, result=resolved)
 
 

@@ -20,6 +20,7 @@ from service.contract.messages import (
     ExecuteRequest,
     ExecuteResponse,
     JobRequest,
+    OutputRef,
     RequestSummary,
 )
 
@@ -33,6 +34,7 @@ MESSAGES: dict[str, Any] = {
     "request-summary": RequestSummary,
     "error": ErrorReply,
     "job-request": JobRequest,
+    "output-request": OutputRef,
 }
 
 

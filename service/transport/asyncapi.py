@@ -125,6 +125,19 @@ def asyncapi_document() -> dict[str, Any]:
             "a summary and an empty end marker; or an error.",
             ["executeResponse", "streamedResult", "streamedSummary", "streamEnd", "errorReply"],
         ),
+        "outputs": _channel(
+            _address(subjects.outputs(r)),
+            f"Large outputs, fetched through the service (queue group {queue_group}): requesters need no "
+            f"JetStream permissions, and get only outputs of their own results.",
+            ["outputRequest"],
+            **{"x-nats-queue-group": queue_group},
+        ),
+        "outputsReply": _channel(
+            None,
+            "The requester's reply inbox: the output's chunks, then an empty end marker; or an error "
+            "(output_not_found).",
+            ["outputChunk", "streamEnd", "errorReply"],
+        ),
         "jobs": _channel(
             f"{prefix}.jobs.{{requester}}",
             "Fire-and-forget jobs, kept in a JetStream work queue until a replica has published every result.",
@@ -162,6 +175,16 @@ def asyncapi_document() -> dict[str, Any]:
                 ["executeRequest"],
                 "Run show commands and reply.",
                 ("executeReply", reply_messages),
+            ),
+            "bindings": {"nats": {"queue": queue_group, "bindingVersion": NATS_BINDING_VERSION}},
+        },
+        "fetchOutput": {
+            **_operation(
+                "receive",
+                "outputs",
+                ["outputRequest"],
+                "Stream one of the requester's large outputs back.",
+                ("outputsReply", ["outputChunk", "streamEnd", "errorReply"]),
             ),
             "bindings": {"nats": {"queue": queue_group, "bindingVersion": NATS_BINDING_VERSION}},
         },

@@ -44,7 +44,7 @@ def _kind(kind: str) -> dict[str, Any]:
         MESSAGE_KIND_HEADER: {
             "type": "string",
             "const": kind,
-            "description": "What this message is: response, result, summary, end or error.",
+            "description": "What this message is: response, result, summary, output, end or error.",
         }
     }
 
@@ -98,7 +98,11 @@ def messages() -> dict[str, Any]:
         ),
     }
     summary = {
-        STATUS: _header("ok when every device succeeded, else partial.", "ok", enum=["ok", "partial"]),
+        STATUS: _header(
+            "ok when every device succeeded, failed when none did, else partial.",
+            "ok",
+            enum=["ok", "partial", "failed"],
+        ),
         MSG_ID: _header(f"<request_id>.{SUMMARY_TOKEN}", f"{EXAMPLE_REQUEST_ID}.{SUMMARY_TOKEN}"),
     }
     return {
@@ -185,6 +189,23 @@ def messages() -> dict[str, Any]:
             _headers(_kind("error")),
             "error",
         ),
+        "outputRequest": _message(
+            "OutputRequest",
+            "Large output request",
+            "A command's output_ref, sent back to the service to get that output; only the requester "
+            "whose result holds it gets it.",
+            _headers({}, _request_info()),
+            "output-request",
+        ),
+        "outputChunk": {
+            "name": "OutputChunk",
+            "title": "Large output chunk",
+            "summary": "The next bytes of the output (UTF-8), at most half the server's max_payload; "
+            "the chunks in order, then the end marker, make the text whose size and sha256 the reference gives.",
+            "contentType": "application/octet-stream",
+            "headers": _headers(_kind("output")),
+            "payload": {"type": "string", "format": "binary"},
+        },
         "microRequest": _message(
             "MicroRequest", "Discovery request", "Who is there, what do you serve, how busy are you.", None, None
         ),

@@ -14,7 +14,7 @@ import nats.errors
 from nats.aio.client import Client
 
 from service.contract.messages import DeviceResult, ErrorReply, ExecuteResponse, RequestSummary
-from service.transport.large_outputs import resolve_outputs
+from service.transport.large_outputs import OutputRoute, resolve_outputs
 
 _MESSAGE_KIND = "Pyats-Message"
 
@@ -44,7 +44,8 @@ async def execute(
     if message.headers and message.headers.get(_MESSAGE_KIND) == "error":
         raise ServiceReplyError(msgspec.json.decode(message.data, type=ErrorReply))
     response = msgspec.json.decode(message.data, type=ExecuteResponse)
-    results = [await resolve_outputs(client, result) for result in response.results]
+    route = OutputRoute.of_execute_subject(subject)
+    results = [await resolve_outputs(client, result, route) for result in response.results]
     return msgspec.structs.replace(response, results=results)
 
 
@@ -80,7 +81,8 @@ async def execute_streamed(
             if kind == "summary":
                 outcome.summary = msgspec.json.decode(msg.data, type=RequestSummary)
             else:
-                result = await resolve_outputs(client, msgspec.json.decode(msg.data, type=DeviceResult))
+                decoded = msgspec.json.decode(msg.data, type=DeviceResult)
+                result = await resolve_outputs(client, decoded, OutputRoute.of_execute_subject(subject))
                 outcome.results.append(result)
                 if on_result is not None:
                     await on_result(result)

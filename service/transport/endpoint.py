@@ -1,4 +1,4 @@
-"""The nats.micro service and its execute endpoint.
+"""The nats.micro service: its execute endpoint and the outputs endpoint.
 
 nats-py runs a subscription's callbacks one after another, so each request gets its
 own task; the callback returns at once and one slow request never delays the next.
@@ -17,8 +17,15 @@ from nats.micro.service import Service
 
 from service import __version__
 from service.contract.codec import encode
-from service.contract.messages import DeviceResult, ErrorDetail, ErrorReply, ExecuteResponse, RequestSummary
-from service.errors import ErrorCode, PyatsRoError, status_for
+from service.contract.messages import (
+    DeviceResult,
+    ErrorDetail,
+    ErrorReply,
+    ExecuteResponse,
+    OutputRef,
+    RequestSummary,
+)
+from service.errors import ErrorCode, PyatsRoError, RequestError, status_for
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
 from service.transport.large_outputs import LargeOutputs
@@ -58,6 +65,9 @@ class NatsReplySink:
     async def end(self) -> None:
         await self._send("end", b"", {})
 
+    async def output_chunk(self, chunk: bytes) -> None:
+        await self._send("output", chunk, {})
+
     async def response(self, response: ExecuteResponse) -> None:
         if self._outputs is not None:
             results = [await self._outputs.sent(result) for result in response.results]
@@ -87,9 +97,11 @@ class ExecuteService:
         queue_group: str,
         metrics: ServiceMetrics,
         outputs: LargeOutputs | None = None,
+        results_stream: str = "PYATS_RESULTS",
     ) -> None:
         self._client = client
         self._outputs = outputs
+        self._results_stream = results_stream
         self._handler = handler
         self._subjects = subjects
         self._name = name
@@ -119,6 +131,12 @@ class ExecuteService:
             handler=self._on_request,
             queue_group=self._queue_group,
         )
+        await self._service.add_endpoint(
+            name="outputs",
+            subject=self._subjects.outputs_wildcard,
+            handler=self._on_output,
+            queue_group=self._queue_group,
+        )
         self._accepting = True
         logger.info(
             "listening on {} (queue group {}), service {} {} id {}",
@@ -140,6 +158,42 @@ class ExecuteService:
         task = asyncio.create_task(self._guarded(request.data, requester, header_id, sink))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _on_output(self, request: Request) -> None:
+        sink = NatsReplySink(request, self._metrics)
+        headers = request.headers or {}
+        requester = self._subjects.requester_of(request.subject, headers.get(REQUEST_INFO_HEADER))
+        task = asyncio.create_task(self._send_output(request.data, requester, sink))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_output(self, data: bytes, requester: str, sink: NatsReplySink) -> None:
+        """One of the requester's large outputs, in chunks of half the server's max_payload."""
+        try:
+            try:
+                ref = msgspec.json.decode(data, type=OutputRef)
+            except msgspec.DecodeError as exc:
+                raise RequestError(ErrorCode.INVALID_REQUEST, f"not an output reference: {exc}") from None
+            if self._outputs is None:
+                raise RequestError(ErrorCode.OUTPUT_NOT_FOUND, "this replica keeps no large outputs")
+            body = await self._outputs.read_for(self._client, self._results_stream, self._subjects, requester, ref)
+        except PyatsRoError as exc:
+            self._metrics.requests.labels("outputs", exc.code.value).inc()
+            with logger.contextualize(requester=requester):
+                logger.info("output refused: {}", exc.message)
+            await sink.error(exc, None)
+            return
+        except Exception as exc:  # noqa: BLE001 - never let a bug kill the endpoint or go unanswered
+            logger.opt(exception=exc).error("output read failed: {}", type(exc).__name__)
+            self._metrics.requests.labels("outputs", ErrorCode.INTERNAL_ERROR.value).inc()
+            await sink.error(PyatsRoError(ErrorCode.INTERNAL_ERROR, "internal error; see the service log"), None)
+            return
+        size = max(1024, self._client.max_payload // 2)
+        view = memoryview(body)
+        for start in range(0, len(view), size):
+            await sink.output_chunk(bytes(view[start : start + size]))
+        await sink.end()
+        self._metrics.requests.labels("outputs", "ok").inc()
 
     async def _guarded(self, data: bytes, requester: str, header_id: str | None, sink: NatsReplySink) -> None:
         try:

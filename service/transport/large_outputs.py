@@ -10,7 +10,11 @@ sink reuses its offloaded result (cached by request id and device until the sink
 sent it). Without JetStream nothing can be offloaded: such a command is reported as
 failed with ``output_too_large``; nothing is truncated silently.
 
-Clients call :func:`resolve_outputs` to fetch referenced outputs and verify them.
+Clients call :func:`resolve_outputs` to fetch referenced outputs and verify them. A
+requester asks the service for them on ``<prefix>.outputs.<requester>`` (the service
+checks that the output belongs to one of that requester's results and streams it back in
+chunks, then an empty end marker), so requesters need no JetStream permissions; a client
+with read access to the bucket (an operator) can read it directly.
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ import asyncio
 import base64
 import hashlib
 import io
+import re
 from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import nats.errors
@@ -30,13 +37,16 @@ from nats.js import api
 from nats.js.client import JetStreamContext
 from nats.js.object_store import ObjectStore
 
-from service.contract.messages import CommandResult, DeviceResult, OutputRef
-from service.errors import ErrorCode
-from service.transport.subjects import device_token
+from service.contract.codec import encode
+from service.contract.messages import CommandResult, DeviceResult, ErrorReply, OutputRef
+from service.errors import ErrorCode, RequestError
+from service.transport.subjects import Subjects, device_token
 
 BUCKET = "PYATS_OUTPUTS"
 _ENCODE_CHARS = 64 * 1024
 _CACHE_LIMIT = 256
+_NAME_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # no '*' or '>': a name must not become a wildcard
+_MESSAGE_KIND = "Pyats-Message"
 
 
 def threshold_for(max_payload: int) -> int:
@@ -83,7 +93,8 @@ def _too_large(command: CommandResult, threshold: int) -> CommandResult:
 
 
 class LargeOutputs:
-    """Offloads large outputs of device results; one upload per result."""
+    """Offloads large outputs of device results (one upload per result) and reads them back
+    for the requester they belong to."""
 
     def __init__(self, store: ObjectStore | None, threshold: int) -> None:
         self._store = store
@@ -103,6 +114,27 @@ class LargeOutputs:
             BUCKET if store is not None else "(none: without JetStream they fail with output_too_large)",
         )
         return cls(store, threshold)
+
+    async def read_for(
+        self, client: Client, results_stream: str, subjects: Subjects, requester: str, ref: OutputRef
+    ) -> bytes:
+        """The bytes of ``ref`` if it belongs to a result of ``requester`` kept in the results
+        stream; ``output_not_found`` otherwise (whether it exists for someone else is not told)."""
+        missing = RequestError(ErrorCode.OUTPUT_NOT_FOUND, f"no output {ref.name!r} among your results")
+        parts = ref.name.split("/")
+        if self._store is None or ref.bucket != BUCKET or len(parts) != 3 or not all(map(_NAME_TOKEN.match, parts)):
+            raise missing
+        request_id, token, _ = parts
+        try:
+            await client.jetstream().get_last_msg(results_stream, subjects.results_filter(requester, request_id, token))
+        except nats.js.errors.NotFoundError:
+            raise missing from None
+        sink = io.BytesIO()
+        try:
+            await self._store.get(ref.name, writeinto=sink)
+        except nats.js.errors.NotFoundError:
+            raise missing from None
+        return sink.getvalue()
 
     def _needs(self, result: DeviceResult) -> bool:
         return any(c.output is not None and len(c.output) > self.threshold for c in result.commands)
@@ -191,28 +223,90 @@ class OutputMismatchError(Exception):
     """A fetched output does not match its reference."""
 
 
-async def fetch_output(client: Client, ref: OutputRef) -> str:
-    """The referenced output, verified against its size and sha256."""
-    store = await client.jetstream().object_store(ref.bucket)
-    sink = io.BytesIO()
-    await store.get(ref.name, writeinto=sink)
-    data = sink.getbuffer()
+class OutputFetchError(Exception):
+    """The service would not or could not return an output."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputRoute:
+    """Ask the service on ``<prefix>.outputs.<requester>`` (no JetStream permissions needed)."""
+
+    prefix: str
+    requester: str
+
+    @classmethod
+    def of_execute_subject(cls, subject: str) -> OutputRoute | None:
+        """``pyats.v1.execute.alice`` -> prefix ``pyats.v1``, requester ``alice``."""
+        prefix, found, requester = subject.rpartition(".execute.")
+        return cls(prefix, requester) if found and prefix and requester else None
+
+
+def _verified(data: bytes | memoryview, ref: OutputRef) -> str:
     digest = hashlib.sha256(data).hexdigest()
     if len(data) != ref.size or digest != ref.sha256:
         raise OutputMismatchError(f"{ref.bucket}/{ref.name}: got {len(data)} bytes sha256 {digest}, want {ref.size}")
-    text = str(data, "utf-8")
-    del data
-    return text
+    return str(data, "utf-8")
 
 
-async def resolve_outputs(client: Client, result: DeviceResult) -> DeviceResult:
-    """``result`` with every ``output_ref`` fetched back into ``output`` (the ref is kept)."""
+async def fetch_output(client: Client, ref: OutputRef) -> str:
+    """The referenced output read from the bucket directly, verified against its size and sha256."""
+    store = await client.jetstream().object_store(ref.bucket)
+    sink = io.BytesIO()
+    await store.get(ref.name, writeinto=sink)
+    return _verified(sink.getbuffer(), ref)
+
+
+async def fetch_output_from_service(client: Client, route: OutputRoute, ref: OutputRef, stall: float = 30.0) -> str:
+    """The referenced output streamed by the service (chunks, then an empty end marker), verified."""
+    inbox = client.new_inbox()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def collect(msg: Any) -> None:
+        await queue.put(msg)
+
+    subscription = await client.subscribe(inbox, cb=collect)
+    buffer = bytearray()
+    try:
+        await client.publish(Subjects(route.prefix).outputs(route.requester), encode(ref), reply=inbox)
+        while True:
+            try:
+                msg = await asyncio.wait_for(queue.get(), timeout=stall)
+            except TimeoutError:
+                raise OutputFetchError(
+                    f"no answer from the service for output {ref.name!r} within {stall:g}s"
+                ) from None
+            headers = msg.headers or {}
+            if headers.get("Status") == "503":
+                raise nats.errors.NoRespondersError
+            if headers.get(_MESSAGE_KIND) == "error":
+                reply = msgspec.json.decode(msg.data, type=ErrorReply)
+                raise OutputFetchError(f"{reply.error.code}: {reply.error.message}")
+            if not msg.data:
+                return _verified(memoryview(buffer), ref)
+            buffer += msg.data
+    finally:
+        await subscription.unsubscribe()
+
+
+async def resolve_outputs(client: Client, result: DeviceResult, route: OutputRoute | None = None) -> DeviceResult:
+    """``result`` with every ``output_ref`` fetched back into ``output`` (the ref is kept).
+
+    With a ``route`` the service is asked (what a requester may do under the shipped NATS
+    permissions); when no replica answers, the bucket is read directly.
+    """
     if not any(c.output_ref is not None for c in result.commands):
         return result
     commands = []
     for command in result.commands:
         if command.output_ref is not None and command.output is None:
-            text = await fetch_output(client, command.output_ref)
+            text = None
+            if route is not None:
+                try:
+                    text = await fetch_output_from_service(client, route, command.output_ref)
+                except nats.errors.NoRespondersError:
+                    text = None
+            if text is None:
+                text = await fetch_output(client, command.output_ref)
             commands.append(msgspec.structs.replace(command, output=text))
         else:
             commands.append(command)

@@ -35,6 +35,14 @@ class Subjects:
         return f"{self.prefix}.execute.{sanitize_token(requester)}"
 
     @property
+    def outputs_wildcard(self) -> str:
+        return f"{self.prefix}.outputs.>"
+
+    def outputs(self, requester: str) -> str:
+        """Where a requester asks the service for one of its own large outputs."""
+        return f"{self.prefix}.outputs.{sanitize_token(requester)}"
+
+    @property
     def results_wildcard(self) -> str:
         return f"{self.prefix}.results.>"
 

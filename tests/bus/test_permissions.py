@@ -16,12 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import bcrypt
+import msgspec
 import nats
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client
 
 from service.transport.client import execute, execute_streamed
+from service.transport.history import HistoryError, HistoryQuery, query_results
+from service.transport.large_outputs import (
+    OutputFetchError,
+    OutputRoute,
+    fetch_output_from_service,
+)
 from service.transport.local_server import LocalNatsServer, nats_server_binary
 from tests.conftest import ServiceProcess, wire_device
 
@@ -283,3 +290,42 @@ async def test_the_cli_works_under_the_shipped_permissions(
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["summary"]["successful_devices"] == 1
+
+
+async def test_a_requester_gets_its_large_outputs_through_the_service_and_no_one_else_s(
+    auth_service: ServiceProcess, connect_as: Callable[..., Any], lab_device: Callable[[str], dict[str, Any]]
+) -> None:
+    alice = await connect_as("alice")
+    body = {"devices": [wire_device(lab_device("bulky"))], "commands": [{"command": "show ip interface brief"}]}
+    response = await execute(alice.client, "pyats.v1.execute.alice", body, timeout=120)
+    [command] = response.results[0].commands
+    ref = command.output_ref
+    assert command.success and ref is not None, command
+    assert command.output is not None and len(command.output.encode()) == ref.size  # fetched, sha256 checked
+    assert alice.errors == []  # no JetStream permission was needed
+
+    bob = await connect_as("bob")
+    with pytest.raises(OutputFetchError, match="output_not_found"):
+        await fetch_output_from_service(bob.client, OutputRoute("pyats.v1", "bob"), ref)
+    for name in (ref.name.replace(ref.name.split("/")[1], "*"), "../x/0", ">"):
+        forged = msgspec.structs.replace(ref, name=name)
+        with pytest.raises(OutputFetchError, match="output_not_found"):
+            await fetch_output_from_service(bob.client, OutputRoute("pyats.v1", "bob"), forged)
+    with pytest.raises(OutputFetchError, match="no answer"):  # and bob may not ask as alice
+        await fetch_output_from_service(bob.client, OutputRoute("pyats.v1", "alice"), ref, stall=2)
+    await bob.wait_error("permissions violation")
+
+
+async def test_a_requester_reads_its_own_history_and_not_another_s(
+    auth_service: ServiceProcess, connect_as: Callable[..., Any], lab_device: Callable[[str], dict[str, Any]]
+) -> None:
+    alice = await connect_as("alice")
+    response = await execute(alice.client, "pyats.v1.execute.alice", one_clock(lab_device, "ios-1"), timeout=60)
+    records = await query_results(alice.client, HistoryQuery(requester="alice", request_id=response.request_id))
+    assert [r.result.hostname for r in records] == [response.results[0].hostname]
+    assert alice.errors == []
+    with pytest.raises((HistoryError, nats.errors.Error, TimeoutError)):
+        await query_results(alice.client, HistoryQuery(requester="bob"))
+    await alice.wait_error("permissions violation")
+    with pytest.raises((HistoryError, nats.errors.Error, TimeoutError)):
+        await query_results(alice.client, HistoryQuery())  # every requester's results: refused too

@@ -308,6 +308,16 @@ async def test_endpoint_and_discovery_subscriptions_and_replies_are_documented(b
         queue, _ = client.subscriptions.pop(subjects.execute_wildcard)
         assert queue == document.doc["operations"]["execute"]["bindings"]["nats"]["queue"]
         assert re.fullmatch(_address_pattern(document.channel("execute")["address"]), subjects.execute("alice"))
+        queue, outputs = client.subscriptions.pop(subjects.outputs_wildcard)
+        assert queue == document.doc["operations"]["fetchOutput"]["bindings"]["nats"]["queue"]
+        assert re.fullmatch(_address_pattern(document.channel("outputs")["address"]), subjects.outputs("alice"))
+        client.published.clear()
+        ref = b'{"bucket": "PYATS_OUTPUTS", "name": "a/b/0", "size": 1, "sha256": "00"}'
+        await outputs(FakeRequestMessage(client, subjects.outputs("alice"), ref))
+        await outputs(FakeRequestMessage(client, subjects.outputs("alice"), b"not json"))
+        assert await service.wait_in_flight(10) == 0
+        replies = document.messages("fetchOutput", reply=True)
+        assert [document.check(replies, sent)["name"] for sent in client.sent_to(INBOX)] == ["ErrorReply"] * 2
         documented = {name for name, c in document.doc["channels"].items() if (c["address"] or "").startswith("$SRV.")}
         found = set()
         for subject, (queue, callback) in client.subscriptions.items():

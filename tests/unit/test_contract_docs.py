@@ -333,6 +333,7 @@ def _expected_subjects(subjects: Subjects, device: tuple[str, int]) -> dict[str,
         "jobs": f"{subjects.prefix}.jobs.alice",  # the job worker's wildcard is checked in test_bus_conformance
         "results": subjects.result("alice", REQUEST_ID, *device),
         "summary": subjects.summary("alice", REQUEST_ID),
+        "outputs": subjects.outputs("alice"),
     }
     for verb in ServiceVerb:
         key = f"srv{verb.value.title()}"
@@ -355,7 +356,8 @@ def test_every_subject_is_what_the_subject_builder_makes(hostname: str, port: in
     assert matches(filled["results"], subjects.results_wildcard)
     assert matches(filled["summary"], subjects.results_wildcard)
     assert matches(filled["results"], subjects.results_filter("alice", REQUEST_ID))
-    for name in ["execute", "jobs"]:
+    assert matches(filled["outputs"], subjects.outputs_wildcard)
+    for name in ["execute", "jobs", "outputs"]:
         assert subjects.requester_of(filled[name]) == "alice"
 
 
