@@ -47,6 +47,7 @@ _ENCODE_CHARS = 64 * 1024
 _CACHE_LIMIT = 256
 _NAME_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # no '*' or '>': a name must not become a wildcard
 _MESSAGE_KIND = "Pyats-Message"
+_OWNER_CHECKS = 10  # 2 s
 
 
 def threshold_for(max_payload: int) -> int:
@@ -125,10 +126,16 @@ class LargeOutputs:
         if self._store is None or ref.bucket != BUCKET or len(parts) != 3 or not all(map(_NAME_TOKEN.match, parts)):
             raise missing
         request_id, token, _ = parts
-        try:
-            await client.jetstream().get_last_msg(results_stream, subjects.results_filter(requester, request_id, token))
-        except nats.js.errors.NotFoundError:
-            raise missing from None
+        subject = subjects.results_filter(requester, request_id, token)
+        # a streamed reply may reach the requester just before its result is stored: wait a little
+        for attempt in range(_OWNER_CHECKS):
+            try:
+                await client.jetstream().get_last_msg(results_stream, subject)
+                break
+            except nats.js.errors.NotFoundError:
+                if attempt == _OWNER_CHECKS - 1:
+                    raise missing from None
+                await asyncio.sleep(0.2)
         sink = io.BytesIO()
         try:
             await self._store.get(ref.name, writeinto=sink)
