@@ -14,6 +14,7 @@ import nats.errors
 from nats.aio.client import Client
 
 from service.contract.messages import DeviceResult, ErrorReply, ExecuteResponse, RequestSummary
+from service.transport.inbox import reply_inbox
 from service.transport.large_outputs import OutputRoute, resolve_outputs
 
 _MESSAGE_KIND = "Pyats-Message"
@@ -61,15 +62,9 @@ async def execute_streamed(
     ``stall_timeout`` bounds the wait between two messages, not the whole request. Outputs
     offloaded to the object store are fetched back before ``on_result`` sees the result.
     """
-    inbox = client.new_inbox()
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-
-    async def collect(msg: Any) -> None:
-        await queue.put(msg)
-
-    subscription = await client.subscribe(inbox, cb=collect)
     outcome = StreamedResult()
-    try:
+    route = OutputRoute.of_execute_subject(subject)
+    async with reply_inbox(client) as (inbox, queue):
         await client.publish(subject, msgspec.json.encode({**request, "stream": True}), reply=inbox)
         while True:
             msg = await asyncio.wait_for(queue.get(), timeout=stall_timeout)
@@ -82,12 +77,10 @@ async def execute_streamed(
                 outcome.summary = msgspec.json.decode(msg.data, type=RequestSummary)
             else:
                 decoded = msgspec.json.decode(msg.data, type=DeviceResult)
-                result = await resolve_outputs(client, decoded, OutputRoute.of_execute_subject(subject))
+                result = await resolve_outputs(client, decoded, route)
                 outcome.results.append(result)
                 if on_result is not None:
                     await on_result(result)
-    finally:
-        await subscription.unsubscribe()
 
 
 async def wait_until_serving(

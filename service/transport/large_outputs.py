@@ -26,7 +26,6 @@ import io
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 import nats.errors
@@ -40,6 +39,7 @@ from nats.js.object_store import ObjectStore
 from service.contract.codec import encode
 from service.contract.messages import CommandResult, DeviceResult, ErrorReply, OutputRef
 from service.errors import ErrorCode, RequestError
+from service.transport.inbox import reply_inbox
 from service.transport.subjects import Subjects, device_token
 
 BUCKET = "PYATS_OUTPUTS"
@@ -265,15 +265,8 @@ async def fetch_output(client: Client, ref: OutputRef) -> str:
 
 async def fetch_output_from_service(client: Client, route: OutputRoute, ref: OutputRef, stall: float = 30.0) -> str:
     """The referenced output streamed by the service (chunks, then an empty end marker), verified."""
-    inbox = client.new_inbox()
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-
-    async def collect(msg: Any) -> None:
-        await queue.put(msg)
-
-    subscription = await client.subscribe(inbox, cb=collect)
     buffer = bytearray()
-    try:
+    async with reply_inbox(client) as (inbox, queue):
         await client.publish(Subjects(route.prefix).outputs(route.requester), encode(ref), reply=inbox)
         while True:
             try:
@@ -291,8 +284,6 @@ async def fetch_output_from_service(client: Client, route: OutputRoute, ref: Out
             if not msg.data:
                 return _verified(memoryview(buffer), ref)
             buffer += msg.data
-    finally:
-        await subscription.unsubscribe()
 
 
 async def resolve_outputs(client: Client, result: DeviceResult, route: OutputRoute | None = None) -> DeviceResult:
