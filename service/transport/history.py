@@ -189,6 +189,12 @@ async def query_results(
         raise HistoryError(f"no results stream {stream} on this server (is JetStream enabled?)") from None
     except nats.errors.NoRespondersError:
         raise HistoryError("JetStream is not available on this server") from None
+    except (nats.errors.TimeoutError, TimeoutError):
+        # a publish the server's permissions refuse is dropped: the API request just times out
+        raise HistoryError(
+            f"JetStream did not answer for {filter_subject}: this NATS user may not read those results "
+            "(under the shipped permissions a requester reads only its own: --requester <user>)"
+        ) from None
     records: list[StoredResult] = []
     consumer: str | None = None
     try:
