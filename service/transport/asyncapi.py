@@ -139,7 +139,7 @@ def asyncapi_document() -> dict[str, Any]:
             ["outputChunk", "streamEnd", "errorReply"],
         ),
         "jobs": _channel(
-            f"{prefix}.jobs.{{requester}}",
+            _address(subjects.jobs(r)),
             "Fire-and-forget jobs, kept in a JetStream work queue until a replica has published every result.",
             ["jobRequest"],
             **{

@@ -26,6 +26,7 @@ from service.contract.codec import encode
 from service.contract.messages import DeviceResult, ErrorDetail, ErrorReply, ExecuteResponse, RequestSummary
 from service.errors import ConfigError, ErrorCode, PyatsRoError, RequestError
 from service.pipeline.handler import RequestHandler
+from service.transport.endpoint import MESSAGE_KIND_HEADER
 from service.transport.subjects import Subjects
 
 CONSUMER = "pyats-ro-jobs"
@@ -89,7 +90,7 @@ class JobWorker:
 
     async def start(self) -> None:
         s = self._settings
-        subject = f"{self._subjects.prefix}.jobs.>"
+        subject = self._subjects.jobs_wildcard
         config = api.StreamConfig(
             name=s.stream,
             subjects=[subject],
@@ -167,11 +168,11 @@ class JobWorker:
                     ),
                     request_id=sink.request_id,
                 )
-                await self._client.publish(notify, encode(body), headers={"Pyats-Message": "error"})
+                await self._client.publish(notify, encode(body), headers={MESSAGE_KIND_HEADER: "error"})
             await (message.term() if final else message.nak(delay=self._settings.ack_wait / 2))
             return
         if notify and sink.outcome is not None:
-            await self._client.publish(notify, encode(sink.outcome), headers={"Pyats-Message": "summary"})
+            await self._client.publish(notify, encode(sink.outcome), headers={MESSAGE_KIND_HEADER: "summary"})
         await message.ack()
         logger.info("job {} done", job_id)
 

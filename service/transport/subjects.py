@@ -35,6 +35,13 @@ class Subjects:
         return f"{self.prefix}.execute.{sanitize_token(requester)}"
 
     @property
+    def jobs_wildcard(self) -> str:
+        return f"{self.prefix}.jobs.>"
+
+    def jobs(self, requester: str) -> str:
+        return f"{self.prefix}.jobs.{sanitize_token(requester)}"
+
+    @property
     def outputs_wildcard(self) -> str:
         return f"{self.prefix}.outputs.>"
 

@@ -376,7 +376,7 @@ async def test_job_worker_subjects_and_notices_are_documented(bus: Any) -> None:
     settings = JobSettings(
         stream=DEFAULTS["jobs_stream"].default, ack_wait=30, max_deliver=3, concurrency=1, max_age=3600
     )
-    job_subject = f"{subjects.prefix}.jobs.alice"
+    job_subject = subjects.jobs("alice")
     assert re.fullmatch(_address_pattern(jobs_channel["address"]), job_subject)
     good = FakeJob(
         job_subject, {"devices": [{"group": "edge"}], "commands": [{"command": "show version"}], "notify": NOTIFY}, 7
