@@ -1,0 +1,50 @@
+"""A cache for ``inspect.getfullargspec``, which Unicon calls for every dialog statement.
+
+Unicon builds its dialogs anew for every ``execute()`` and each ``Statement`` inspects
+its action callback: ~36 ``getfullargspec`` calls per command, measured at ~40 % of the
+CPU of a warm ``execute()`` (``ops/bench/argspec_cost.py``). The callbacks are a handful
+of module-level functions, so the answer never changes for a given function.
+
+Only plain and compiled (Cython) functions are cached, by identity, in a bounded LRU;
+bound methods, partials and callable objects go to the real function. Callers get a
+fresh copy of the mutable parts, so nobody can change the cached answer.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import types
+from collections.abc import Callable
+from typing import Any
+
+_real: Callable[[Any], inspect.FullArgSpec] = inspect.getfullargspec
+_CACHEABLE = (types.FunctionType, types.BuiltinFunctionType)
+
+
+@functools.lru_cache(maxsize=1024)
+def _spec_of(func: Any) -> inspect.FullArgSpec:
+    return _real(func)
+
+
+def cached_getfullargspec(func: Any) -> inspect.FullArgSpec:
+    if not (isinstance(func, _CACHEABLE) or type(func).__name__ == "cython_function_or_method"):
+        return _real(func)
+    spec = _spec_of(func)
+    return spec._replace(
+        args=list(spec.args),
+        kwonlyargs=list(spec.kwonlyargs),
+        kwonlydefaults=dict(spec.kwonlydefaults) if spec.kwonlydefaults is not None else None,
+        annotations=dict(spec.annotations),
+    )
+
+
+def install() -> None:
+    """Replace ``inspect.getfullargspec`` process-wide (idempotent)."""
+    inspect.getfullargspec = cached_getfullargspec
+
+
+def hits() -> tuple[int, int]:
+    """(hits, misses) of the cache, for tests and benchmarks."""
+    info = _spec_of.cache_info()
+    return info.hits, info.misses
