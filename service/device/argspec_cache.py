@@ -5,8 +5,9 @@ its action callback: ~36 ``getfullargspec`` calls per command, measured at ~40 %
 CPU of a warm ``execute()`` (``ops/bench/argspec_cost.py``). The callbacks are a handful
 of module-level functions, so the answer never changes for a given function.
 
-Only plain and compiled (Cython) functions are cached, by identity, in a bounded LRU;
-bound methods, partials and callable objects go to the real function. Callers get a
+Only plain and compiled (Cython) functions without a closure are cached, by identity, in
+a bounded LRU; closures, bound methods, partials and callable objects go to the real
+function, so the cache never keeps a connection's objects alive. Callers get a
 fresh copy of the mutable parts, so nobody can change the cached answer.
 """
 
@@ -28,7 +29,9 @@ def _spec_of(func: Any) -> inspect.FullArgSpec:
 
 
 def cached_getfullargspec(func: Any) -> inspect.FullArgSpec:
-    if not (isinstance(func, _CACHEABLE) or type(func).__name__ == "cython_function_or_method"):
+    cacheable = isinstance(func, _CACHEABLE) or type(func).__name__ == "cython_function_or_method"
+    # a closure may be made per connection and hold it: the cache must not keep it alive
+    if not cacheable or getattr(func, "__closure__", None) is not None:
         return _real(func)
     spec = _spec_of(func)
     return spec._replace(

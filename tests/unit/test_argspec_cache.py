@@ -45,10 +45,17 @@ def test_functions_are_cached_and_other_callables_are_not() -> None:
     hits, misses = argspec_cache.hits()
     assert hits - before[0] >= 2 and misses - before[1] <= 1
     bound = Handler().on_prompt
+    held = object()
+
+    def closure(spawn: object) -> object:
+        return held
+
     before = argspec_cache.hits()
     cached_getfullargspec(bound)
     cached_getfullargspec(Handler())
-    assert argspec_cache.hits() == before  # no instance is kept alive by the cache
+    cached_getfullargspec(closure)
+    cached_getfullargspec(closure)
+    assert argspec_cache.hits() == before  # no instance or closure is kept alive by the cache
 
 
 def test_a_caller_cannot_change_the_cached_answer() -> None:
