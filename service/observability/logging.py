@@ -44,6 +44,7 @@ class LiveSecrets:
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
         self._pattern: re.Pattern[str] | None = None
+        self._dirty = False
 
     def add(self, secrets: list[str]) -> list[str]:
         """Register; returns the forms to pass back to ``remove``."""
@@ -51,7 +52,7 @@ class LiveSecrets:
         with self._lock:
             for form in forms:
                 self._counts[form] = self._counts.get(form, 0) + 1
-            self._compile()
+            self._dirty = True
         return forms
 
     def remove(self, forms: list[str]) -> None:
@@ -62,13 +63,14 @@ class LiveSecrets:
                     self._counts[form] = left
                 else:
                     self._counts.pop(form, None)
-            self._compile()
-
-    def _compile(self) -> None:
-        ordered = sorted(self._counts, key=len, reverse=True)  # longest first: no partial masks
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+            self._dirty = True
 
     def mask(self, text: str) -> str:
+        if self._dirty:  # compiled when a line needs it, not at every login: most lines never pass the level
+            with self._lock:
+                ordered = sorted(self._counts, key=len, reverse=True)  # longest first: no partial masks
+                self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+                self._dirty = False
         pattern = self._pattern
         return text if pattern is None else pattern.sub(self.MASK, text)
 
