@@ -129,6 +129,16 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNatsS
         server.stop()
 
 
+SERVE = [sys.executable, "-m", "service", "serve", "--env-file", os.devnull]
+
+
+def serve_until_exit(settings: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``pyats-ro serve`` with only these ``PYATS_*`` settings, run until it exits (start-up refusals)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYATS_")}
+    env.update(settings)
+    return subprocess.run(SERVE, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
 class ServiceProcess:
     """``python -m service serve`` as a child process, configured by environment."""
 
@@ -141,7 +151,7 @@ class ServiceProcess:
     def start(self) -> None:
         log = self.log_path.open("ab")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve", "--env-file", os.devnull],
+            SERVE,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

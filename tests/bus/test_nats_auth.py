@@ -14,8 +14,6 @@ import hashlib
 import ipaddress
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,7 +31,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from service.config import Settings
 from service.transport.connection import connect_options
 from service.transport.local_server import LocalNatsServer, free_port
-from tests.conftest import ServiceProcess
+from tests.conftest import ServiceProcess, serve_until_exit
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
 
@@ -271,26 +269,16 @@ async def serves_with(service_factory: Callable[..., ServiceProcess], env: dict[
 
 def refused_start(env: dict[str, str], *secrets: str) -> str:
     """Run serve with settings that NATS refuses: exit 2, NATS named, no secret printed."""
-    full = {k: v for k, v in os.environ.items() if not k.startswith("PYATS_")}
-    full.update(
-        {
-            "PYATS_METRICS_PORT": str(free_port()),
-            "PYATS_METRICS_HOST": "127.0.0.1",
-            "PYATS_NATS_STARTUP_WAIT": "4",
-            "PYATS_NATS_CONNECT_TIMEOUT": "2",
-            "PYATS_PARSER_PREWARM": "iosxe:show version",
-            "PYATS_LOG_LEVEL": "DEBUG",
-            **env,
-        }
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "service", "serve", "--env-file", os.devnull],
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    settings = {
+        "PYATS_METRICS_PORT": str(free_port()),
+        "PYATS_METRICS_HOST": "127.0.0.1",
+        "PYATS_NATS_STARTUP_WAIT": "4",
+        "PYATS_NATS_CONNECT_TIMEOUT": "2",
+        "PYATS_PARSER_PREWARM": "iosxe:show version",
+        "PYATS_LOG_LEVEL": "DEBUG",
+        **env,
+    }
+    done = serve_until_exit(settings, timeout=90)
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
     last = done.stderr.strip().splitlines()[-1]

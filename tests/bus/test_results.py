@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +14,7 @@ from nats.aio.client import Client
 from nats.js import api
 
 from service.transport.local_server import LocalNatsServer, free_port
-from tests.conftest import ServiceProcess, wire_device
+from tests.conftest import ServiceProcess, serve_until_exit, wire_device
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
 
@@ -115,23 +112,12 @@ async def test_an_incompatible_existing_stream_stops_start_up_clearly(
             name="PYATS_RESULTS", subjects=["pyats.v1.results.>"], storage=api.StorageType.MEMORY
         )
         await client.close()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYATS_")}
-        env.update(
-            {
-                "PYATS_NATS_URL": server.url,
-                "PYATS_METRICS_PORT": str(free_port()),
-                "PYATS_PARSER_PREWARM": "iosxe:show version",
-            }
-        )
-        result = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "service", "serve", "--env-file", os.devnull],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        settings = {
+            "PYATS_NATS_URL": server.url,
+            "PYATS_METRICS_PORT": str(free_port()),
+            "PYATS_PARSER_PREWARM": "iosxe:show version",
+        }
+        result = await asyncio.to_thread(serve_until_exit, settings)
         assert result.returncode == 2, result.stderr
         assert "PYATS_RESULTS" in result.stderr and "cannot take these settings" in result.stderr
     finally:
@@ -145,23 +131,12 @@ async def test_a_stream_name_taken_by_another_prefix_is_refused(tmp_path_factory
         client = await nats.connect(server.url)
         await client.jetstream().add_stream(name="PYATS_RESULTS", subjects=["other.v1.results.>"])
         await client.close()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYATS_")}
-        env.update(
-            {
-                "PYATS_NATS_URL": server.url,
-                "PYATS_METRICS_PORT": str(free_port()),
-                "PYATS_PARSER_PREWARM": "iosxe:show version",
-            }
-        )
-        result = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "service", "serve", "--env-file", os.devnull],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        settings = {
+            "PYATS_NATS_URL": server.url,
+            "PYATS_METRICS_PORT": str(free_port()),
+            "PYATS_PARSER_PREWARM": "iosxe:show version",
+        }
+        result = await asyncio.to_thread(serve_until_exit, settings)
         assert result.returncode == 2, result.stderr
         assert "PYATS_RESULTS_STREAM" in result.stderr
     finally:

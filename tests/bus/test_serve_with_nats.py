@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from service.transport.local_server import free_port
-from tests.conftest import wait_for_services
+from tests.conftest import serve_until_exit, wait_for_services
 
 pytestmark = pytest.mark.bus
 
@@ -61,24 +61,14 @@ def test_serve_with_nats_starts_the_server_and_ctrl_c_stops_both(tmp_path: Path)
 
 
 def test_a_bad_setting_stops_start_up_with_the_variable_named(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYATS_")}
-    env["PYATS_MAX_CONCURRENT_DEVICES"] = "lots"
-    result = subprocess.run(
-        [sys.executable, "-m", "service", "serve", "--env-file", os.devnull],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = serve_until_exit({"PYATS_MAX_CONCURRENT_DEVICES": "lots"})
     assert result.returncode == 2
     assert "PYATS_MAX_CONCURRENT_DEVICES" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_no_nats_server_is_a_clear_start_up_error(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYATS_")}
-    env.update(
+    result = serve_until_exit(
         {
             "PYATS_NATS_URL": f"nats://127.0.0.1:{free_port()}",
             "PYATS_METRICS_PORT": "0",
@@ -86,14 +76,6 @@ def test_no_nats_server_is_a_clear_start_up_error(tmp_path: Path) -> None:
             "PYATS_NATS_STARTUP_WAIT": "3",
             "PYATS_PARSER_PREWARM": "iosxe:show version",
         }
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "service", "serve", "--env-file", os.devnull],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
     )
     assert result.returncode == 2, result.stderr
     assert "cannot connect to NATS" in result.stderr
