@@ -16,12 +16,15 @@ from tests.conftest import ServiceProcess, wire_device
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
 
 
-async def stats(client: Client, count: int) -> list[dict[str, Any]]:
+async def stats(client: Client, count: int, subject: str) -> list[dict[str, Any]]:
+    """``$SRV.STATS`` of the replicas serving ``subject`` (other tests' services answer too)."""
     inbox = client.new_inbox()
     replies: list[dict[str, Any]] = []
 
     async def collect(msg: Any) -> None:
-        replies.append(json.loads(msg.data))
+        reply = json.loads(msg.data)
+        if any(endpoint["subject"] == subject for endpoint in reply["endpoints"]):
+            replies.append(reply)
 
     sub = await client.subscribe(inbox, cb=collect)
     await client.publish("$SRV.STATS.pyats-ro", b"", reply=inbox)
@@ -50,7 +53,7 @@ async def test_two_replicas_in_one_queue_group_share_requests(
     assert all(json.loads(r.data)["successful_devices"] == 1 for r in replies)
     per_instance = [
         endpoint["num_requests"]
-        for s in await stats(client, 3)
+        for s in await stats(client, 2, f"{prefix}.execute.>")
         for endpoint in s["endpoints"]
         if endpoint["subject"] == f"{prefix}.execute.>"
     ]

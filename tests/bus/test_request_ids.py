@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,10 +20,12 @@ UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-
 
 
 @pytest.fixture(scope="module")
-def json_service(service_factory: Callable[..., ServiceProcess]) -> ServiceProcess:
-    return service_factory(
+def json_service(service_factory: Callable[..., ServiceProcess]) -> Iterator[ServiceProcess]:
+    service = service_factory(
         PYATS_SUBJECT_PREFIX=PREFIX, PYATS_LOG_FORMAT="json", PYATS_LOG_LIBRARY_LEVEL="DEBUG"
     ).wait_ready()
+    yield service
+    service.stop()  # not left answering $SRV requests in later tests
 
 
 async def test_a_header_id_reaches_the_reply_the_results_and_the_log_lines_of_worker_threads(
