@@ -28,7 +28,7 @@ from service.pipeline.runner import DeviceRunner, ResultParser
 from service.pipeline.scheduler import Scheduler, SchedulerLimits
 from service.pipeline.session_pool import SessionPool
 from service.transport.connection import connect
-from service.transport.endpoint import ExecuteService
+from service.transport.endpoint import ExecuteService, guard_discovery_replies
 from service.transport.jobs import JobSettings, JobWorker
 from service.transport.large_outputs import LargeOutputs
 from service.transport.results import NatsResultPublisher, StreamSettings, ensure_stream
@@ -107,7 +107,7 @@ class App:
             load_policy(settings.policy_file, settings.rate_rule(), settings.redact_outputs),
             inventory=lambda: self.inventory.current,
         )
-        self.subjects = Subjects(settings.subject_prefix)
+        self.subjects = Subjects(settings.subject_prefix, settings.trust_request_info)
         self.ready = asyncio.Event()
         self._service: ExecuteService | None = None
         self.outputs: LargeOutputs | None = None
@@ -211,6 +211,7 @@ class App:
         loop = asyncio.get_running_loop()
         prewarm = loop.run_in_executor(None, self.parser.prewarm, settings.prewarm_pairs())
         client = await connect(settings, f"{settings.service_name}-{__version__}", self._set_connected)
+        guard_discovery_replies(client, settings.reply_rule(), self.metrics)
         publisher, jetstream = await self._start_results(client)
         self.handler.publisher = publisher
         probe: asyncio.Task[None] | None = None
@@ -230,6 +231,8 @@ class App:
                     concurrency=settings.jobs_concurrency,
                     max_age=settings.results_max_age,
                 ),
+                settings.reply_rule(),
+                self.metrics,
             )
             await jobs.start()
         self._service = ExecuteService(
@@ -239,6 +242,7 @@ class App:
             settings.service_name,
             settings.queue_group,
             self.metrics,
+            settings.reply_rule(),
             outputs=self.outputs,
             results_stream=settings.results_stream,
         )

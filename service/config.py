@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.domain.models import FREE_TEXT_PREFIXES, DeviceOS, Timeouts
 from service.domain.policy import Limits
+from service.domain.replies import REQUESTER_FIELD, ReplyRule, well_formed
 from service.domain.requester_policy import RateRule
 from service.errors import ConfigError, ErrorCode
 
@@ -61,6 +62,22 @@ class Settings(BaseSettings):
     subject_prefix: str = Field(default="pyats.v1", description="Prefix of every subject the service listens on.")
     queue_group: str = Field(default="pyats-ro", description="Queue group shared by all replicas.")
     service_name: str = Field(default="pyats-ro", description="nats.micro service name ($SRV.PING/INFO/STATS).")
+    reply_inbox: str = Field(
+        default="auto",
+        description=(
+            "Subject prefix replies may go to; {requester} stands for the requester's token. auto: "
+            "_INBOX.{requester} when the service logs in to NATS (the shipped permissions), else _INBOX. "
+            "A request whose reply subject lies elsewhere is dropped unanswered (reply_forbidden)."
+        ),
+    )
+    trust_request_info: bool = Field(
+        default=False,
+        description=(
+            "Take the requester from the Nats-Request-Info header that nats-server sets on requests from "
+            "another account (service imports), and allow their _R_.> reply subjects. Only for deployments "
+            "where no requester shares the service's account: within one account the header can be forged."
+        ),
+    )
 
     # --- results in JetStream ---
     jetstream_enabled: bool = Field(
@@ -310,6 +327,16 @@ class Settings(BaseSettings):
             raise ValueError("must be dot-separated tokens without spaces, '*' or '>'")
         return value
 
+    @field_validator("reply_inbox")
+    @classmethod
+    def _check_reply_inbox(cls, value: str) -> str:
+        if value == "auto":
+            return value
+        probe = value.replace(REQUESTER_FIELD, "requester")
+        if REQUESTER_FIELD in value.replace(REQUESTER_FIELD, "", 1) or not well_formed(probe):
+            raise ValueError("must be auto or dot-separated tokens such as _INBOX.{requester}, without '*' or '>'")
+        return value
+
     @field_validator("queue_group", "service_name")
     @classmethod
     def _check_token(cls, value: str) -> str:
@@ -395,6 +422,14 @@ class Settings(BaseSettings):
             streaming_enabled=self.enable_streaming,
             inline_credentials=self.allow_inline_credentials,
         )
+
+    def reply_rule(self) -> ReplyRule:
+        inbox = self.reply_inbox
+        if inbox == "auto":
+            logins = (self.nats_user, self.nats_token, self.nats_credentials_file, self.nats_nkey_seed_file)
+            authenticated = any(logins) or self.nats_tls_cert is not None
+            inbox = f"_INBOX.{REQUESTER_FIELD}" if authenticated else "_INBOX"
+        return ReplyRule(inbox=inbox, import_replies=self.trust_request_info)
 
     def rate_rule(self) -> RateRule:
         return RateRule(

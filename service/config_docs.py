@@ -32,6 +32,8 @@ GROUPS: list[tuple[str, list[str]]] = [
             "subject_prefix",
             "queue_group",
             "service_name",
+            "reply_inbox",
+            "trust_request_info",
         ],
     ),
     (

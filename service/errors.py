@@ -39,6 +39,7 @@ class ErrorCode(StrEnum):
     UNKNOWN_DEVICE = "unknown_device"
     FEATURE_DISABLED = "feature_disabled"
     OUTPUT_NOT_FOUND = "output_not_found"
+    REPLY_FORBIDDEN = "reply_forbidden"
     RATE_LIMITED = "rate_limited"
     SERVICE_UNAVAILABLE = "service_unavailable"
     # one device failed; the others go on
@@ -69,6 +70,7 @@ _STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.FEATURE_DISABLED: 403,
     ErrorCode.COMMAND_NOT_ALLOWED: 403,
     ErrorCode.OUTPUT_NOT_FOUND: 404,
+    ErrorCode.REPLY_FORBIDDEN: 403,
 }
 
 

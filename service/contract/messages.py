@@ -55,7 +55,15 @@ class ExecuteRequest(Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
 class JobRequest(ExecuteRequest, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A durable job: stored at rest, so devices come from the inventory, never with passwords."""
 
-    notify: Annotated[str | None, Meta(description="Subject that gets the job's summary when it is done.")] = None
+    notify: Annotated[
+        str | None,
+        Meta(
+            description=(
+                "Subject that gets the job's summary when it is done: under <prefix>.notify.<requester> or the "
+                "requester's own reply inbox; any other subject refuses the job (reply_forbidden)."
+            )
+        ),
+    ] = None
 
 
 class OutputRef(Struct, frozen=True, kw_only=True):
@@ -65,6 +73,20 @@ class OutputRef(Struct, frozen=True, kw_only=True):
     name: str
     size: Annotated[int, Meta(description="Size of the UTF-8 encoded output in bytes.")]
     sha256: Annotated[str, Meta(description="Hex SHA-256 of the UTF-8 encoded output.")]
+
+
+class HistoryRequest(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Replay of the requester's own stored results, asked on ``<prefix>.history.<requester>``.
+
+    The answer is one message per stored device result (a ``DeviceResult`` body; where and
+    when it was stored in headers), oldest first, then an empty end marker."""
+
+    request_id: Annotated[str | None, Meta(description="Only this request's results.")] = None
+    device: Annotated[str | None, Meta(description="Only this device: HOST, HOST:PORT or [IPv6]:PORT.")] = None
+    command: Annotated[str | None, Meta(description="Only this command (case and spacing ignored).")] = None
+    since: Annotated[str | None, Meta(description="Stored at or after: ISO 8601, or 30m, 24h, 7d ago.")] = None
+    until: Annotated[str | None, Meta(description="Stored at or before: ISO 8601, or 30m, 24h, 7d ago.")] = None
+    limit: Annotated[int, Meta(ge=1, le=100_000, description="At most this many results (the oldest first).")] = 10_000
 
 
 class CommandResult(Struct, frozen=True, kw_only=True):

@@ -19,6 +19,7 @@ from service.contract.messages import (
     ErrorReply,
     ExecuteRequest,
     ExecuteResponse,
+    HistoryRequest,
     JobRequest,
     OutputRef,
     RequestSummary,
@@ -35,6 +36,7 @@ MESSAGES: dict[str, Any] = {
     "error": ErrorReply,
     "job-request": JobRequest,
     "output-request": OutputRef,
+    "history-request": HistoryRequest,
 }
 
 

@@ -138,6 +138,19 @@ def asyncapi_document() -> dict[str, Any]:
             "(output_not_found).",
             ["outputChunk", "streamEnd", "errorReply"],
         ),
+        "history": _channel(
+            _address(subjects.history(r)),
+            f"Replay of the requester's own stored results, through the service (queue group {queue_group}): "
+            "requesters hold no JetStream permissions, so no one reads or deletes another's consumers.",
+            ["historyRequest"],
+            **{"x-nats-queue-group": queue_group},
+        ),
+        "historyReply": _channel(
+            None,
+            "The requester's reply inbox: one message per stored result, oldest first, then an end marker; "
+            "or an error.",
+            ["historyRecord", "historyEnd", "errorReply"],
+        ),
         "jobs": _channel(
             _address(subjects.jobs(r)),
             "Fire-and-forget jobs, kept in a JetStream work queue until a replica has published every result.",
@@ -150,7 +163,12 @@ def asyncapi_document() -> dict[str, Any]:
                 }
             },
         ),
-        "jobNotify": _channel(None, "The subject named by the job's notify field.", ["jobSummary", "jobError"]),
+        "jobNotify": _channel(
+            None,
+            f"The subject named by the job's notify field: under {subjects.notify(r)}.> or the requester's own "
+            "reply inbox (any other subject refuses the job with reply_forbidden).",
+            ["jobSummary", "jobError"],
+        ),
         "results": _channel(
             _address(subjects.result(r, i, d, 22)),
             "One message per device result, kept for replay; device is the sanitised hostname, "
@@ -188,6 +206,16 @@ def asyncapi_document() -> dict[str, Any]:
             ),
             "bindings": {"nats": {"queue": queue_group, "bindingVersion": NATS_BINDING_VERSION}},
         },
+        "replayHistory": {
+            **_operation(
+                "receive",
+                "history",
+                ["historyRequest"],
+                "Stream the requester's own stored results back.",
+                ("historyReply", ["historyRecord", "historyEnd", "errorReply"]),
+            ),
+            "bindings": {"nats": {"queue": queue_group, "bindingVersion": NATS_BINDING_VERSION}},
+        },
         "runJob": _operation("receive", "jobs", ["jobRequest"], "Run a job from the shared durable consumer."),
         "notifyJob": _operation("send", "jobNotify", ["jobSummary", "jobError"], "Tell the job's notify subject."),
         "publishResult": _operation("send", "results", ["deviceResult"], "Publish each device result when done."),
@@ -197,7 +225,9 @@ def asyncapi_document() -> dict[str, Any]:
     parameters = {
         "requester": {
             "description": "Who is asking: the last subject token, which the shipped nats-server config "
-            "lets each user publish only as itself.",
+            "lets each user publish only as itself. Replies go only under the requester's own inbox "
+            "(_INBOX.<requester>.> with NATS auth, PYATS_REPLY_INBOX); a request whose reply subject lies "
+            "elsewhere is dropped unanswered (reply_forbidden).",
             "examples": ["alice"],
         },
         "request_id": {

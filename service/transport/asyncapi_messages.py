@@ -17,6 +17,7 @@ from service.transport.endpoint import (
     REQUEST_ID_HEADER,
     REQUEST_INFO_HEADER,
 )
+from service.transport.history import SEQUENCE, STORED_AT, SUBJECT, TRUNCATED
 from service.transport.results import DEVICE, MSG_ID, REQUEST_ID, REQUESTER, STATUS
 from service.transport.subjects import SUMMARY_TOKEN
 
@@ -44,7 +45,7 @@ def _kind(kind: str) -> dict[str, Any]:
         MESSAGE_KIND_HEADER: {
             "type": "string",
             "const": kind,
-            "description": "What this message is: response, result, summary, output, end or error.",
+            "description": "What this message is: response, result, summary, output, record, end or error.",
         }
     }
 
@@ -56,7 +57,8 @@ def _reply_request_id() -> dict[str, Any]:
 def _request_info() -> dict[str, Any]:
     return {
         REQUEST_INFO_HEADER: _header(
-            "Set by nats-server when the request crossed accounts; its user@account is then the requester.",
+            "Set by nats-server when the request crossed accounts; with PYATS_TRUST_REQUEST_INFO=true its "
+            "user@account is then the requester (ignored otherwise: within one account a client can forge it).",
             '{"acc":"NETOPS","user":"alice","rtt":1}',
         )
     }
@@ -206,6 +208,37 @@ def messages() -> dict[str, Any]:
             "headers": _headers(_kind("output")),
             "payload": {"type": "string", "format": "binary"},
         },
+        "historyRequest": _message(
+            "HistoryRequest",
+            "History request",
+            "Replay of the requester's own stored results (the requester is the subject's last token).",
+            _headers({}, _request_info()),
+            "history-request",
+        ),
+        "historyRecord": _message(
+            "HistoryRecord",
+            "Stored result",
+            "One stored device result (narrowed to the asked command), with where and when it was stored.",
+            _headers(
+                {
+                    **_kind("record"),
+                    STORED_AT: _header("When JetStream stored it (ISO 8601, UTC).", "2026-11-30T10:00:00.123+00:00"),
+                    SEQUENCE: _header("Its sequence number in the results stream.", "4711"),
+                    SUBJECT: _header(
+                        "The subject it was stored on.", f"pyats.v1.results.alice.{EXAMPLE_REQUEST_ID}.edge-rtr-01"
+                    ),
+                    REQUESTER: _header("Who asked for it.", "alice"),
+                }
+            ),
+            "device-result",
+        ),
+        "historyEnd": _message(
+            "HistoryEnd",
+            "End of the replay",
+            "Empty; with Pyats-Truncated when more results matched than the request's limit.",
+            _headers(_kind("end"), {TRUNCATED: _header("The limit that cut the replay short.", "10000")}),
+            None,
+        ),
         "microRequest": _message(
             "MicroRequest", "Discovery request", "Who is there, what do you serve, how busy are you.", None, None
         ),

@@ -7,10 +7,12 @@ own task; the callback returns at once and one slow request never delays the nex
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import msgspec
 from loguru import logger
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import Service
@@ -22,12 +24,24 @@ from service.contract.messages import (
     ErrorDetail,
     ErrorReply,
     ExecuteResponse,
+    HistoryRequest,
     OutputRef,
     RequestSummary,
 )
+from service.domain.replies import ReplyRule
 from service.errors import ErrorCode, PyatsRoError, RequestError, status_for
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
+from service.transport.history import (
+    TRUNCATED,
+    HistoryError,
+    HistoryQuery,
+    StoredResult,
+    iter_results,
+    parse_device,
+    parse_time,
+    stored_headers,
+)
 from service.transport.large_outputs import LargeOutputs
 from service.transport.subjects import Subjects
 
@@ -41,8 +55,11 @@ ERROR_CODE_HEADER = "Nats-Service-Error-Code"
 class NatsReplySink:
     """Answers one request on its reply inbox."""
 
-    def __init__(self, request: Request, metrics: ServiceMetrics, outputs: LargeOutputs | None = None) -> None:
+    def __init__(
+        self, request: Request, metrics: ServiceMetrics, requester: str, outputs: LargeOutputs | None = None
+    ) -> None:
         self._request = request
+        self._requester = requester
         self._metrics = metrics
         self._outputs = outputs
 
@@ -56,7 +73,7 @@ class NatsReplySink:
 
     async def device_result(self, result: DeviceResult) -> None:
         if self._outputs is not None:
-            result = await self._outputs.sent(result)
+            result = await self._outputs.sent(self._requester, result)
         await self._send("result", encode(result), {REQUEST_ID_HEADER: result.request_id})
 
     async def summary(self, summary: RequestSummary) -> None:
@@ -65,12 +82,18 @@ class NatsReplySink:
     async def end(self) -> None:
         await self._send("end", b"", {})
 
+    async def stored(self, record: StoredResult) -> None:
+        await self._send("record", encode(record.result), stored_headers(record))
+
+    async def history_end(self, truncated_at: int | None) -> None:
+        await self._send("end", b"", {TRUNCATED: str(truncated_at)} if truncated_at else {})
+
     async def output_chunk(self, chunk: bytes) -> None:
         await self._send("output", chunk, {})
 
     async def response(self, response: ExecuteResponse) -> None:
         if self._outputs is not None:
-            results = [await self._outputs.sent(result) for result in response.results]
+            results = [await self._outputs.sent(self._requester, result) for result in response.results]
             response = msgspec.structs.replace(response, results=results)
         await self._send("response", encode(response), {REQUEST_ID_HEADER: response.request_id})
 
@@ -85,6 +108,27 @@ class NatsReplySink:
         await self._send("error", encode(body), headers)
 
 
+def reply_subject(request: Request) -> str | None:
+    """The reply subject the requester chose (nats.micro's Request does not expose it)."""
+    return request._msg.reply or None
+
+
+def guard_discovery_replies(client: Client, rule: ReplyRule, metrics: ServiceMetrics) -> None:
+    """nats.micro answers $SRV.PING/INFO/STATS itself, on whatever reply subject came with the
+    request: its messages are made to refuse a reply outside every requester's inbox."""
+
+    class InboxOnlyMsg(Msg):
+        async def respond(self, data: bytes) -> None:
+            why = rule.refusal(self.reply, None)
+            if why is not None:
+                metrics.requests.labels("discovery", ErrorCode.REPLY_FORBIDDEN.value).inc()
+                logger.warning("discovery request on {} dropped: {}", self.subject, why)
+                return
+            await super().respond(data)
+
+    client.msg_class = InboxOnlyMsg
+
+
 class ExecuteService:
     """Registers the micro service; owns the tasks of requests in flight."""
 
@@ -96,10 +140,12 @@ class ExecuteService:
         name: str,
         queue_group: str,
         metrics: ServiceMetrics,
+        replies: ReplyRule,
         outputs: LargeOutputs | None = None,
         results_stream: str = "PYATS_RESULTS",
     ) -> None:
         self._client = client
+        self._replies = replies
         self._outputs = outputs
         self._results_stream = results_stream
         self._handler = handler
@@ -137,6 +183,12 @@ class ExecuteService:
             handler=self._on_output,
             queue_group=self._queue_group,
         )
+        await self._service.add_endpoint(
+            name="history",
+            subject=self._subjects.history_wildcard,
+            handler=self._on_history,
+            queue_group=self._queue_group,
+        )
         self._accepting = True
         logger.info(
             "listening on {} (queue group {}), service {} {} id {}",
@@ -147,25 +199,102 @@ class ExecuteService:
             self._service.id,
         )
 
+    def _requester(self, request: Request, endpoint: str) -> str | None:
+        """Who asks, or None when the reply subject lies outside that requester's inbox: then
+        nothing is done and nothing is published (there is nowhere safe to send an error)."""
+        requester = self._subjects.requester_of(request.subject, (request.headers or {}).get(REQUEST_INFO_HEADER))
+        reply = reply_subject(request)
+        why = self._replies.refusal(reply, requester)
+        if why is None:
+            return requester
+        self._metrics.requests.labels(endpoint, ErrorCode.REPLY_FORBIDDEN.value).inc()
+        with logger.contextualize(requester=requester):
+            logger.warning(
+                "request refused ({}): reply subject {!r}: {}",
+                ErrorCode.REPLY_FORBIDDEN.value,
+                (reply or "")[:200],
+                why,
+            )
+        return None
+
     async def _on_request(self, request: Request) -> None:
-        sink = NatsReplySink(request, self._metrics, self._outputs)
+        requester = self._requester(request, "execute")
+        if requester is None:
+            return
+        sink = NatsReplySink(request, self._metrics, requester, self._outputs)
         if not self._accepting:
             await sink.error(PyatsRoError(ErrorCode.SERVICE_UNAVAILABLE, "the service is shutting down; retry"), None)
             return
-        headers = request.headers or {}
-        requester = self._subjects.requester_of(request.subject, headers.get(REQUEST_INFO_HEADER))
-        header_id = headers.get(REQUEST_ID_HEADER)
+        header_id = (request.headers or {}).get(REQUEST_ID_HEADER)
         task = asyncio.create_task(self._guarded(request.data, requester, header_id, sink))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _on_output(self, request: Request) -> None:
-        sink = NatsReplySink(request, self._metrics)
-        headers = request.headers or {}
-        requester = self._subjects.requester_of(request.subject, headers.get(REQUEST_INFO_HEADER))
+        requester = self._requester(request, "outputs")
+        if requester is None:
+            return
+        sink = NatsReplySink(request, self._metrics, requester)
         task = asyncio.create_task(self._send_output(request.data, requester, sink))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _on_history(self, request: Request) -> None:
+        requester = self._requester(request, "history")
+        if requester is None:
+            return
+        sink = NatsReplySink(request, self._metrics, requester)
+        task = asyncio.create_task(self._send_history(request.data, requester, sink))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_history(self, data: bytes, requester: str, sink: NatsReplySink) -> None:
+        """The requester's own stored results, one message each, then an end marker."""
+        try:
+            try:
+                asked = msgspec.json.decode(data, type=HistoryRequest)
+                query = HistoryQuery(
+                    requester=requester,  # from the subject the server let this user publish on
+                    request_id=asked.request_id,
+                    device=asked.device,
+                    command=asked.command,
+                    since=parse_time(asked.since) if asked.since else None,
+                    until=parse_time(asked.until) if asked.until else None,
+                )
+                if query.device:
+                    parse_device(query.device)
+            except (msgspec.DecodeError, HistoryError) as exc:
+                raise RequestError(ErrorCode.INVALID_REQUEST, f"not a history request: {exc}") from None
+            sent = 0
+            truncated = None
+            async with contextlib.aclosing(
+                iter_results(self._client, query, prefix=self._subjects.prefix, stream=self._results_stream)
+            ) as records:
+                async for record in records:
+                    if sent == asked.limit:
+                        truncated = asked.limit
+                        break
+                    await sink.stored(record)
+                    sent += 1
+        except HistoryError as exc:
+            await self._refuse("history", requester, PyatsRoError(ErrorCode.SERVICE_UNAVAILABLE, str(exc)), sink)
+            return
+        except PyatsRoError as exc:
+            await self._refuse("history", requester, exc, sink)
+            return
+        except Exception as exc:  # noqa: BLE001 - never let a bug kill the endpoint or go unanswered
+            logger.opt(exception=exc).error("history replay failed: {}", type(exc).__name__)
+            self._metrics.requests.labels("history", ErrorCode.INTERNAL_ERROR.value).inc()
+            await sink.error(PyatsRoError(ErrorCode.INTERNAL_ERROR, "internal error; see the service log"), None)
+            return
+        await sink.history_end(truncated)
+        self._metrics.requests.labels("history", "ok").inc()
+
+    async def _refuse(self, endpoint: str, requester: str, error: PyatsRoError, sink: NatsReplySink) -> None:
+        self._metrics.requests.labels(endpoint, error.code.value).inc()
+        with logger.contextualize(requester=requester):
+            logger.info("{} refused: {}", endpoint, error.message)
+        await sink.error(error, None)
 
     async def _send_output(self, data: bytes, requester: str, sink: NatsReplySink) -> None:
         """One of the requester's large outputs, in chunks of half the server's max_payload."""
@@ -178,10 +307,7 @@ class ExecuteService:
                 raise RequestError(ErrorCode.OUTPUT_NOT_FOUND, "this replica keeps no large outputs")
             body = await self._outputs.read_for(self._client, self._results_stream, self._subjects, requester, ref)
         except PyatsRoError as exc:
-            self._metrics.requests.labels("outputs", exc.code.value).inc()
-            with logger.contextualize(requester=requester):
-                logger.info("output refused: {}", exc.message)
-            await sink.error(exc, None)
+            await self._refuse("outputs", requester, exc, sink)
             return
         except Exception as exc:  # noqa: BLE001 - never let a bug kill the endpoint or go unanswered
             logger.opt(exception=exc).error("output read failed: {}", type(exc).__name__)

@@ -1,5 +1,10 @@
 """Replay of stored results: one-off queries against the results stream.
 
+A requester's own results are replayed by the service, asked on
+``<prefix>.history.<requester>`` (the NATS server lets each user publish there only as
+itself); requesters hold no JetStream permissions, so they can neither read nor delete
+anyone's consumers. Operators with JetStream access may also read the stream directly.
+
 Each query creates an ephemeral pull consumer (a filter subject built from requester,
 request id and device token; ``deliver_policy=by_start_time`` when a start is given),
 reads until the consumer has nothing pending, and deletes the consumer; a short
@@ -10,10 +15,11 @@ client-side: commands from the decoded body, the end from the message's stored t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 
 import msgspec
@@ -24,9 +30,17 @@ from nats.aio.msg import Msg
 from nats.js import api
 from nats.js.client import JetStreamContext
 
-from service.contract.messages import CommandResult, DeviceResult
+from service.contract.codec import encode
+from service.contract.messages import CommandResult, DeviceResult, ErrorReply, HistoryRequest
+from service.transport.inbox import reply_inbox
 from service.transport.results import REQUESTER
 from service.transport.subjects import SUMMARY_TOKEN, Subjects, device_token
+
+MESSAGE_KIND = "Pyats-Message"
+STORED_AT = "Pyats-Stored-At"
+SEQUENCE = "Pyats-Sequence"
+SUBJECT = "Pyats-Subject"
+TRUNCATED = "Pyats-Truncated"
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -152,7 +166,7 @@ def _record(msg: Msg, subjects: Subjects) -> StoredResult | None:
     )
 
 
-async def query_results(
+async def iter_results(
     client: Client,
     query: HistoryQuery,
     *,
@@ -160,12 +174,14 @@ async def query_results(
     stream: str = "PYATS_RESULTS",
     batch: int = 256,
     idle: float = 2.0,
-) -> list[StoredResult]:
-    """Stored device results matching ``query``, oldest first.
+) -> AsyncGenerator[StoredResult, None]:
+    """Stored device results matching ``query``, oldest first, read straight from JetStream
+    (what the service does for a requester, and what an operator with JetStream access may do).
 
     With a command, each record keeps only that command's entry (records without it are
     left out). Reading stops at the first message stored after ``until``, when the consumer
-    has nothing pending, or after ``idle`` seconds without a message.
+    has nothing pending, or after ``idle`` seconds without a message. Close the iterator
+    (``contextlib.aclosing``) when leaving early, so its consumer is deleted at once.
     """
     subjects = Subjects(prefix)
     device = parse_device(query.device) if query.device else None
@@ -193,9 +209,8 @@ async def query_results(
         # a publish the server's permissions refuse is dropped: the API request just times out
         raise HistoryError(
             f"JetStream did not answer for {filter_subject}: this NATS user may not read those results "
-            "(under the shipped permissions a requester reads only its own: --requester <user>)"
+            "(a requester reads its own through the service: --requester <user>)"
         ) from None
-    records: list[StoredResult] = []
     consumer: str | None = None
     try:
         info = await sub.consumer_info()
@@ -205,16 +220,14 @@ async def query_results(
             try:
                 messages = await sub.fetch(batch=min(batch, pending), timeout=idle)
             except (nats.errors.TimeoutError, TimeoutError):
-                break
-            done = False
+                return
             for msg in messages:
                 if JetStreamContext.is_status_msg(msg):
                     continue
                 meta = msg.metadata
                 pending = meta.num_pending
                 if query.until is not None and meta.timestamp > query.until:
-                    done = True
-                    break
+                    return
                 record = _record(msg, subjects)
                 if record is None:
                     continue
@@ -223,15 +236,112 @@ async def query_results(
                     if entry is None:
                         continue
                     record = record.only([entry])
-                records.append(record)
-            if done:
-                break
+                yield record
     finally:
         await sub.unsubscribe()
         if consumer is not None:
             with contextlib.suppress(nats.errors.Error, TimeoutError):  # else inactive_threshold removes it
                 await js.delete_consumer(stream, consumer)
-    return records
+
+
+async def query_results(
+    client: Client,
+    query: HistoryQuery,
+    *,
+    prefix: str = "pyats.v1",
+    stream: str = "PYATS_RESULTS",
+    batch: int = 256,
+    idle: float = 2.0,
+) -> list[StoredResult]:
+    """Stored device results matching ``query``, oldest first.
+
+    A query for one requester's results asks the service on ``<prefix>.history.<requester>``
+    (under the shipped NATS permissions requesters have no JetStream access of their own);
+    a query over every requester, or one when no replica answers, reads JetStream directly.
+    """
+    if query.requester:
+        try:
+            return await query_via_service(client, query, prefix=prefix)
+        except nats.errors.NoRespondersError:
+            pass
+    async with contextlib.aclosing(
+        iter_results(client, query, prefix=prefix, stream=stream, batch=batch, idle=idle)
+    ) as found:
+        return [record async for record in found]
+
+
+def history_request(query: HistoryQuery) -> HistoryRequest:
+    return HistoryRequest(
+        request_id=query.request_id,
+        device=query.device,
+        command=query.command,
+        since=query.since.isoformat() if query.since else None,
+        until=query.until.isoformat() if query.until else None,
+    )
+
+
+def stored_headers(record: StoredResult) -> dict[str, str]:
+    """Where and when a replayed result was stored, as the history endpoint sends it."""
+    return {
+        STORED_AT: record.stored_at.isoformat(),
+        SEQUENCE: str(record.sequence),
+        SUBJECT: record.subject,
+        REQUESTER: record.requester,
+    }
+
+
+async def query_via_service(
+    client: Client, query: HistoryQuery, *, prefix: str = "pyats.v1", stall: float = 10.0
+) -> list[StoredResult]:
+    """The requester's own stored results, replayed by the service (no JetStream permissions
+    needed). ``NoRespondersError`` when no replica listens."""
+    if not query.requester:
+        raise HistoryError("the service replays one requester's results: give the requester")
+    subjects = Subjects(prefix)
+    records: list[StoredResult] = []
+    async with reply_inbox(client) as (inbox, queue):
+        await client.publish(subjects.history(query.requester), encode(history_request(query)), reply=inbox)
+        while True:
+            try:
+                msg = await asyncio.wait_for(queue.get(), timeout=stall)
+            except TimeoutError:
+                raise HistoryError(
+                    f"no answer from the service within {stall:g}s on {subjects.history(query.requester)}: is a "
+                    f"replica running, and may this NATS user ask as {query.requester!r}?"
+                ) from None
+            headers = msg.headers or {}
+            if headers.get("Status") == "503":
+                raise nats.errors.NoRespondersError
+            kind = headers.get(MESSAGE_KIND)
+            if kind == "error":
+                reply = msgspec.json.decode(msg.data, type=ErrorReply)
+                raise HistoryError(f"{reply.error.code}: {reply.error.message}")
+            if not msg.data:
+                if headers.get(TRUNCATED):
+                    raise HistoryError(
+                        f"more than {headers[TRUNCATED]} stored results match; narrow the query "
+                        "(--since, --until, --device, --request-id)"
+                    )
+                return records
+            records.append(_replayed(msg, subjects))
+
+
+def _replayed(msg: Msg, subjects: Subjects) -> StoredResult:
+    headers = msg.headers or {}
+    subject = headers.get(SUBJECT, "")
+    tokens = subject[len(subjects.prefix) + len(".results.") :].split(".")
+    if len(tokens) != 3:
+        raise HistoryError(f"the service replayed a result without its subject ({subject!r})")
+    result = _decoder.decode(msg.data)
+    return StoredResult(
+        dt.datetime.fromisoformat(headers[STORED_AT]),
+        headers.get(REQUESTER) or tokens[0],
+        result.request_id,
+        tokens[2],
+        subject,
+        int(headers.get(SEQUENCE, "0")),
+        result,
+    )
 
 
 def per_command(records: Iterable[StoredResult]) -> list[StoredResult]:

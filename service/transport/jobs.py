@@ -24,7 +24,9 @@ from nats.js import api
 
 from service.contract.codec import encode
 from service.contract.messages import DeviceResult, ErrorDetail, ErrorReply, ExecuteResponse, RequestSummary
+from service.domain.replies import ReplyRule
 from service.errors import ConfigError, ErrorCode, PyatsRoError, RequestError
+from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
 from service.transport.endpoint import MESSAGE_KIND_HEADER
 from service.transport.subjects import Subjects
@@ -77,8 +79,18 @@ class _JobSink:
 
 
 class JobWorker:
-    def __init__(self, client: Client, handler: RequestHandler, subjects: Subjects, settings: JobSettings) -> None:
+    def __init__(
+        self,
+        client: Client,
+        handler: RequestHandler,
+        subjects: Subjects,
+        settings: JobSettings,
+        replies: ReplyRule,
+        metrics: ServiceMetrics,
+    ) -> None:
         self._client = client
+        self._replies = replies
+        self._metrics = metrics
         self._js = client.jetstream()
         self._handler = handler
         self._subjects = subjects
@@ -143,6 +155,16 @@ class JobWorker:
         metadata = message.metadata
         requester = self._subjects.requester_of(message.subject, (message.headers or {}).get(REQUEST_INFO_HEADER))
         job_id = f"job-{metadata.sequence.stream}"
+        notify = self._notify_subject(message.data)
+        why = self._replies.notify_refusal(notify, requester, self._subjects.notify(requester)) if notify else None
+        if why is not None:
+            # refused before any device is touched, and nothing is published there
+            self._metrics.requests.labels("jobs", ErrorCode.REPLY_FORBIDDEN.value).inc()
+            with logger.contextualize(requester=requester):
+                code = ErrorCode.REPLY_FORBIDDEN.value
+                logger.warning("job {} refused ({}): notify {!r}: {}", job_id, code, (notify or "")[:200], why)
+            await message.term()
+            return
         sink = _JobSink()
         keepalive = asyncio.create_task(self._keep_alive(message))
         try:
@@ -157,7 +179,6 @@ class JobWorker:
             await message.nak(delay=self._settings.ack_wait / 2)
             return
         keepalive.cancel()
-        notify = self._notify_subject(message.data)
         if sink.failure is not None:
             final = isinstance(sink.failure, RequestError)
             logger.info("job {} refused: {}", job_id, sink.failure.message)
@@ -184,13 +205,11 @@ class JobWorker:
 
     @staticmethod
     def _notify_subject(data: bytes) -> str | None:
+        """The job's ``notify`` subject, if it names one (the job's own decoding reports bad JSON)."""
         try:
-            subject = msgspec.json.decode(data, type=_Notify).notify
+            return msgspec.json.decode(data, type=_Notify).notify or None
         except msgspec.DecodeError:
             return None
-        if subject and all(token and not set(token) & set(" *>\t") for token in subject.split(".")):
-            return subject
-        return None
 
     async def stop(self, grace: float) -> None:
         """Stop taking jobs; jobs still running after ``grace`` are left unacked for another replica."""

@@ -40,7 +40,7 @@ from service.contract.codec import encode
 from service.contract.messages import CommandResult, DeviceResult, ErrorReply, OutputRef
 from service.errors import ErrorCode, RequestError
 from service.transport.inbox import reply_inbox
-from service.transport.subjects import Subjects, device_token
+from service.transport.subjects import Subjects, device_token, sanitize_token
 
 BUCKET = "PYATS_OUTPUTS"
 _ENCODE_CHARS = 64 * 1024
@@ -100,7 +100,7 @@ class LargeOutputs:
     def __init__(self, store: ObjectStore | None, threshold: int) -> None:
         self._store = store
         self.threshold = threshold
-        self._done: OrderedDict[tuple[str, str], asyncio.Future[DeviceResult]] = OrderedDict()
+        self._done: OrderedDict[tuple[str, str, str], asyncio.Future[DeviceResult]] = OrderedDict()
 
     @classmethod
     async def start(cls, client: Client, jetstream: bool, ttl: float, storage: str) -> LargeOutputs:
@@ -119,23 +119,32 @@ class LargeOutputs:
     async def read_for(
         self, client: Client, results_stream: str, subjects: Subjects, requester: str, ref: OutputRef
     ) -> bytes:
-        """The bytes of ``ref`` if it belongs to a result of ``requester`` kept in the results
-        stream; ``output_not_found`` otherwise (whether it exists for someone else is not told)."""
+        """The bytes of ``ref`` if it is named in a result of ``requester`` kept in the results
+        stream (same requester, request, device and output); ``output_not_found`` otherwise
+        (whether it exists for someone else is not told)."""
         missing = RequestError(ErrorCode.OUTPUT_NOT_FOUND, f"no output {ref.name!r} among your results")
         parts = ref.name.split("/")
-        if self._store is None or ref.bucket != BUCKET or len(parts) != 3 or not all(map(_NAME_TOKEN.match, parts)):
+        if self._store is None or ref.bucket != BUCKET or len(parts) != 4 or not all(map(_NAME_TOKEN.match, parts)):
             raise missing
-        request_id, token, _ = parts
+        owner, request_id, token, _ = parts
+        if owner != sanitize_token(requester):
+            raise missing
         subject = subjects.results_filter(requester, request_id, token)
         # a streamed reply may reach the requester just before its result is stored: wait a little
         for attempt in range(_OWNER_CHECKS):
             try:
-                await client.jetstream().get_last_msg(results_stream, subject)
+                stored = await client.jetstream().get_last_msg(results_stream, subject)
                 break
             except nats.js.errors.NotFoundError:
                 if attempt == _OWNER_CHECKS - 1:
                     raise missing from None
                 await asyncio.sleep(0.2)
+        try:
+            owning = msgspec.json.decode(stored.data or b"", type=DeviceResult)
+        except msgspec.DecodeError:
+            raise missing from None
+        if not any(c.output_ref is not None and c.output_ref.name == ref.name for c in owning.commands):
+            raise missing
         sink = io.BytesIO()
         try:
             await self._store.get(ref.name, writeinto=sink)
@@ -146,11 +155,11 @@ class LargeOutputs:
     def _needs(self, result: DeviceResult) -> bool:
         return any(c.output is not None and len(c.output) > self.threshold for c in result.commands)
 
-    async def offload(self, result: DeviceResult) -> DeviceResult:
-        """``result`` with large outputs replaced by references; cached until :meth:`forget`."""
+    async def offload(self, requester: str, result: DeviceResult) -> DeviceResult:
+        """``result`` with large outputs replaced by references; cached until :meth:`sent`."""
         if not self._needs(result):
             return result
-        key = (result.request_id, device_token(result.hostname, result.port))
+        key = (sanitize_token(requester), result.request_id, device_token(result.hostname, result.port))
         known = self._done.get(key)
         if known is not None:
             return await asyncio.shield(known)
@@ -159,7 +168,7 @@ class LargeOutputs:
         while len(self._done) > _CACHE_LIMIT:  # a result whose reply never came; keep the cache bounded
             self._done.popitem(last=False)
         try:
-            offloaded = await self._offload(result, key[1])
+            offloaded = await self._offload(result, "/".join(key))
         except BaseException as exc:
             self._done.pop(key, None)
             future.set_exception(exc)
@@ -168,13 +177,15 @@ class LargeOutputs:
         future.set_result(offloaded)
         return offloaded
 
-    async def sent(self, result: DeviceResult) -> DeviceResult:
+    async def sent(self, requester: str, result: DeviceResult) -> DeviceResult:
         """For the reply sink, which sends last: the offloaded result, then forget it."""
-        offloaded = await self.offload(result)
-        self._done.pop((result.request_id, device_token(result.hostname, result.port)), None)
+        offloaded = await self.offload(requester, result)
+        self._done.pop((sanitize_token(requester), result.request_id, device_token(result.hostname, result.port)), None)
         return offloaded
 
-    async def _offload(self, result: DeviceResult, token: str) -> DeviceResult:
+    async def _offload(self, result: DeviceResult, owner: str) -> DeviceResult:
+        """``owner`` is ``<requester>/<request id>/<device>``: object names are scoped to the
+        requester, so reusing another requester's request id reaches nothing of theirs."""
         commands: list[CommandResult] = []
         changed = False
         for index, command in enumerate(result.commands):
@@ -185,7 +196,7 @@ class LargeOutputs:
             if self._store is None:
                 commands.append(_too_large(command, self.threshold))
                 continue
-            name = f"{result.request_id}/{token}/{index}"
+            name = f"{owner}/{index}"
             info = await self._store.put(name, _Utf8Reader(command.output))  # type: ignore[arg-type]
             digest = base64.urlsafe_b64decode((info.digest or "").partition("=")[2]).hex()
             ref = OutputRef(bucket=BUCKET, name=name, size=info.size or 0, sha256=digest)

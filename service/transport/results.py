@@ -2,7 +2,7 @@
 
 ``<prefix>.results.<requester>.<request_id>.<device>`` per device, ``..._summary`` per
 request. Headers carry the request id, requester, device and status; ``Nats-Msg-Id``
-(request id + device) lets JetStream drop duplicates, so a redelivered job cannot write
+(requester + request id + device) lets JetStream drop duplicates, so a redelivered job cannot write
 a device twice. Publishing goes through a bounded queue with retries, so a NATS outage
 delays results instead of losing them; anything dropped is counted and logged.
 """
@@ -24,7 +24,7 @@ from service.contract.messages import DeviceResult, RequestSummary
 from service.errors import ConfigError, ErrorCode
 from service.observability.metrics import ServiceMetrics
 from service.transport.large_outputs import LargeOutputs
-from service.transport.subjects import SUMMARY_TOKEN, Subjects, device_token
+from service.transport.subjects import SUMMARY_TOKEN, Subjects, device_token, sanitize_token
 
 REQUEST_ID = "Pyats-Request-Id"
 REQUESTER = "Pyats-Requester"
@@ -52,8 +52,20 @@ class _Pending:
     done: asyncio.Future[bool]
 
 
+def message_id(requester: str, request_id: str, device: str) -> str:
+    """JetStream's de-duplication key: request ids are unique per requester only, so one
+    requester reusing another's id can neither overwrite nor suppress the other's results."""
+    return f"{sanitize_token(requester)}.{sanitize_token(request_id)}.{device}"
+
+
 async def ensure_stream(js: JetStreamContext, subjects: Subjects, wanted: StreamSettings) -> None:
-    """Create the results stream, or bring an existing one to the settings; idempotent."""
+    """Create the results stream, or bring an existing one to the settings; idempotent.
+
+    A stream the service creates denies message deletes and purges (``deny_delete``,
+    ``deny_purge``): retention by age and size still works, but no API call can erase or
+    rewrite history. nats-server never lets an update turn them off again; on a stream
+    created without them the service keeps them as found and warns at every start.
+    """
     config = api.StreamConfig(
         name=wanted.name,
         subjects=[subjects.results_wildcard],
@@ -63,19 +75,31 @@ async def ensure_stream(js: JetStreamContext, subjects: Subjects, wanted: Stream
         duplicate_window=wanted.duplicate_window,
         storage=api.StorageType(wanted.storage),
         allow_direct=True,
+        deny_delete=True,
+        deny_purge=True,
     )
     try:
-        await js.stream_info(wanted.name)
+        existing = await js.stream_info(wanted.name)
     except nats.js.errors.NotFoundError:
         await js.add_stream(config)
         logger.info("created JetStream stream {} for {}", wanted.name, subjects.results_wildcard)
         return
-    existing = await js.stream_info(wanted.name)
     if subjects.results_wildcard not in (existing.config.subjects or []):
         raise ConfigError(
             ErrorCode.CONFIG_INVALID,
             f"the JetStream stream {wanted.name} exists for {', '.join(existing.config.subjects or [])}, not "
             f"{subjects.results_wildcard}; give this prefix its own stream with PYATS_RESULTS_STREAM",
+        )
+    config.deny_delete = bool(existing.config.deny_delete)
+    config.deny_purge = bool(existing.config.deny_purge)
+    missing = [name for name, on in (("deny_delete", config.deny_delete), ("deny_purge", config.deny_purge)) if not on]
+    if missing:
+        logger.warning(
+            "the JetStream stream {} has {} turned off: a client allowed to call the JetStream API on it can "
+            "erase stored results; turn them on (an update of the stream config; they can never be turned off "
+            "again) or recreate the stream (docs/SECURITY.md)",
+            wanted.name,
+            " and ".join(missing),
         )
     try:
         await js.update_stream(config)
@@ -119,14 +143,14 @@ class NatsResultPublisher:
 
     async def publish_result(self, requester: str, result: DeviceResult) -> asyncio.Future[bool]:
         if self._outputs is not None:  # the reply sink reuses this offloaded result
-            result = await self._outputs.offload(result)
+            result = await self._outputs.offload(requester, result)
         token = device_token(result.hostname, result.port)
         headers = {
             REQUEST_ID: result.request_id,
             REQUESTER: requester,
             DEVICE: result.hostname,
             STATUS: "ok" if result.success else (result.error_code or "failed"),
-            MSG_ID: f"{result.request_id}.{token}",
+            MSG_ID: message_id(requester, result.request_id, token),
         }
         subject = self._subjects.result(requester, result.request_id, result.hostname, result.port)
         return await self._enqueue(subject, encode(result), headers)
@@ -136,7 +160,7 @@ class NatsResultPublisher:
             REQUEST_ID: summary.request_id,
             REQUESTER: requester,
             STATUS: summary.status,
-            MSG_ID: f"{summary.request_id}.{SUMMARY_TOKEN}",
+            MSG_ID: message_id(requester, summary.request_id, SUMMARY_TOKEN),
         }
         return await self._enqueue(self._subjects.summary(requester, summary.request_id), encode(summary), headers)
 

@@ -26,6 +26,7 @@ def device_token(hostname: str, port: int) -> str:
 @dataclass(frozen=True, slots=True)
 class Subjects:
     prefix: str
+    trust_request_info: bool = False
 
     @property
     def execute_wildcard(self) -> str:
@@ -48,6 +49,18 @@ class Subjects:
     def outputs(self, requester: str) -> str:
         """Where a requester asks the service for one of its own large outputs."""
         return f"{self.prefix}.outputs.{sanitize_token(requester)}"
+
+    @property
+    def history_wildcard(self) -> str:
+        return f"{self.prefix}.history.>"
+
+    def history(self, requester: str) -> str:
+        """Where a requester asks the service to replay its own stored results."""
+        return f"{self.prefix}.history.{sanitize_token(requester)}"
+
+    def notify(self, requester: str) -> str:
+        """Under this, a requester's jobs may be told they are done."""
+        return f"{self.prefix}.notify.{sanitize_token(requester)}"
 
     @property
     def results_wildcard(self) -> str:
@@ -74,10 +87,12 @@ class Subjects:
         return f"{self.prefix}.results." + ".".join(parts)
 
     def requester_of(self, subject: str, request_info: str | None = None) -> str:
-        """Who is asking: the server-vouched identity when the request crossed accounts
-        (``Nats-Request-Info``: ``user@account``), else the last token of the subject, which
-        the shipped server config lets each user publish only as itself."""
-        if request_info:
+        """Who is asking: the last token of the subject, which the shipped server config lets
+        each user publish only as itself. With ``trust_request_info``, the identity nats-server
+        vouches for when a request crossed accounts (``Nats-Request-Info``: ``user@account``);
+        the server overwrites that header only across accounts, so within one account any
+        client could forge it and it is ignored by default."""
+        if request_info and self.trust_request_info:
             try:
                 info = json.loads(request_info)
             except ValueError:

@@ -130,7 +130,7 @@ async def seeded(
                 "Pyats-Requester": B,
                 "Pyats-Device": later.hostname,
                 "Pyats-Status": "ok",
-                "Nats-Msg-Id": f"{ids['hist-4']}.{token}",
+                "Nats-Msg-Id": f"{B}.{ids['hist-4']}.{token}",
             },
         )
         await _mark(marks)

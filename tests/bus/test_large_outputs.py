@@ -68,14 +68,14 @@ async def test_a_result_is_uploaded_once_and_reused(nats_server: LocalNatsServer
             CommandResult(command="show b", success=True, output=big),
         ],
     )
-    first = await outputs.offload(result)
-    again = await outputs.sent(result)
+    first = await outputs.offload("tester", result)
+    again = await outputs.sent("tester", result)
     assert first is again
     small, ref = first.commands[0], first.commands[1].output_ref
     assert small.output == "small" and small.output_ref is None
     assert first.commands[1].output is None and ref is not None
     assert ref.size == len(big) and ref.sha256 == hashlib.sha256(big.encode()).hexdigest()
-    assert await object_names(client, "lo-once/") == ["lo-once/10_0_0_1/1"]
+    assert await object_names(client, "tester/lo-once/") == ["tester/lo-once/10_0_0_1/1"]
     resolved = await resolve_outputs(client, first)
     assert resolved.commands[1].output == big
 
@@ -110,7 +110,7 @@ async def test_one_megabyte_outputs_come_back_through_both_helpers(
     finally:
         await sub.unsubscribe()
     assert [c.output_ref for c in kept.commands] == [c.output_ref for c in streamed.results[0].commands]
-    assert len(await object_names(client, "lo-str/")) == 2
+    assert len(await object_names(client, "lo/lo-str/")) == 2
 
 
 async def test_twenty_megabytes_arrive_intact_with_bounded_memory(

@@ -53,6 +53,7 @@ async def test_a_request_from_another_account_is_attributed_to_the_vouched_user(
         PYATS_NATS_URL=accounts_server.url,
         PYATS_NATS_USER="svc",
         PYATS_NATS_PASSWORD="svc-pass",
+        PYATS_TRUST_REQUEST_INFO="true",  # the requesters live in another account
         PYATS_LOG_FORMAT="json",
         PYATS_LOG_FILE=str(log),
     ).wait_ready()

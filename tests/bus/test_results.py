@@ -61,7 +61,7 @@ async def test_each_device_result_and_the_summary_are_kept(
     assert json.loads(ok.data)["hostname"] == "127.0.0.1"  # the body keeps the real hostname
     assert ok.headers["Pyats-Request-Id"] == "res-1" and ok.headers["Pyats-Requester"] == "alice"
     assert ok.headers["Pyats-Device"] == "127.0.0.1" and ok.headers["Pyats-Status"] == "ok"
-    assert ok.headers["Nats-Msg-Id"] == f"res-1.127_0_0_1-p{devices[0]['port']}"
+    assert ok.headers["Nats-Msg-Id"] == f"alice.res-1.127_0_0_1-p{devices[0]['port']}"  # scoped to the requester
     failed = by_subject[f"pyats.v1.results.alice.res-1.127_0_0_1-p{devices[1]['port']}"]
     assert failed.headers["Pyats-Status"] == "auth_failed"
     summary = json.loads(by_subject["pyats.v1.results.alice.res-1._summary"].data)

@@ -31,6 +31,7 @@ from service.config import Settings
 from service.domain.inventory import Inventory, InventoryDevice
 from service.domain.models import DeviceOS, Secret, Timeouts
 from service.domain.policy import Limits
+from service.domain.replies import ReplyRule
 from service.errors import ErrorCode
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
@@ -48,7 +49,7 @@ pytestmark = [pytest.mark.unit, pytest.mark.asyncio]
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 INBOX = "_INBOX.conformance"
-NOTIFY = "netops.jobs.done"
+NOTIFY = "pyats.v1.notify.alice.done"
 DEFAULTS = Settings.model_fields
 
 
@@ -301,7 +302,13 @@ async def test_endpoint_and_discovery_subscriptions_and_replies_are_documented(b
     client, subjects, handler = bus
     document = Document()
     service = ExecuteService(
-        client, handler, subjects, DEFAULTS["service_name"].default, DEFAULTS["queue_group"].default, ServiceMetrics()
+        client,
+        handler,
+        subjects,
+        DEFAULTS["service_name"].default,
+        DEFAULTS["queue_group"].default,
+        ServiceMetrics(),
+        ReplyRule(),
     )
     await service.start()
     try:
@@ -311,8 +318,17 @@ async def test_endpoint_and_discovery_subscriptions_and_replies_are_documented(b
         queue, outputs = client.subscriptions.pop(subjects.outputs_wildcard)
         assert queue == document.doc["operations"]["fetchOutput"]["bindings"]["nats"]["queue"]
         assert re.fullmatch(_address_pattern(document.channel("outputs")["address"]), subjects.outputs("alice"))
+        queue, history = client.subscriptions.pop(subjects.history_wildcard)
+        assert queue == document.doc["operations"]["replayHistory"]["bindings"]["nats"]["queue"]
+        assert re.fullmatch(_address_pattern(document.channel("history")["address"]), subjects.history("alice"))
         client.published.clear()
-        ref = b'{"bucket": "PYATS_OUTPUTS", "name": "a/b/0", "size": 1, "sha256": "00"}'
+        await history(FakeRequestMessage(client, subjects.history("alice"), b'{"device": "a:b:c:d"}'))
+        await history(FakeRequestMessage(client, subjects.history("alice"), b'{"limit": 0}'))
+        assert await service.wait_in_flight(10) == 0
+        replies = document.messages("replayHistory", reply=True)
+        assert [document.check(replies, sent)["name"] for sent in client.sent_to(INBOX)] == ["ErrorReply"] * 2
+        client.published.clear()
+        ref = b'{"bucket": "PYATS_OUTPUTS", "name": "alice/a/b/0", "size": 1, "sha256": "00"}'
         await outputs(FakeRequestMessage(client, subjects.outputs("alice"), ref))
         await outputs(FakeRequestMessage(client, subjects.outputs("alice"), b"not json"))
         assert await service.wait_in_flight(10) == 0
@@ -342,7 +358,13 @@ async def test_every_execute_reply_and_result_is_documented(bus: Any) -> None:
     client, subjects, handler = bus
     document = Document()
     service = ExecuteService(
-        client, handler, subjects, DEFAULTS["service_name"].default, DEFAULTS["queue_group"].default, ServiceMetrics()
+        client,
+        handler,
+        subjects,
+        DEFAULTS["service_name"].default,
+        DEFAULTS["queue_group"].default,
+        ServiceMetrics(),
+        ReplyRule(),
     )
     await service.start()
     _, execute = client.subscriptions[subjects.execute_wildcard]
@@ -384,7 +406,7 @@ async def test_job_worker_subjects_and_notices_are_documented(bus: Any) -> None:
     inline = json.loads(request(notify=NOTIFY))
     refused = FakeJob(job_subject, inline, 8)
     client.js.jobs.extend([good, refused])
-    worker = JobWorker(client, handler, subjects, settings)  # type: ignore[arg-type]
+    worker = JobWorker(client, handler, subjects, settings, ReplyRule(), ServiceMetrics())  # type: ignore[arg-type]
     await worker.start()
     try:
         for _ in range(500):
@@ -425,4 +447,4 @@ async def test_a_message_the_document_does_not_describe_is_caught() -> None:
         with pytest.raises(AssertionError):
             document.check(replies, sent)
     with pytest.raises(AssertionError):
-        document.channel_for("pyats.v1.history.alice")
+        document.channel_for("pyats.v1.archive.alice")

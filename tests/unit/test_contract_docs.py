@@ -31,7 +31,7 @@ from nats.micro.service import ServiceVerb, control_subject
 
 from service.config import Settings
 from service.contract.schema import MESSAGES, schema_documents
-from service.transport import endpoint, results
+from service.transport import endpoint, history, results
 from service.transport.asyncapi import FILE_NAME, documents
 from service.transport.subjects import Subjects
 
@@ -334,6 +334,7 @@ def _expected_subjects(subjects: Subjects, device: tuple[str, int]) -> dict[str,
         "results": subjects.result("alice", REQUEST_ID, *device),
         "summary": subjects.summary("alice", REQUEST_ID),
         "outputs": subjects.outputs("alice"),
+        "history": subjects.history("alice"),
     }
     for verb in ServiceVerb:
         key = f"srv{verb.value.title()}"
@@ -391,6 +392,10 @@ def test_headers_are_the_codes_header_names() -> None:
         endpoint.MESSAGE_KIND_HEADER,
         endpoint.ERROR_HEADER,
         endpoint.ERROR_CODE_HEADER,
+        history.STORED_AT,
+        history.SEQUENCE,
+        history.SUBJECT,
+        history.TRUNCATED,
     }
     documented = {
         header

@@ -11,8 +11,14 @@ def test_requester_is_the_last_subject_token() -> None:
     assert Subjects("pyats.v1").requester_of("pyats.v1.execute.alice") == "alice"
 
 
+def test_the_request_info_header_is_ignored_unless_trusted() -> None:
+    """Within one account nats-server passes a client's own Nats-Request-Info through untouched."""
+    forged = json.dumps({"acc": "bob"})
+    assert Subjects("pyats.v1").requester_of("pyats.v1.execute.alice", forged) == "alice"
+
+
 def test_server_vouched_identity_wins_across_accounts() -> None:
-    subjects = Subjects("pyats.v1")
+    subjects = Subjects("pyats.v1", trust_request_info=True)
     info = json.dumps({"acc": "TEAM", "user": "carol", "rtt": 1})
     assert subjects.requester_of("pyats.v1.execute.mallory", info) == "carol@TEAM"
     assert subjects.requester_of("pyats.v1.execute.mallory", json.dumps({"acc": "TEAM"})) == "TEAM"
