@@ -57,7 +57,10 @@ def add_history_parser(commands: Any) -> None:
     )
     history.add_argument("-d", "--device", help="HOST or HOST:PORT (port 22 when left out)")
     history.add_argument("-c", "--command", help="only this command, e.g. 'show version'")
-    history.add_argument("--requester", help="who asked (the last token of the execute subject)")
+    history.add_argument(
+        "--requester",
+        help="who asked (the last token of the execute subject); replayed by the service, as that NATS user may",
+    )
     history.add_argument("--request-id", help="one request")
     history.add_argument("--since", help="ISO timestamp or relative: 30m, 24h, 7d")
     history.add_argument("--until", help="ISO timestamp or relative: 30m, 24h, 7d")
