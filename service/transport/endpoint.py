@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
+from typing import Any
 
 import msgspec
 from loguru import logger
@@ -226,27 +228,22 @@ class ExecuteService:
             await sink.error(PyatsRoError(ErrorCode.SERVICE_UNAVAILABLE, "the service is shutting down; retry"), None)
             return
         header_id = (request.headers or {}).get(REQUEST_ID_HEADER)
-        task = asyncio.create_task(self._guarded(request.data, requester, header_id, sink))
+        self._spawn(self._guarded(request.data, requester, header_id, sink))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _on_output(self, request: Request) -> None:
         requester = self._requester(request, "outputs")
-        if requester is None:
-            return
-        sink = NatsReplySink(request, self._metrics, requester)
-        task = asyncio.create_task(self._send_output(request.data, requester, sink))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if requester is not None:
+            self._spawn(self._send_output(request.data, requester, NatsReplySink(request, self._metrics, requester)))
 
     async def _on_history(self, request: Request) -> None:
         requester = self._requester(request, "history")
-        if requester is None:
-            return
-        sink = NatsReplySink(request, self._metrics, requester)
-        task = asyncio.create_task(self._send_history(request.data, requester, sink))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if requester is not None:
+            self._spawn(self._send_history(request.data, requester, NatsReplySink(request, self._metrics, requester)))
 
     async def _send_history(self, data: bytes, requester: str, sink: NatsReplySink) -> None:
         """The requester's own stored results, one message each, then an end marker."""

@@ -15,7 +15,6 @@ client-side: commands from the decoded body, the end from the message's stored t
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import re
@@ -31,12 +30,11 @@ from nats.js import api
 from nats.js.client import JetStreamContext
 
 from service.contract.codec import encode
-from service.contract.messages import CommandResult, DeviceResult, ErrorReply, HistoryRequest
-from service.transport.inbox import reply_inbox
+from service.contract.messages import CommandResult, DeviceResult, HistoryRequest
+from service.transport.inbox import error_of, streamed_replies
 from service.transport.results import REQUESTER
 from service.transport.subjects import SUMMARY_TOKEN, Subjects, device_token
 
-MESSAGE_KIND = "Pyats-Message"
 STORED_AT = "Pyats-Stored-At"
 SEQUENCE = "Pyats-Sequence"
 SUBJECT = "Pyats-Subject"
@@ -298,32 +296,30 @@ async def query_via_service(
     if not query.requester:
         raise HistoryError("the service replays one requester's results: give the requester")
     subjects = Subjects(prefix)
+    subject = subjects.history(query.requester)
     records: list[StoredResult] = []
-    async with reply_inbox(client) as (inbox, queue):
-        await client.publish(subjects.history(query.requester), encode(history_request(query)), reply=inbox)
-        while True:
-            try:
-                msg = await asyncio.wait_for(queue.get(), timeout=stall)
-            except TimeoutError:
-                raise HistoryError(
-                    f"no answer from the service within {stall:g}s on {subjects.history(query.requester)}: is a "
-                    f"replica running, and may this NATS user ask as {query.requester!r}?"
-                ) from None
-            headers = msg.headers or {}
-            if headers.get("Status") == "503":
-                raise nats.errors.NoRespondersError
-            kind = headers.get(MESSAGE_KIND)
-            if kind == "error":
-                reply = msgspec.json.decode(msg.data, type=ErrorReply)
-                raise HistoryError(f"{reply.error.code}: {reply.error.message}")
-            if not msg.data:
+    try:
+        async with contextlib.aclosing(streamed_replies(client, subject, encode(history_request(query)), stall)) as got:
+            async for msg in got:
+                failure = error_of(msg)
+                if failure is not None:
+                    raise HistoryError(failure)
+                if msg.data:
+                    records.append(_replayed(msg, subjects))
+                    continue
+                headers = msg.headers or {}
                 if headers.get(TRUNCATED):
                     raise HistoryError(
                         f"more than {headers[TRUNCATED]} stored results match; narrow the query "
                         "(--since, --until, --device, --request-id)"
                     )
                 return records
-            records.append(_replayed(msg, subjects))
+    except TimeoutError:
+        raise HistoryError(
+            f"no answer from the service within {stall:g}s on {subject}: is a replica running, and may this "
+            f"NATS user ask as {query.requester!r}?"
+        ) from None
+    raise HistoryError(f"the answer on {subject} ended early")
 
 
 def _replayed(msg: Msg, subjects: Subjects) -> StoredResult:

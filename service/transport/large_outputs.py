@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import io
 import re
@@ -37,16 +38,15 @@ from nats.js.client import JetStreamContext
 from nats.js.object_store import ObjectStore
 
 from service.contract.codec import encode
-from service.contract.messages import CommandResult, DeviceResult, ErrorReply, OutputRef
+from service.contract.messages import CommandResult, DeviceResult, OutputRef
 from service.errors import ErrorCode, RequestError
-from service.transport.inbox import reply_inbox
+from service.transport.inbox import error_of, streamed_replies
 from service.transport.subjects import Subjects, device_token, sanitize_token
 
 BUCKET = "PYATS_OUTPUTS"
 _ENCODE_CHARS = 64 * 1024
 _CACHE_LIMIT = 256
 _NAME_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")  # no '*' or '>': a name must not become a wildcard
-_MESSAGE_KIND = "Pyats-Message"
 _OWNER_CHECKS = 10  # 2 s
 
 
@@ -277,24 +277,19 @@ async def fetch_output(client: Client, ref: OutputRef) -> str:
 async def fetch_output_from_service(client: Client, route: OutputRoute, ref: OutputRef, stall: float = 30.0) -> str:
     """The referenced output streamed by the service (chunks, then an empty end marker), verified."""
     buffer = bytearray()
-    async with reply_inbox(client) as (inbox, queue):
-        await client.publish(Subjects(route.prefix).outputs(route.requester), encode(ref), reply=inbox)
-        while True:
-            try:
-                msg = await asyncio.wait_for(queue.get(), timeout=stall)
-            except TimeoutError:
-                raise OutputFetchError(
-                    f"no answer from the service for output {ref.name!r} within {stall:g}s"
-                ) from None
-            headers = msg.headers or {}
-            if headers.get("Status") == "503":
-                raise nats.errors.NoRespondersError
-            if headers.get(_MESSAGE_KIND) == "error":
-                reply = msgspec.json.decode(msg.data, type=ErrorReply)
-                raise OutputFetchError(f"{reply.error.code}: {reply.error.message}")
-            if not msg.data:
-                return _verified(memoryview(buffer), ref)
-            buffer += msg.data
+    subject = Subjects(route.prefix).outputs(route.requester)
+    try:
+        async with contextlib.aclosing(streamed_replies(client, subject, encode(ref), stall)) as replies:
+            async for msg in replies:
+                failure = error_of(msg)
+                if failure is not None:
+                    raise OutputFetchError(failure)
+                if not msg.data:
+                    return _verified(memoryview(buffer), ref)
+                buffer += msg.data
+    except TimeoutError:
+        raise OutputFetchError(f"no answer from the service for output {ref.name!r} within {stall:g}s") from None
+    raise OutputFetchError(f"the answer for output {ref.name!r} ended early")
 
 
 async def resolve_outputs(client: Client, result: DeviceResult, route: OutputRoute | None = None) -> DeviceResult:

@@ -282,6 +282,18 @@ async def bus() -> Any:
         await publisher.close(grace=1)
 
 
+def execute_service(client: FakeNats, subjects: Subjects, handler: RequestHandler) -> ExecuteService:
+    return ExecuteService(
+        client,  # type: ignore[arg-type]
+        handler,
+        subjects,
+        DEFAULTS["service_name"].default,
+        DEFAULTS["queue_group"].default,
+        ServiceMetrics(),
+        ReplyRule(),
+    )
+
+
 def check_results(document: Document, client: FakeNats, operations: dict[str, str]) -> set[str]:
     """Each publish outside the inbox and notify subjects fits its channel's operation."""
     used = set()
@@ -301,15 +313,7 @@ def check_results(document: Document, client: FakeNats, operations: dict[str, st
 async def test_endpoint_and_discovery_subscriptions_and_replies_are_documented(bus: Any) -> None:
     client, subjects, handler = bus
     document = Document()
-    service = ExecuteService(
-        client,
-        handler,
-        subjects,
-        DEFAULTS["service_name"].default,
-        DEFAULTS["queue_group"].default,
-        ServiceMetrics(),
-        ReplyRule(),
-    )
+    service = execute_service(client, subjects, handler)
     await service.start()
     try:
         queue, _ = client.subscriptions.pop(subjects.execute_wildcard)
@@ -357,15 +361,7 @@ async def test_endpoint_and_discovery_subscriptions_and_replies_are_documented(b
 async def test_every_execute_reply_and_result_is_documented(bus: Any) -> None:
     client, subjects, handler = bus
     document = Document()
-    service = ExecuteService(
-        client,
-        handler,
-        subjects,
-        DEFAULTS["service_name"].default,
-        DEFAULTS["queue_group"].default,
-        ServiceMetrics(),
-        ReplyRule(),
-    )
+    service = execute_service(client, subjects, handler)
     await service.start()
     _, execute = client.subscriptions[subjects.execute_wildcard]
     replies = document.messages("execute", reply=True)
