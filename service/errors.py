@@ -51,6 +51,7 @@ class ErrorCode(StrEnum):
     COMMAND_TIMEOUT = "command_timeout"
     DISCONNECTED = "disconnected"
     INVALID_COMMAND = "invalid_command"
+    NOT_AUTHORIZED = "not_authorized"
     COMMAND_FAILED = "command_failed"
     OUTPUT_TOO_LARGE = "output_too_large"
     DEVICE_TIMEOUT = "device_timeout"

@@ -56,6 +56,13 @@ LAB_DEVICES: list[dict[str, Any]] = [
     {"name": "one-line", "os": "iosxe", "max_sessions": 1, "latency": 0.1},
     {"name": "slow-login", "os": "iosxe", "login_delay": 5.0},
     {"name": "tech", "os": "iosxe", "large_outputs": {"show tech-support": {"size": 20_000_000, "kind": "logging"}}},
+    # real accounts: privilege 1 (no enable), AAA command authorization
+    {"name": "priv1", "os": "iosxe", "login_privilege": 1},
+    {"name": "priv1-enable", "os": "iosxe", "login_privilege": 1, "enable_password": LAB_ENABLE},
+    {"name": "priv1-ios", "os": "ios", "login_privilege": 1},
+    {"name": "no-term-length", "os": "iosxe", "authorization_denied": ["^term(inal)? +len"]},
+    {"name": "no-term-width", "os": "ios", "authorization_denied": ["^term(inal)? +wid"]},
+    {"name": "aaa-no-run", "os": "iosxe", "authorization_denied": ["^show +run"]},
 ]
 
 

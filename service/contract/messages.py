@@ -114,6 +114,15 @@ class DeviceResult(Struct, frozen=True, kw_only=True):
     error: str | None = None
     error_code: str | None = None
     duration_s: float = 0.0
+    privilege: Annotated[
+        Literal["user", "enabled"] | None,
+        Meta(
+            description=(
+                "Where the commands ran: user EXEC (`>`; no enable password given, so no `enable` was sent) "
+                "or enabled (`#`). Absent when the login failed."
+            )
+        ),
+    ] = None
 
 
 class RequestSummary(Struct, frozen=True, kw_only=True):

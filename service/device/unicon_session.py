@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
 from unicon import Connection
 from unicon.core import errors as unicon_errors
 
@@ -26,12 +27,16 @@ from service.domain.models import FREE_TEXT_PREFIXES, DeviceOS, DeviceTarget
 from service.errors import CommandError, ConnectError, ErrorCode
 from service.observability.logging import LIVE_SECRETS, forget_library_logger, route_library_logger
 
-INIT_EXEC_COMMANDS: dict[DeviceOS, list[str]] = {
-    DeviceOS.IOS: ["terminal length 0", "terminal width 0"],
-    DeviceOS.IOSXE: ["terminal length 0", "terminal width 0"],
-    DeviceOS.IOSXR: ["terminal length 0", "terminal width 0"],
-    DeviceOS.NXOS: ["terminal length 0", "terminal width 511"],
-    DeviceOS.ASA: ["terminal pager 0"],
+# Sent after login, best effort: a device (or AAA command authorization) may refuse them,
+# and the session then answers --More-- itself. The spellings are Unicon's own defaults,
+# which both real devices and Unicon's recorded mock devices accept (the IOS, IOS-XE and
+# NX-OS mocks refuse the long ``terminal length 0``).
+TERMINAL_SETTINGS: dict[DeviceOS, tuple[str, ...]] = {
+    DeviceOS.IOS: ("term length 0", "term width 0"),
+    DeviceOS.IOSXE: ("term length 0", "term width 0"),
+    DeviceOS.IOSXR: ("terminal length 0", "terminal width 0"),
+    DeviceOS.NXOS: ("term length 0", "term width 511"),
+    DeviceOS.ASA: ("terminal pager 0",),
 }
 
 # Settings only take effect when passed at construction (FACTS.md). Unicon's fixed waits
@@ -54,6 +59,12 @@ BASE_SETTINGS: dict[str, Any] = {
 _REFUSAL = re.compile(
     r"^\s*(\^\s*)?(ERROR:\s*)?%\s*(invalid|incomplete|ambiguous|unrecognized) (command|input)", re.I | re.M
 )
+# AAA command authorization (TACACS+) or a privilege level that lacks the command.
+_NOT_AUTHORIZED = re.compile(
+    r"^\s*%\s*(authorization failed|command authorization failed|not authorized|permission denied)", re.I | re.M
+)
+WARNED_SETTINGS: set[tuple[str, int, str]] = set()  # (host, port, line) already warned about
+WARNED_SETTINGS_LIMIT = 10_000
 
 _CONNECT_PATTERNS: tuple[tuple[re.Pattern[str], ErrorCode, str], ...] = (
     (re.compile(r"connection refused", re.I), ErrorCode.CONNECT_REFUSED, "the device refused the SSH connection"),
@@ -236,8 +247,16 @@ def classify_connect_error(exc: BaseException, buffer: str) -> ConnectError:
 
 
 class UniconSession:
-    def __init__(self, connection: Any, target: DeviceTarget, options: SessionOptions, secret_forms: list[str]) -> None:
+    def __init__(
+        self,
+        connection: Any,
+        target: DeviceTarget,
+        options: SessionOptions,
+        secret_forms: list[str],
+        privilege: str = "enabled",
+    ) -> None:
         self._connection = connection
+        self.privilege = privilege
         self._target = target
         self._options = options
         self._secret_forms = secret_forms
@@ -271,6 +290,12 @@ class UniconSession:
             raise CommandError(ErrorCode.COMMAND_FAILED, f"command failed ({type(exc).__name__})") from exc
         text = str(output)
         head = "\n".join(text.splitlines()[:4])
+        if _NOT_AUTHORIZED.search(head):
+            raise CommandError(
+                ErrorCode.NOT_AUTHORIZED,
+                f"the device refused this command at {self.privilege} privilege (command authorization)",
+                output=text,
+            )
         if _REFUSAL.search(head):
             raise CommandError(ErrorCode.INVALID_COMMAND, "the device does not accept this command", output=text)
         return text
@@ -307,7 +332,10 @@ class UniconSessionFactory:
             start=[ssh_command(target, self._options, connect_timeout)],
             os=target.os.value,
             credentials=credentials,
-            init_exec_commands=list(INIT_EXEC_COMMANDS[target.os]),
+            # mit: Unicon connects and learns the prompt but changes nothing: no `enable` (it
+            # would answer the enable prompt with the login password), no init commands
+            mit=True,
+            init_exec_commands=[],
             init_config_commands=[],
             learn_hostname=True,
             # Skips IOS-XE's operating-mode probe: on a Controller-Managed device it would send
@@ -324,10 +352,31 @@ class UniconSessionFactory:
         connection.log.addHandler(transcript)
         try:
             connection.connect()
+            privilege = settle(connection, target, connect_timeout)
         except Exception as exc:  # noqa: BLE001 - Unicon raises many unrelated types; classified here
             error = classify_connect_error(exc, _spawn_buffer(connection) + transcript.text())
             _release(connection, secret_forms)
             raise error from None
         finally:
             connection.log.removeHandler(transcript)
-        return UniconSession(connection, target, self._options, secret_forms)
+        return UniconSession(connection, target, self._options, secret_forms, privilege)
+
+
+def settle(connection: Any, target: DeviceTarget, timeout: float) -> str:
+    """After login: ``enable`` only with an enable password, then the terminal settings, best
+    effort. Returns where commands will run: ``user`` (``>``) or ``enabled`` (``#``)."""
+    if connection.state_machine.current_state == "disable" and target.enable_password is not None:
+        connection.enable()  # Unicon answers the prompt from credentials["enable"]
+    privilege = "user" if connection.state_machine.current_state == "disable" else "enabled"
+    for line in TERMINAL_SETTINGS[target.os]:
+        output = str(connection.execute(line, timeout=timeout, error_pattern=[]))
+        if _REFUSAL.search(output) or _NOT_AUTHORIZED.search(output):
+            key = (target.hostname, target.port, line)
+            if key not in WARNED_SETTINGS:
+                if len(WARNED_SETTINGS) >= WARNED_SETTINGS_LIMIT:
+                    WARNED_SETTINGS.clear()
+                WARNED_SETTINGS.add(key)
+                logger.warning(
+                    "the device refused {!r} at login; going on (its paging is answered by the session)", line
+                )
+    return privilege

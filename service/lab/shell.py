@@ -63,7 +63,12 @@ class DeviceShell:
         self._log = log
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not crypto
         self._platform: Platform = PLATFORMS[device.os]
-        self._privileged = self._platform.starts_privileged(device.enable_password)
+        self._privileged = (
+            self._platform.starts_privileged(device.enable_password)
+            if device.login_privilege is None
+            else device.login_privilege >= 15
+        )
+        self._denied = tuple(re.compile(pattern) for pattern in device.authorization_denied)
         self._submode: str | None = None
         self._length = device.terminal_length
         self._pacing = Pacing(
@@ -157,6 +162,9 @@ class DeviceShell:
             await self._handle_config(line, words)
             return
         first = words[0]
+        if any(pattern.search(line) for pattern in self._denied):
+            self._write_lines("% Authorization failed.", "")
+            return
         if _is_word(first, "enable", 2):
             await self._enable(line)
         elif _is_word(first, "disable", 4) and self._platform.privileged_login is not True:
@@ -186,6 +194,15 @@ class DeviceShell:
         if self._privileged:
             return
         expected = self._device.enable_password
+        if expected is None and self._device.login_privilege is not None:
+            self._channel.write("Password: ")
+            await self._channel.drain()
+            typed = await self._reader.read_line(echo=False)
+            if typed is None:
+                raise SessionClosedError
+            self._record(typed, secret=True)
+            self._write_lines("% Error in authentication.", "")
+            return
         if expected is None and not self._platform.enable_always_asks:
             self._write_lines("% No password set", "")
             return

@@ -23,6 +23,11 @@ Fault and load fields (all per device, all off by default):
 
 Access fields:
 
+* ``login_privilege``: ``1`` makes a login land in user EXEC (``>``) whatever the
+  enable password (a read-only AAA account); without an ``enable_password`` its
+  ``enable`` is then refused (``% Error in authentication.``);
+* ``authorization_denied``: regexes of command lines that AAA command authorization
+  refuses (``% Authorization failed.``), e.g. ``["^terminal length", "^show run"]``;
 * ``authorized_keys``: OpenSSH public key lines (``ssh-ed25519 AAAA... comment``)
   accepted for ``username`` besides the password;
 * ``bastion``: the listener is a jump host, not a device: no shell, only
@@ -108,6 +113,8 @@ class DeviceSpec:
     login_delay: float = 0.0
     authorized_keys: tuple[str, ...] = ()
     bastion: bool = False
+    login_privilege: int | None = None
+    authorization_denied: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.os not in SUPPORTED_OS:
@@ -122,6 +129,15 @@ class DeviceSpec:
             raise SpecError(f"chunk_size and max_sessions must be >= 0 for device {self.name}")
         if self.chunk_delay < 0 or self.pause_seconds < 0 or self.login_delay < 0:
             raise SpecError(f"chunk_delay, pause_seconds and login_delay must be >= 0 for device {self.name}")
+        if self.login_privilege is not None and not 0 <= self.login_privilege <= 15:
+            raise SpecError(f"login_privilege must be 0-15 for device {self.name}")
+        for pattern in self.authorization_denied:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise SpecError(
+                    f"invalid authorization_denied regex {pattern!r} for device {self.name}: {exc}"
+                ) from exc
         for pattern in self.pause_after:
             try:
                 re.compile(expand_pattern(pattern, self.name))
@@ -148,7 +164,7 @@ _FIELD_NAMES = frozenset(f.name for f in fields(DeviceSpec))
 
 def _coerce(name: str, value: Any) -> Any:
     """Turn JSON values into the field's Python type (lists to tuples, str to Path)."""
-    if name in ("hang_commands", "disconnect_commands", "pause_after"):
+    if name in ("hang_commands", "disconnect_commands", "pause_after", "authorization_denied"):
         if isinstance(value, str):
             return (value,)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -162,6 +178,10 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise SpecError(f"{name} must be a number")
         return float(value)
+    if name == "login_privilege":
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise SpecError(f"{name} must be an integer or null")
+        return value
     if name in ("port", "terminal_length", "chunk_size", "max_sessions"):
         if not isinstance(value, int) or isinstance(value, bool):
             raise SpecError(f"{name} must be an integer")

@@ -20,6 +20,11 @@ class DeviceSession(Protocol):
         """Cheap check that the device has not closed the session (before reusing it)."""
         ...
 
+    @property
+    def privilege(self) -> str | None:
+        """Where commands run: ``user`` (``>``, no enable sent) or ``enabled`` (``#``); None if unknown."""
+        ...
+
     def close(self) -> None:
         """Log out; never raises."""
         ...

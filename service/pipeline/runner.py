@@ -120,7 +120,7 @@ class DeviceRunner:
             )
         abort.attach(None)
         self._pool.release(target, session, healthy and not abort.aborted)
-        return device_result(request_id, target, results, self._clock() - started, None)
+        return device_result(request_id, target, results, self._clock() - started, None, session.privilege)
 
     def _open(self, target: DeviceTarget, timeouts: Timeouts, deadline: float) -> tuple[DeviceSession, bool]:
         delay = self._retry_delay
@@ -166,7 +166,7 @@ class DeviceRunner:
             if abort.aborted or (exc.code is ErrorCode.COMMAND_TIMEOUT and remaining < timeouts.command):
                 error = CommandError(ErrorCode.DEVICE_TIMEOUT, "the device deadline passed during this command")
             logger.warning("command failed: {} ({})", error.message, error.code)
-            broken = error.code is not ErrorCode.INVALID_COMMAND
+            broken = error.code not in (ErrorCode.INVALID_COMMAND, ErrorCode.NOT_AUTHORIZED)
             return (
                 CommandResult(
                     command=line,
@@ -189,6 +189,7 @@ def device_result(
     commands: list[CommandResult],
     duration: float,
     error: DeviceError | None,
+    privilege: str | None = None,
 ) -> DeviceResult:
     failed = [c for c in commands if not c.success]
     if error is not None:
@@ -209,6 +210,7 @@ def device_result(
         error=message,
         error_code=code,
         duration_s=round(duration, 4),
+        privilege="user" if privilege == "user" else "enabled" if privilege == "enabled" else None,
     )
 
 

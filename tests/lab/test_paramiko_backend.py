@@ -32,11 +32,11 @@ from service.device.paramiko_backend import (
 )
 from service.device.unicon_session import (
     BASE_SETTINGS,
-    INIT_EXEC_COMMANDS,
     SessionOptions,
     UniconSession,
     UniconSessionFactory,
     classify_connect_error,
+    settle,
     ssh_command,
 )
 from service.domain.models import DeviceOS, DeviceTarget, Secret
@@ -67,7 +67,8 @@ def open_paramiko(
         start=[ssh_command(target, options, connect_timeout)],
         os=target.os.value,
         credentials=credentials,
-        init_exec_commands=list(INIT_EXEC_COMMANDS[target.os]),
+        mit=True,
+        init_exec_commands=[],
         init_config_commands=[],
         learn_hostname=True,
         connection_timeout=connect_timeout,
@@ -78,11 +79,12 @@ def open_paramiko(
     )
     try:
         connection.connect()
+        privilege = settle(connection, target, connect_timeout)
     except Exception as exc:
         buffer = str(getattr(connection.spawn, "buffer", "") or "") if connection.spawn is not None else ""
         release(connection)
         raise classify_connect_error(exc, buffer) from exc
-    return UniconSession(connection, target, options, []), connection
+    return UniconSession(connection, target, options, [], privilege), connection
 
 
 def release(connection: Any) -> None:

@@ -18,6 +18,7 @@ class FakeDevice:
     command_errors: dict[str, ErrorCode] = field(default_factory=dict)
     delay: float = 0.0
     ignores_close: bool = False  # a thread stuck in a read that closing the session does not end
+    privilege: str | None = "enabled"
 
 
 class FakeSession:
@@ -30,6 +31,10 @@ class FakeSession:
         self.executed = 0
         self.drop_on_next = False
         self.factory: FakeSessionFactory | None = None
+
+    @property
+    def privilege(self) -> str | None:
+        return self._device.privilege
 
     def is_alive(self) -> bool:
         return self.alive and not self.closed
