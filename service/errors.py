@@ -7,7 +7,8 @@
     │   └── PolicyError           a safety or limit rule refused it (names the rule)
     ├── DeviceError               one device failed; becomes data in its result
     │   ├── ConnectError          auth_failed, connect_refused, connect_timeout, connect_failed
-    │   └── CommandError          command_timeout, disconnected, invalid_command, command_failed
+    │   └── CommandError          command_timeout, disconnected, invalid_command, not_authorized, ...
+    │       └── SessionOutOfStepError an earlier output arrived late; the command reruns on a fresh login
     └── ConfigError               a setting is invalid at start-up (names the variable)
 
 Adapters turn library exceptions into these in one place (``raise ... from exc``);
@@ -121,6 +122,18 @@ class CommandError(DeviceError):
     ) -> None:
         super().__init__(code, message, details)
         self.output = output
+
+
+class SessionOutOfStepError(CommandError):
+    """Before a command, the session held output nobody asked for: an earlier output went on
+    after the reader stopped. The session is dropped; the command runs on a fresh login."""
+
+    def __init__(self, leftover: int) -> None:
+        super().__init__(
+            ErrorCode.DISCONNECTED,
+            f"the session held {leftover} characters of an earlier output; it was closed",
+        )
+        self.leftover = leftover
 
 
 class ConfigError(PyatsRoError):

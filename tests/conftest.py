@@ -63,6 +63,15 @@ LAB_DEVICES: list[dict[str, Any]] = [
     {"name": "no-term-length", "os": "iosxe", "authorization_denied": ["^term(inal)? +len"]},
     {"name": "no-term-width", "os": "ios", "authorization_denied": ["^term(inal)? +wid"]},
     {"name": "aaa-no-run", "os": "iosxe", "authorization_denied": ["^show +run"]},
+    # a prompt-like line inside an output, then a pause longer than any re-check
+    {
+        "name": "prompt-pause",
+        "os": "iosxe",
+        "large_outputs": {"show logging": {"size": 20_000, "kind": "logging", "prompt_line": True}},
+        "pause_after": ["^{hostname}#$"],
+        "pause_seconds": 0.3,
+    },
+    {"name": "chatty", "os": "iosxe", "chatter_after": ["show clock"], "chatter_delay": 0.2},
 ]
 
 

@@ -102,6 +102,11 @@ class CommandResult(Struct, frozen=True, kw_only=True):
     output_ref: Annotated[
         OutputRef | None, Meta(description="Set instead of `output` when the output was too large for a message.")
     ] = None
+    complete: Annotated[
+        bool | None,
+        Meta(description="false when the output may be cut short (see incomplete_reason); absent otherwise."),
+    ] = None
+    incomplete_reason: Annotated[str | None, Meta(description="Why the output may be cut short.")] = None
 
 
 class DeviceResult(Struct, frozen=True, kw_only=True):

@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from unicon import Connection
 from unicon.core import errors as unicon_errors
 
 from service.domain.models import FREE_TEXT_PREFIXES, DeviceOS, DeviceTarget
-from service.errors import CommandError, ConnectError, ErrorCode
+from service.errors import CommandError, ConnectError, ErrorCode, SessionOutOfStepError
 from service.observability.logging import LIVE_SECRETS, forget_library_logger, route_library_logger
 
 # Sent after login, best effort: a device (or AAA command authorization) may refuse them,
@@ -269,13 +270,47 @@ class UniconSession:
         except Exception:  # noqa: BLE001 - a broken spawn is a dead session
             return False
 
+    def _drain(self) -> None:
+        """Read what the device sent after the last prompt; any of it means an earlier output
+        went on after the reader stopped, so this session may not serve another command."""
+        spawn = self._connection.spawn
+        try:
+            while spawn.is_readable():
+                spawn.read_update_buffer()
+            leftover = len(str(spawn.buffer or ""))
+        except Exception as exc:
+            raise CommandError(ErrorCode.DISCONNECTED, "the session is gone") from exc
+        if leftover:
+            raise SessionOutOfStepError(leftover)
+
+    def _rest_after_prompt_like_lines(self, output: str, timeout: float) -> str:
+        """Unicon stops at the first text that looks like a prompt, even a line of the output
+        followed by a line break (a banner, a log line, ``host#`` in a config); a real prompt is
+        never followed by one. Read on to the real prompt and put the pieces back together."""
+        spawn = self._connection.spawn
+        deadline = time.monotonic() + timeout
+        while True:
+            match = getattr(getattr(spawn, "match", None), "last_match", None)
+            seen = match.group(0) if isinstance(match, re.Match) else ""
+            if not seen.endswith("\n"):
+                return output
+            prompt_line = seen.strip()
+            pattern = rf"(?s)\A(.*?)(?:\r?\n)?{re.escape(prompt_line)}[ \t]*\Z"
+            spawn.expect([pattern], timeout=max(deadline - time.monotonic(), 0.001))
+            found = spawn.match.last_match
+            rest = found.group(1) if isinstance(found, re.Match) else ""
+            output = f"{output}\r\n{prompt_line}\r\n{rest}"
+
     def execute(self, line: str, timeout: float) -> str:
         retries, sleep = matched_retries_for(line, self._options)
+        self._drain()
+        started = time.monotonic()
         try:
             # error_pattern=[]: output lines such as "WARNING:" are data, not failures; refusals are checked below
             output = self._connection.execute(
                 line, timeout=timeout, error_pattern=[], matched_retries=retries, matched_retry_sleep=sleep
             )
+            output = self._rest_after_prompt_like_lines(str(output), timeout - (time.monotonic() - started))
         except unicon_errors.TimeoutError as exc:
             raise CommandError(ErrorCode.COMMAND_TIMEOUT, f"no prompt within {timeout:g}s") from exc
         except (unicon_errors.EOF, unicon_errors.ConnectionError, OSError) as exc:

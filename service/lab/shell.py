@@ -23,6 +23,7 @@ from service.lab.spec import DeviceSpec, expand_pattern
 from service.lab.terminal import CTRL_Z, Channel, LineReader, Pacing, page_out
 
 CONFIG_BANNER = "Enter configuration commands, one per line.  End with CNTL/Z."
+CHATTER_LINE = "*Mar 26 14:03:30.001: %LINEPROTO-5-UPDOWN: Line protocol on Interface Loopback9, changed state to up"
 _SUBMODES = {"interface": "config-if", "line": "config-line", "router": "config-router", "vlan": "config-vlan"}
 _TERMINAL_SETTINGS = ("length", "width", "pager", "monitor", "no", "session-timeout", "exec")
 
@@ -103,6 +104,8 @@ class DeviceShell:
                 await self._handle_line(line)
                 self._channel.write(self.prompt)
                 await self._channel.drain()
+                if self._matches(self._device.chatter_after, line, normalise_command(line)):
+                    await self._chatter()
         except SessionClosedError:
             return
 
@@ -181,6 +184,13 @@ class DeviceShell:
                 self._submode = "config"
         else:
             await self._show(line)
+
+    async def _chatter(self) -> None:
+        """An unasked syslog line, as console logging prints it on a VTY, then the prompt again."""
+        if self._device.chatter_delay > 0:
+            await asyncio.sleep(self._device.chatter_delay)
+        self._channel.write(f"\r\n{CHATTER_LINE}\r\n{self.prompt}")
+        await self._channel.drain()
 
     async def _delay(self) -> None:
         """Latency plus uniform jitter before each command's answer."""

@@ -19,7 +19,10 @@ Fault and load fields (all per device, all off by default):
 * ``max_sessions``: authenticated SSH connections served at once (0 =
   unlimited); one more is refused like a device with no free VTY line;
 * ``login_delay``: seconds between the session opening and the first prompt
-  (slow AAA), for connect-timeout tests.
+  (slow AAA), for connect-timeout tests;
+* ``chatter_after`` / ``chatter_delay``: after answering one of these commands and
+  printing its prompt, the device waits ``chatter_delay`` seconds and prints a syslog
+  line and its prompt again, unasked (console logging on a VTY).
 
 Access fields:
 
@@ -115,6 +118,8 @@ class DeviceSpec:
     bastion: bool = False
     login_privilege: int | None = None
     authorization_denied: tuple[str, ...] = ()
+    chatter_after: tuple[str, ...] = ()
+    chatter_delay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.os not in SUPPORTED_OS:
@@ -127,7 +132,7 @@ class DeviceSpec:
             raise SpecError(f"terminal_length must be >= 0 for device {self.name}")
         if self.chunk_size < 0 or self.max_sessions < 0:
             raise SpecError(f"chunk_size and max_sessions must be >= 0 for device {self.name}")
-        if self.chunk_delay < 0 or self.pause_seconds < 0 or self.login_delay < 0:
+        if self.chunk_delay < 0 or self.pause_seconds < 0 or self.login_delay < 0 or self.chatter_delay < 0:
             raise SpecError(f"chunk_delay, pause_seconds and login_delay must be >= 0 for device {self.name}")
         if self.login_privilege is not None and not 0 <= self.login_privilege <= 15:
             raise SpecError(f"login_privilege must be 0-15 for device {self.name}")
@@ -164,7 +169,7 @@ _FIELD_NAMES = frozenset(f.name for f in fields(DeviceSpec))
 
 def _coerce(name: str, value: Any) -> Any:
     """Turn JSON values into the field's Python type (lists to tuples, str to Path)."""
-    if name in ("hang_commands", "disconnect_commands", "pause_after", "authorization_denied"):
+    if name in ("hang_commands", "disconnect_commands", "pause_after", "authorization_denied", "chatter_after"):
         if isinstance(value, str):
             return (value,)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -174,7 +179,7 @@ def _coerce(name: str, value: Any) -> Any:
         return None if value is None else Path(value)
     if name == "large_outputs":
         return _large_outputs(value)
-    if name in ("latency", "jitter", "chunk_delay", "pause_seconds", "login_delay"):
+    if name in ("latency", "jitter", "chunk_delay", "pause_seconds", "login_delay", "chatter_delay"):
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise SpecError(f"{name} must be a number")
         return float(value)

@@ -17,7 +17,7 @@ from loguru import logger
 from service.contract.messages import CommandResult, DeviceResult
 from service.domain.models import DeviceOS, DeviceTarget, OutputFormat, ParseStatus, ShowCommand, Timeouts
 from service.domain.redaction import DEFAULT_REDACTOR, Redactor
-from service.errors import CommandError, ConnectError, DeviceError, ErrorCode
+from service.errors import CommandError, ConnectError, DeviceError, ErrorCode, SessionOutOfStepError
 from service.pipeline.ports import DeviceSession, OutputParser
 from service.pipeline.session_pool import SessionPool
 
@@ -90,7 +90,24 @@ class DeviceRunner:
         results: list[CommandResult] = []
         healthy = True
         for index, command in enumerate(commands):
-            result, broken = self._run_command(session, command, timeouts, deadline, abort)
+            try:
+                result, broken = self._run_command(session, command, timeouts, deadline, abort)
+            except SessionOutOfStepError as exc:
+                # late output of an earlier command: never part of this one; the session is dropped
+                logger.warning("{}; {!r} runs on a fresh login", exc.message, command.line)
+                if results:
+                    results[-1] = possibly_cut(results[-1])
+                session.close()
+                try:
+                    session = self._pool.acquire_fresh(
+                        target, min(timeouts.connect, max(deadline - self._clock(), 0.001))
+                    )
+                except DeviceError as error:
+                    abort.attach(None)
+                    return device_result(request_id, target, results, self._clock() - started, error)
+                abort.attach(session)
+                reused = False
+                result, broken = self._run_command(session, command, timeouts, deadline, abort)
             if broken and reused and index == 0 and not abort.aborted:
                 # the device closed a warm session while it sat idle: show commands are safe to retry once
                 logger.info("warm session was closed by the device; retrying on a fresh login")
@@ -161,6 +178,8 @@ class DeviceRunner:
             )
         try:
             output = session.execute(line, min(timeouts.command, remaining))
+        except SessionOutOfStepError:
+            raise
         except CommandError as exc:
             error = exc
             if abort.aborted or (exc.code is ErrorCode.COMMAND_TIMEOUT and remaining < timeouts.command):
@@ -181,6 +200,15 @@ class DeviceRunner:
         return CommandResult(
             command=line, success=True, output=output, duration_s=round(self._clock() - started, 4)
         ), False
+
+
+def possibly_cut(result: CommandResult) -> CommandResult:
+    """The device went on sending after this output's prompt: it may be cut short."""
+    return msgspec.structs.replace(
+        result,
+        complete=False,
+        incomplete_reason="the device sent more text after this output's prompt; the output may be cut short",
+    )
 
 
 def device_result(
@@ -245,14 +273,12 @@ class ResultParser:
                 message = outcome.message if outcome.status is not ParseStatus.OK else None
             keep_raw = output_format.wants_raw or parsed is None
             commands.append(
-                CommandResult(
-                    command=command.command,
-                    success=True,
+                msgspec.structs.replace(
+                    command,
                     output=command.output if keep_raw else None,
                     parsed=parsed,
                     parse_status=status,
                     parse_error=message,
-                    duration_s=command.duration_s,
                 )
             )
         return msgspec.structs.replace(result, commands=commands)

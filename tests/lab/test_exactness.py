@@ -6,14 +6,18 @@ logging, ...) keep one short re-check. See service/device/unicon_session.py.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
 
 from service.device.unicon_session import UniconSessionFactory
-from service.domain.models import DeviceTarget
+from service.domain.models import DeviceTarget, ShowCommand, Timeouts
 from service.lab.generated import generated_output
 from service.lab.outputs import builtin_outputs
+from service.lab.shell import CHATTER_LINE
+from service.pipeline.runner import DeviceRunner
+from service.pipeline.session_pool import SessionPool
 
 pytestmark = pytest.mark.lab
 
@@ -59,3 +63,40 @@ def test_one_megabyte_outputs_are_exact_even_with_the_device_prompt_inside(
     assert lines(logging_output) == lines(want_logging)
     assert lines(brief) == lines(generated_output("ip-brief", 1_000_000, "bulky"))
     assert len(lines(clock)) == 1
+
+
+def test_a_prompt_like_line_and_a_long_pause_neither_cut_the_output_nor_leak_into_the_next(
+    factory: UniconSessionFactory, target: Target
+) -> None:
+    """The device prints its own prompt as a line of the output, then pauses 300 ms (longer
+    than any after-prompt re-check): the reader goes on to the real prompt."""
+    logging_output, clock = run(factory, target("prompt-pause"), "show logging", "show clock")
+    want = generated_output("logging", 20_000, "prompt-pause", prompt_line="prompt-pause#")
+    assert "prompt-pause#" in want.splitlines()
+    assert lines(logging_output) == lines(want)
+    assert lines(clock) == lines(builtin_outputs("iosxe")["show clock"].render("prompt-pause"))
+
+
+def test_late_text_in_a_warm_session_is_drained_and_never_part_of_a_later_result(
+    factory: UniconSessionFactory, target: Target
+) -> None:
+    """The device prints a syslog line 0.2 s after the prompt of 'show clock', while the warm
+    session sits idle in the pool: the next request finds it, drops that session and runs on a
+    fresh login, so the late text is in no result."""
+    pool = SessionPool(factory, idle_ttl=60, max_idle=4)
+    runner = DeviceRunner(pool, connect_retries=0, connect_retry_delay=0)
+    timeouts = Timeouts(connect=20, command=20, device=60)
+    device = target("chatty")
+    try:
+        first = runner.run("late-1", device, [ShowCommand("show clock")], timeouts)
+        assert first.success
+        time.sleep(0.5)
+        later = runner.run("late-2", device, [ShowCommand("show version"), ShowCommand("show inventory")], timeouts)
+        version, inventory = later.commands
+        assert later.success and pool.logins == 2  # the out-of-step warm session was replaced
+        for command in later.commands:
+            assert CHATTER_LINE not in (command.output or "") and command.complete is None
+        assert lines(version.output or "") == lines(builtin_outputs("iosxe")["show version"].render("chatty"))
+        assert lines(inventory.output or "") == lines(builtin_outputs("iosxe")["show inventory"].render("chatty"))
+    finally:
+        pool.close_all()

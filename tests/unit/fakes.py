@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from service.domain.models import DeviceOS, DeviceTarget, ParseOutcome, ParseStatus
-from service.errors import CommandError, ConnectError, ErrorCode
+from service.errors import CommandError, ConnectError, ErrorCode, SessionOutOfStepError
 
 
 @dataclass
@@ -19,6 +19,7 @@ class FakeDevice:
     delay: float = 0.0
     ignores_close: bool = False  # a thread stuck in a read that closing the session does not end
     privilege: str | None = "enabled"
+    late_output_after: str | None = None  # this command's output goes on after its prompt
 
 
 class FakeSession:
@@ -31,6 +32,7 @@ class FakeSession:
         self.executed = 0
         self.drop_on_next = False
         self.factory: FakeSessionFactory | None = None
+        self.late_output = 0
 
     @property
     def privilege(self) -> str | None:
@@ -40,6 +42,10 @@ class FakeSession:
         return self.alive and not self.closed
 
     def execute(self, line: str, timeout: float) -> str:
+        if self.late_output:
+            raise SessionOutOfStepError(self.late_output)
+        if line == self._device.late_output_after:
+            self.late_output = 42
         self._log.append(line)
         self.executed += 1
         if self.drop_on_next:

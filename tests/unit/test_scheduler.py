@@ -206,3 +206,20 @@ async def test_wedged_while_every_worker_thread_is_held_past_its_deadline() -> N
             break
         await asyncio.sleep(0.05)
     assert not scheduler.wedged(1000.0)  # the thread came back: ready again
+
+
+async def test_late_output_flags_the_earlier_command_and_the_next_runs_on_a_fresh_login() -> None:
+    device = FakeDevice(outputs={"show a": "A", "show b": "B", "show c": "C"}, late_output_after="show a")
+    factory = FakeSessionFactory({"r1": device})
+    pool = SessionPool(factory, idle_ttl=60, max_idle=4)
+    runner = DeviceRunner(pool, connect_retries=0, connect_retry_delay=0)
+    target = DeviceTarget("r1", 22, DeviceOS.IOSXE, "u", Secret("p"))
+    commands = [ShowCommand("show a"), ShowCommand("show b"), ShowCommand("show c")]
+    result = runner.run("r-late", target, commands, Timeouts(5, 5, 30))
+    a, b, c = result.commands
+    assert (a.output, b.output, c.output) == ("A", "B", "C")
+    assert a.complete is False and a.incomplete_reason
+    assert b.complete is None and c.complete is None
+    assert result.success and factory.opened == ["r1", "r1"]
+    assert factory.sessions[0].closed  # the out-of-step session is not kept warm
+    assert result.privilege == "enabled"
