@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
 
-from service.contract.messages import ExecuteRequest, JobRequest
+from service.contract.messages import CommandSpec, DeviceSpec, ExecuteRequest, JobRequest
 from service.errors import ErrorCode, RequestError
 
 _request_decoder = msgspec.json.Decoder(ExecuteRequest)
@@ -29,7 +30,9 @@ def encode(message: Any) -> bytes:
 
 def decode_request(data: bytes, max_bytes: int, job: bool = False) -> ExecuteRequest:
     """Bytes to a typed request (a ``JobRequest`` when ``job``), or ``RequestError`` saying
-    what and where (no values echoed)."""
+    what and where (no values echoed): ``details.path`` is the first problem's JSON path,
+    ``details.problems`` lists every problem found, and ``details.request_id`` carries the
+    body's request id when it has a usable one."""
     if len(data) > max_bytes:
         raise RequestError(
             ErrorCode.PAYLOAD_TOO_LARGE,
@@ -41,8 +44,66 @@ def decode_request(data: bytes, max_bytes: int, job: bool = False) -> ExecuteReq
     try:
         return _job_decoder.decode(data) if job else _request_decoder.decode(data)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        path = message.rpartition(" - at `")[2].rstrip("`") if " - at `" in message else "$"
-        raise RequestError(ErrorCode.INVALID_REQUEST, message, {"path": path}) from None
+        first = _located(exc, "$")
+        raw = msgspec.json.decode(data)  # valid JSON: only its shape was wrong
+        problems = _problems(raw, JobRequest if job else ExecuteRequest) or [first]
+        if first not in problems:
+            problems.insert(0, first)
+        details: dict[str, Any] = {"path": problems[0]["path"], "problems": problems}
+        request_id = raw.get("request_id") if isinstance(raw, dict) else None
+        if isinstance(request_id, str) and _REQUEST_ID.match(request_id):
+            details["request_id"] = request_id
+        message = "; ".join(f"{p['path']}: {p['message']}" for p in problems)
+        raise RequestError(ErrorCode.INVALID_REQUEST, message, details) from None
     except msgspec.DecodeError as exc:
         raise RequestError(ErrorCode.INVALID_JSON, f"request is not valid JSON: {exc}") from None
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_AT = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.S)
+_NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `(?P<field>[^`]+)`")
+
+
+def _located(exc: msgspec.ValidationError, base: str) -> dict[str, str]:
+    """msgspec's message and path, with the path pointing at the field itself: an unknown or
+    missing field is reported at its object (``$.devices[0]``); ``$.devices[0].pasword`` is
+    where the reader has to look."""
+    found = _AT.match(str(exc))
+    message = found.group("message") if found else str(exc)
+    path = (found.group("path") if found else None) or "$"
+    named = _NAMED_FIELD.search(message)
+    if named:
+        path = f"{path}.{named.group('field')}"
+    return {"path": base + path[1:], "message": message}
+
+
+def _problems(raw: Any, struct: type[msgspec.Struct]) -> list[dict[str, str]]:
+    """Every problem of the request's shape, found part by part (msgspec stops at the first)."""
+    if not isinstance(raw, dict):
+        return [{"path": "$", "message": "Expected `object`"}]
+    problems: list[dict[str, str]] = []
+    fields = {field.encode_name: field for field in msgspec.structs.fields(struct)}
+    for key in raw:
+        if key not in fields:
+            problems.append({"path": f"$.{key}", "message": f"Object contains unknown field `{key}`"})
+    for name, field in fields.items():
+        if name not in raw:
+            if field.required:
+                problems.append({"path": f"$.{name}", "message": f"Object missing required field `{name}`"})
+            continue
+        value = raw[name]
+        parts = {"devices": DeviceSpec, "commands": CommandSpec}
+        if name in parts and isinstance(value, list):
+            if not value:
+                problems.append({"path": f"$.{name}", "message": f"`{name}` is empty; give at least one"})
+            for index, item in enumerate(value):
+                try:
+                    msgspec.convert(item, parts[name])
+                except msgspec.ValidationError as exc:
+                    problems.append(_located(exc, f"$.{name}[{index}]"))
+            continue
+        try:
+            msgspec.convert({"devices": [], "commands": [], name: value}, struct)
+        except msgspec.ValidationError as exc:
+            problems.append(_located(exc, "$"))
+    return problems

@@ -132,6 +132,8 @@ class RequestHandler:
                 await self._requester_limiter.admit(endpoint, requester, len(plan.targets), rules.rate)
                 plan = dataclasses.replace(plan, redact=rules.redact)
             except PyatsRoError as exc:
+                if request_id is None and isinstance((exc.details or {}).get("request_id"), str):
+                    request_id = exc.details["request_id"]  # a body that failed to decode named its id
                 with logger.contextualize(request_id=request_id or "-", requester=requester):
                     logger.info("request refused: {}", exc.message)
                 self._metrics.requests.labels(endpoint, exc.code.value).inc()

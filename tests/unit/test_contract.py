@@ -81,3 +81,38 @@ def test_encoder_falls_back_for_sets_and_odd_scalars() -> None:
             return "odd"
 
     assert msgspec.json.decode(encode({"a": {3}, "b": Odd()})) == {"a": [3], "b": "odd"}
+
+
+@pytest.mark.parametrize(
+    ("device_field", "path"),
+    [("pasword", "$.devices[0].pasword"), ("enable", "$.devices[0].enable")],
+)
+def test_a_mistyped_field_is_reported_at_its_own_path(device_field: str, path: str) -> None:
+    bad = {**GOOD, "devices": [{**GOOD["devices"][0], device_field: "x"}]}
+    with pytest.raises(RequestError) as caught:
+        decode_request(raw(bad), 10_000)
+    assert caught.value.details["path"] == path
+    assert [p["path"] for p in caught.value.details["problems"]] == [path]
+
+
+def test_every_problem_of_a_request_is_listed() -> None:
+    bad = {"devices": [], "extra": 1, "timeout": "soon"}
+    with pytest.raises(RequestError) as caught:
+        decode_request(raw(bad), 10_000)
+    paths = {p["path"] for p in caught.value.details["problems"]}
+    assert paths == {"$.devices", "$.commands", "$.extra", "$.timeout"}
+    assert all(path in caught.value.message for path in paths)
+
+
+def test_a_missing_field_inside_a_device_is_reported_there() -> None:
+    bad = {**GOOD, "commands": [{"pipe_option": "include"}]}
+    with pytest.raises(RequestError) as caught:
+        decode_request(raw(bad), 10_000)
+    assert caught.value.details["path"] == "$.commands[0].command"
+
+
+def test_a_decode_error_keeps_the_body_s_request_id_when_usable() -> None:
+    for request_id, kept in (("req-42", True), ("bad id!", False), (7, False)):
+        with pytest.raises(RequestError) as caught:
+            decode_request(raw({**GOOD, "extra": 1, "request_id": request_id}), 10_000)
+        assert ("request_id" in caught.value.details) is kept

@@ -235,3 +235,13 @@ async def test_rate_limited_and_denied_requests_touch_no_device() -> None:
     assert kinds[7] == ("response", None)  # the flood did not slow another requester
     assert factory.opened == [*opened_after_first, "r3"]
     assert metrics.requests.labels("execute", "rate_limited")._value.get() == 5
+
+
+async def test_a_body_that_fails_to_decode_is_answered_with_its_request_id() -> None:
+    handler, _, _ = build(FakeSessionFactory())
+    sink = RecordingSink()
+    await handler.handle(body(["r1"], extra_field=1, request_id="req-7"), "alice", None, sink)
+    [(kind, (error, request_id))] = sink.events
+    assert kind == "error" and error.code is ErrorCode.INVALID_REQUEST
+    assert request_id == "req-7"
+    assert error.details["path"] == "$.extra_field"
