@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -45,6 +46,7 @@ from service.transport.history import (
     stored_headers,
 )
 from service.transport.large_outputs import LargeOutputs
+from service.transport.micro_stats import EndpointStats
 from service.transport.subjects import Subjects
 
 REQUEST_ID_HEADER = "Pyats-Request-Id"
@@ -62,6 +64,7 @@ class NatsReplySink:
     ) -> None:
         self._request = request
         self._requester = requester
+        self.failure: str | None = None  # the error reply sent, for $SRV.STATS
         self._metrics = metrics
         self._outputs = outputs
 
@@ -107,6 +110,7 @@ class NatsReplySink:
         headers = {ERROR_HEADER: error.message[:512], ERROR_CODE_HEADER: str(status_for(error.code))}
         if request_id:
             headers[REQUEST_ID_HEADER] = request_id
+        self.failure = f"{status_for(error.code)}:{error.code.value}: {error.message[:200]}"
         await self._send("error", encode(body), headers)
 
 
@@ -157,6 +161,7 @@ class ExecuteService:
         self._metrics = metrics
         self._service: Service | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stats: dict[str, EndpointStats] = {}
         self._accepting = False
 
     @property
@@ -191,6 +196,7 @@ class ExecuteService:
             handler=self._on_history,
             queue_group=self._queue_group,
         )
+        self._stats = {name: EndpointStats.of(self._service, name) for name in ("execute", "outputs", "history")}
         self._accepting = True
         logger.info(
             "listening on {} (queue group {}), service {} {} id {}",
@@ -210,6 +216,7 @@ class ExecuteService:
         if why is None:
             return requester
         self._metrics.requests.labels(endpoint, ErrorCode.REPLY_FORBIDDEN.value).inc()
+        self._stats[endpoint].finished(0, f"{status_for(ErrorCode.REPLY_FORBIDDEN)}:{ErrorCode.REPLY_FORBIDDEN.value}")
         with logger.contextualize(requester=requester):
             logger.warning(
                 "request refused ({}): reply subject {!r}: {}",
@@ -226,24 +233,37 @@ class ExecuteService:
         sink = NatsReplySink(request, self._metrics, requester, self._outputs)
         if not self._accepting:
             await sink.error(PyatsRoError(ErrorCode.SERVICE_UNAVAILABLE, "the service is shutting down; retry"), None)
+            self._stats["execute"].finished(0, sink.failure)
             return
         header_id = (request.headers or {}).get(REQUEST_ID_HEADER)
-        self._spawn(self._guarded(request.data, requester, header_id, sink))
+        self._spawn("execute", sink, self._guarded(request.data, requester, header_id, sink))
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
+    def _spawn(self, endpoint: str, sink: NatsReplySink, work: Coroutine[Any, Any, None]) -> None:
+        """Run one request in its own task; its real time and error reach ``$SRV.STATS`` at the end."""
+        stats = self._stats[endpoint]
+
+        async def timed() -> None:
+            started = time.perf_counter_ns()
+            try:
+                await work
+            finally:
+                stats.finished(time.perf_counter_ns() - started, sink.failure)
+
+        task = asyncio.create_task(timed())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _on_output(self, request: Request) -> None:
         requester = self._requester(request, "outputs")
         if requester is not None:
-            self._spawn(self._send_output(request.data, requester, NatsReplySink(request, self._metrics, requester)))
+            sink = NatsReplySink(request, self._metrics, requester)
+            self._spawn("outputs", sink, self._send_output(request.data, requester, sink))
 
     async def _on_history(self, request: Request) -> None:
         requester = self._requester(request, "history")
         if requester is not None:
-            self._spawn(self._send_history(request.data, requester, NatsReplySink(request, self._metrics, requester)))
+            sink = NatsReplySink(request, self._metrics, requester)
+            self._spawn("history", sink, self._send_history(request.data, requester, sink))
 
     async def _send_history(self, data: bytes, requester: str, sink: NatsReplySink) -> None:
         """The requester's own stored results, one message each, then an end marker."""
