@@ -56,6 +56,17 @@ LAB_DEVICES: list[dict[str, Any]] = [
     {"name": "one-line", "os": "iosxe", "max_sessions": 1, "latency": 0.1},
     {"name": "slow-login", "os": "iosxe", "login_delay": 5.0},
     {"name": "tech", "os": "iosxe", "large_outputs": {"show tech-support": {"size": 20_000_000, "kind": "logging"}}},
+    # an old IOS image: SHA-1 key exchange, ssh-rsa host key, CBC ciphers only
+    {"name": "legacy-ios", "os": "ios", "legacy_only": True},
+    {
+        "name": "legacy-group1-3des",
+        "os": "ios",
+        "kex_algs": ["diffie-hellman-group1-sha1"],
+        "host_key_algs": ["ssh-rsa"],
+        "encryption_algs": ["3des-cbc"],
+    },
+    # behind an AAA server: keyboard-interactive only, no password method
+    {"name": "aaa-kbdint-only", "os": "iosxe", "auth_methods": ["keyboard-interactive"]},
 ]
 
 
