@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.domain.legacy_ssh import LEGACY_ALGORITHMS, parse_legacy_algorithms
 from service.domain.models import FREE_TEXT_PREFIXES, DeviceOS, Timeouts
 from service.domain.policy import Limits
 from service.domain.replies import REQUESTER_FIELD, ReplyRule, well_formed
@@ -231,6 +232,15 @@ class Settings(BaseSettings):
     ssh_jump_password_env: str | None = Field(
         default=None, description="Name of the environment variable holding the jump hosts' password (paramiko)."
     )
+    ssh_legacy_algorithms: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description=(
+            "Legacy SSH algorithms to accept from every device, comma-separated (default: none). Known: "
+            + ", ".join(LEGACY_ALGORITHMS)
+            + ". Weak (SHA-1, CBC): name only what old devices need; the inventory's ssh_legacy_algorithms "
+            "replaces it per device or group."
+        ),
+    )
     free_text_commands: Annotated[list[str], NoDecode] = Field(
         default=list(FREE_TEXT_PREFIXES),
         description="Command prefixes whose output is free text that may hold a prompt-like line, comma-separated.",
@@ -372,6 +382,11 @@ class Settings(BaseSettings):
         if value not in {"pty", "paramiko"}:
             raise ValueError("must be pty or paramiko")
         return value
+
+    @field_validator("ssh_legacy_algorithms", mode="before")
+    @classmethod
+    def _check_legacy_algorithms(cls, value: Any) -> list[str]:
+        return list(parse_legacy_algorithms(value))
 
     @field_validator("ssh_strict_host_key_checking")
     @classmethod

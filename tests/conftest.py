@@ -72,6 +72,17 @@ LAB_DEVICES: list[dict[str, Any]] = [
         "pause_seconds": 0.3,
     },
     {"name": "chatty", "os": "iosxe", "chatter_after": ["show clock"], "chatter_delay": 0.2},
+    # an old IOS image: SHA-1 key exchange, ssh-rsa host key, CBC ciphers only
+    {"name": "legacy-ios", "os": "ios", "legacy_only": True},
+    {
+        "name": "legacy-group1-3des",
+        "os": "ios",
+        "kex_algs": ["diffie-hellman-group1-sha1"],
+        "host_key_algs": ["ssh-rsa"],
+        "encryption_algs": ["3des-cbc"],
+    },
+    # behind an AAA server: keyboard-interactive only, no password method
+    {"name": "aaa-kbdint-only", "os": "iosxe", "auth_methods": ["keyboard-interactive"]},
 ]
 
 

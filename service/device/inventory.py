@@ -5,6 +5,12 @@ Supported: ``testbed.credentials`` (defaults), per-device ``os``, ``credentials`
 ``protocol: ssh``, else the first with an ``ip``; ``port`` defaults to 22), and groups
 from ``groups:`` or ``custom.groups:``. Values may be ``%ENV{NAME}``. Errors name the
 device and key, never a value (a value may be a secret).
+
+Legacy SSH algorithms (see ``service.domain.legacy_ssh``), a list or a comma-separated
+string, replace ``PYATS_SSH_LEGACY_ALGORITHMS`` for the devices they name; an empty list
+turns them off there. Per device in ``custom.ssh_legacy_algorithms``; per group in
+``testbed.custom.groups.<group>.ssh_legacy_algorithms``. The device's own value wins over
+its groups'; two groups of one device that disagree are an error.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import yaml
 from loguru import logger
 
 from service.domain.inventory import Inventory, InventoryDevice
+from service.domain.legacy_ssh import parse_legacy_algorithms
 from service.domain.models import DeviceOS, Secret
 from service.domain.policy import check_hostname
 from service.errors import ConfigError, ErrorCode
@@ -66,6 +73,44 @@ def _connection(device: dict[str, Any], where: str) -> tuple[str, int]:
     return host, port
 
 
+LEGACY_KEY = "ssh_legacy_algorithms"
+
+
+def _legacy(value: Any, where: str) -> tuple[str, ...]:
+    try:
+        return parse_legacy_algorithms(value)
+    except ValueError as exc:
+        raise ConfigError(ErrorCode.CONFIG_INVALID, f"{where}: {exc}") from None
+
+
+def _group_legacy(testbed: dict[str, Any], source: str) -> dict[str, tuple[str, ...]]:
+    """``testbed.custom.groups.<group>.ssh_legacy_algorithms``, by group."""
+    custom = _mapping(testbed.get("custom"), f"{source}.testbed.custom")
+    groups = _mapping(custom.get("groups"), f"{source}.testbed.custom.groups")
+    found: dict[str, tuple[str, ...]] = {}
+    for group, raw in groups.items():
+        where = f"{source}: testbed.custom.groups.{group}"
+        settings = _mapping(raw, where)
+        if LEGACY_KEY in settings:
+            found[str(group)] = _legacy(settings[LEGACY_KEY], f"{where}.{LEGACY_KEY}")
+    return found
+
+
+def _device_legacy(
+    custom: dict[str, Any], groups: frozenset[str], by_group: dict[str, tuple[str, ...]], where: str
+) -> tuple[str, ...] | None:
+    if LEGACY_KEY in custom:
+        return _legacy(custom[LEGACY_KEY], f"{where}.custom.{LEGACY_KEY}")
+    chosen = {by_group[group] for group in groups if group in by_group}
+    if len(chosen) > 1:
+        named = ", ".join(sorted(group for group in groups if group in by_group))
+        raise ConfigError(
+            ErrorCode.CONFIG_INVALID,
+            f"{where}: groups {named} set different {LEGACY_KEY}; set custom.{LEGACY_KEY} on the device",
+        )
+    return chosen.pop() if chosen else None
+
+
 def parse_testbed(text: str, source: str = "testbed") -> Inventory:
     try:
         data = yaml.safe_load(text)
@@ -74,7 +119,9 @@ def parse_testbed(text: str, source: str = "testbed") -> Inventory:
         line = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(ErrorCode.CONFIG_INVALID, f"{source}: not valid YAML{line}") from None
     root = _mapping(data, source)
-    defaults = _mapping(_mapping(root.get("testbed"), f"{source}.testbed").get("credentials"), "testbed.credentials")
+    testbed = _mapping(root.get("testbed"), f"{source}.testbed")
+    defaults = _mapping(testbed.get("credentials"), "testbed.credentials")
+    legacy_by_group = _group_legacy(testbed, source)
     devices: dict[str, InventoryDevice] = {}
     for name, raw in _mapping(root.get("devices"), f"{source}.devices").items():
         where = f"{source}: devices.{name}"
@@ -88,7 +135,8 @@ def parse_testbed(text: str, source: str = "testbed") -> Inventory:
         if not default.get("username") or not default.get("password"):
             raise ConfigError(ErrorCode.CONFIG_INVALID, f"{where}: credentials.default needs username and password")
         host, port = _connection(device, where)
-        groups = device.get("groups") or _mapping(device.get("custom"), f"{where}.custom").get("groups") or []
+        custom = _mapping(device.get("custom"), f"{where}.custom")
+        groups = frozenset(str(g) for g in device.get("groups") or custom.get("groups") or [])
         devices[str(name)] = InventoryDevice(
             name=str(name),
             hostname=host,
@@ -101,7 +149,8 @@ def parse_testbed(text: str, source: str = "testbed") -> Inventory:
                 if enable.get("password")
                 else None
             ),
-            groups=frozenset(str(g) for g in groups),
+            groups=groups,
+            legacy_algorithms=_device_legacy(custom, groups, legacy_by_group, where),
         )
     return Inventory(devices)
 

@@ -29,6 +29,14 @@ on the command line win over the file, except that a jump host's own Host block 
 over the command line's ``StrictHostKeyChecking`` / ``UserKnownHostsFile`` (which
 OpenSSH would not apply to a jump host at all).
 
+Legacy algorithms: ``-o KexAlgorithms=+...``, ``-o HostKeyAlgorithms=+ssh-rsa`` and
+``-o Ciphers=+...`` (only names of ``service.domain.legacy_ssh``, only in the ``+`` form)
+add them to the device's transport, not to its jump hosts' (OpenSSH does not pass ``-o``
+to a ProxyJump either); CBC ciphers not named are off, as in OpenSSH. A device and this
+client with no algorithm in common fail with OpenSSH's "no matching ... found. Their
+offer: ..." (see ``service.device.paramiko_legacy``). ``PubkeyAcceptedAlgorithms`` is
+accepted and ignored: RSA identities sign with SHA-2 only.
+
 Nothing is sent that Unicon did not send: no keepalives, no commands of our own.
 """
 
@@ -54,7 +62,9 @@ from unicon.core.errors import EOF
 from unicon.eal.backend.spawn import Spawn as UniconSpawn
 
 from service.device import ssh_config
+from service.device.paramiko_legacy import apply_legacy_algorithms, disabled_algorithms, negotiation_failure
 from service.device.ssh_config import normalise_strict
+from service.domain.legacy_ssh import LEGACY_ALGORITHMS, AlgorithmKind
 
 __all__ = [
     "DEFAULT_JUMP_RATE",
@@ -139,6 +149,7 @@ class SshTarget:
     password_env: str | None = None  # jump hosts only: their password is in this environment variable
     jump_rate: float = DEFAULT_JUMP_RATE  # jump hosts only: new connections per second through this host
     jumps: tuple[SshTarget, ...] = ()  # the ProxyJump chain, first hop first (each hop's own ``jumps`` empty)
+    legacy_algorithms: tuple[str, ...] = ()  # legacy SSH algorithms this host may use (never inherited by jumps)
 
     @property
     def known_hosts_name(self) -> str:
@@ -245,6 +256,30 @@ def _config_path(given: _Given) -> str | None:
     return None if name is None or name.lower() == "none" else name
 
 
+# the ``+list`` options that add legacy algorithms, by their lower-case key
+_LEGACY_OPTIONS = {
+    "kexalgorithms": ("KexAlgorithms", AlgorithmKind.KEX),
+    "hostkeyalgorithms": ("HostKeyAlgorithms", AlgorithmKind.HOST_KEY),
+    "pubkeyacceptedalgorithms": ("PubkeyAcceptedAlgorithms", AlgorithmKind.HOST_KEY),
+    "ciphers": ("Ciphers", AlgorithmKind.CIPHER),
+}
+
+
+def _legacy_algorithms(options: dict[str, str]) -> tuple[str, ...]:
+    names: list[str] = []
+    for key, (option, kind) in _LEGACY_OPTIONS.items():
+        value = options.get(key)
+        if value is None:
+            continue
+        if not value.startswith("+"):
+            raise SshCommandLineError(f"{option}: only +name,... (legacy algorithms added to the defaults) is known")
+        for name in value[1:].split(","):
+            if LEGACY_ALGORITHMS.get(name) is not kind:
+                raise SshCommandLineError(f"{option}: {name[:60]!r} is not a legacy algorithm this backend can add")
+            names.append(name)
+    return tuple(dict.fromkeys(names))
+
+
 _INHERITED = ("stricthostkeychecking", "userknownhostsfile", "connecttimeout", "pyatsjumprate", "pyatsjumppasswordenv")
 
 
@@ -294,6 +329,7 @@ def _resolve(alias: str, given: _Given, depth: int = 0) -> SshTarget:
         ),
         jump_rate=DEFAULT_JUMP_RATE if rate is None else rate,
         jumps=jumps,
+        legacy_algorithms=_legacy_algorithms(options),
     )
 
 
@@ -476,6 +512,17 @@ class _Transport(ServiceRequestingTransport):  # type: ignore[misc]  # paramiko 
     ``auth_timeout``, and its auth handler does not race the server's answer (``_AuthHandler``).
     """
 
+    def __init__(self, sock: Any, legacy_algorithms: tuple[str, ...] = ()) -> None:
+        super().__init__(sock, disabled_algorithms=disabled_algorithms(legacy_algorithms))
+        apply_legacy_algorithms(self, legacy_algorithms)
+        self.peer_offer: dict[str, list[str]] | None = None
+
+    def _really_parse_kex_init(self, m: Any, ignore_first_byte: bool = False) -> Any:
+        """Keep the device's algorithm lists, to name them when none is acceptable."""
+        parsed = super()._really_parse_kex_init(m, ignore_first_byte)
+        self.peer_offer = parsed
+        return parsed
+
     def ensure_session(self) -> None:
         if not self.active or not self.initial_kex_done:
             raise paramiko.SSHException("No existing session")
@@ -496,7 +543,7 @@ class _Transport(ServiceRequestingTransport):  # type: ignore[misc]  # paramiko 
 def _handshake(target: SshTarget, sock: Any, role: str = "") -> Any:
     """The SSH transport over ``sock`` (a socket, or a channel through a jump host), host key checked."""
     where = _where(target)
-    transport = _Transport(sock)
+    transport = _Transport(sock, target.legacy_algorithms)
     if target.connect_timeout is not None:
         transport.banner_timeout = target.connect_timeout
         transport.handshake_timeout = target.connect_timeout
@@ -516,6 +563,8 @@ def _handshake(target: SshTarget, sock: Any, role: str = "") -> Any:
         raise
     except (paramiko.SSHException, OSError, EOFError) as exc:
         transport.close()
+        if mismatch := negotiation_failure(exc, transport.peer_offer):
+            raise SshHandshakeError(f"Unable to negotiate with {target.host} port {target.port}: {mismatch}") from exc
         text = str(exc).lower()
         late = target.connect_timeout is not None and time.monotonic() - started >= target.connect_timeout
         if late or isinstance(exc, TimeoutError) or "timeout" in text or "timed out" in text or "banner" in text:

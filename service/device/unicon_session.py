@@ -24,6 +24,7 @@ from loguru import logger
 from unicon import Connection
 from unicon.core import errors as unicon_errors
 
+from service.domain.legacy_ssh import AlgorithmKind, of_kind
 from service.domain.models import FREE_TEXT_PREFIXES, DeviceOS, DeviceTarget
 from service.errors import CommandError, ConnectError, ErrorCode, SessionOutOfStepError
 from service.observability.logging import LIVE_SECRETS, forget_library_logger, route_library_logger
@@ -102,6 +103,17 @@ _CONNECT_PATTERNS: tuple[tuple[re.Pattern[str], ErrorCode, str], ...] = (
     (re.compile(r"permission denied", re.I), ErrorCode.AUTH_FAILED, "the device rejected the credentials"),
 )
 
+# OpenSSH's words when the device and the client share no algorithm of one kind; the
+# paramiko backend words its failure the same way. The offer is the device's list of names.
+_NO_MATCHING_ALGORITHM = re.compile(
+    r"no matching (key exchange method|host key type|cipher|MAC) found\. Their offer: ([A-Za-z0-9@.,_+-]{1,400})"
+)
+_KEX_MARKERS = ("ext-info-", "kex-strict-")
+LEGACY_HINT = (
+    "legacy SSH algorithms are off unless named in PYATS_SSH_LEGACY_ALGORITHMS or in the inventory's "
+    "custom.ssh_legacy_algorithms (weak: enable only what this device needs)"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class SessionOptions:
@@ -118,6 +130,9 @@ class SessionOptions:
     # one jump host, and the environment variable holding the jump hosts' password
     jump_rate: float | None = None
     jump_password_env: str | None = None
+    # legacy SSH algorithms accepted from every device (``service.domain.legacy_ssh``); a
+    # device's own ``DeviceTarget.legacy_algorithms`` (the inventory) replaces this list
+    legacy_algorithms: tuple[str, ...] = ()
 
 
 def matched_retries_for(line: str, options: SessionOptions) -> tuple[int, float]:
@@ -142,7 +157,9 @@ def ssh_command(target: DeviceTarget, options: SessionOptions, connect_timeout: 
         "-o",
         "NumberOfPasswordPrompts=1",
         "-o",
-        "LogLevel=ERROR",
+        # INFO, not ERROR: OpenSSH reports "no matching ... found. Their offer: ..." (no common
+        # algorithm) at INFO only; without it a legacy-only device is a bare EOF
+        "LogLevel=INFO",
     ]
     if options.identity_file is not None or options.ssh_config_file is not None:
         # keys may apply: named identities first (no agent), then the password Unicon types
@@ -152,6 +169,13 @@ def ssh_command(target: DeviceTarget, options: SessionOptions, connect_timeout: 
             "PubkeyAuthentication=no": "IdentitiesOnly=yes",
         }
         parts = [keys_first.get(part, part) for part in parts]
+    legacy = target.legacy_algorithms if target.legacy_algorithms is not None else options.legacy_algorithms
+    for option, kind in (("KexAlgorithms", AlgorithmKind.KEX), ("Ciphers", AlgorithmKind.CIPHER)):
+        if names := of_kind(legacy, kind):
+            parts += ["-o", f"{option}=+{','.join(names)}"]  # '+': appended to OpenSSH's defaults
+    if names := of_kind(legacy, AlgorithmKind.HOST_KEY):
+        # ssh-rsa for the device's host key and for our own RSA key's signature
+        parts += ["-o", f"HostKeyAlgorithms=+{','.join(names)}", "-o", f"PubkeyAcceptedAlgorithms=+{','.join(names)}"]
     if options.ssh_config_file is not None:
         parts += ["-F", shlex.quote(str(options.ssh_config_file))]
     if options.identity_file is not None:
@@ -235,12 +259,21 @@ def classify_connect_error(exc: BaseException, buffer: str) -> ConnectError:
         isinstance(e, unicon_errors.CredentialsExhaustedError | unicon_errors.UniconAuthenticationError) for e in chain
     ):
         return ConnectError(ErrorCode.AUTH_FAILED, "the device rejected the login or enable password")
+    haystack = " ".join(str(e) for e in chain)  # in-process backends raise OpenSSH-worded errors
+    if mismatch := _NO_MATCHING_ALGORITHM.search(buffer) or _NO_MATCHING_ALGORITHM.search(haystack):
+        what = mismatch.group(1)
+        # OpenSSH shows the kex markers (ext-info-s, kex-strict-s-...) in the offer: not algorithms
+        offer = [name for name in mismatch.group(2).strip(",.").split(",") if not name.startswith(_KEX_MARKERS)]
+        return ConnectError(
+            ErrorCode.CONNECT_FAILED,
+            f"no matching {what} with the device (its offer: {','.join(offer)}); {LEGACY_HINT}",
+            {"mismatch": what, "offer": offer},
+        )
     for pattern, code, message in _CONNECT_PATTERNS:
         if pattern.search(buffer):
             return ConnectError(code, message)
     if any(isinstance(e, unicon_errors.TimeoutError | TimeoutError) for e in chain):
         return ConnectError(ErrorCode.CONNECT_TIMEOUT, "login did not complete before the connect timeout")
-    haystack = " ".join(str(e) for e in chain)  # in-process backends raise OpenSSH-worded errors
     for pattern, code, message in _CONNECT_PATTERNS:
         if pattern.search(haystack):
             return ConnectError(code, message)

@@ -22,9 +22,18 @@ class InventoryDevice:
     password: Secret
     enable_password: Secret | None = None
     groups: frozenset[str] = frozenset()
+    legacy_algorithms: tuple[str, ...] | None = None  # None: the service's PYATS_SSH_LEGACY_ALGORITHMS
 
     def target(self) -> DeviceTarget:
-        return DeviceTarget(self.hostname, self.port, self.os, self.username, self.password, self.enable_password)
+        return DeviceTarget(
+            self.hostname,
+            self.port,
+            self.os,
+            self.username,
+            self.password,
+            self.enable_password,
+            self.legacy_algorithms,
+        )
 
 
 @dataclass(frozen=True, slots=True)

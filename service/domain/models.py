@@ -115,6 +115,8 @@ class DeviceTarget:
     username: str
     password: Secret
     enable_password: Secret | None = None
+    # the inventory's per-device choice of legacy SSH algorithms; None: the service's setting
+    legacy_algorithms: tuple[str, ...] | None = None
 
     @property
     def address(self) -> str:

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import asyncssh
 
@@ -117,8 +118,9 @@ class ProcessChannel:
 class DeviceAuth(asyncssh.SSHServer):
     """Password and keyboard-interactive auth against one device's credentials.
 
-    Both methods are offered because OpenSSH (under Unicon) and paramiko pick
-    differently; ``auth_failure`` makes every attempt fail.  It also tracks the
+    Both methods are offered by default because OpenSSH (under Unicon) and paramiko
+    pick differently; ``auth_methods`` narrows them (an AAA-backed device may offer
+    keyboard-interactive only); ``auth_failure`` makes every attempt fail.  It also tracks the
     connection as a session (``SessionTracker``): ``refused`` is set when the
     device had no free VTY line at authentication.
     """
@@ -162,7 +164,7 @@ class DeviceAuth(asyncssh.SSHServer):
         return user_ok and password_ok
 
     def password_auth_supported(self) -> bool:
-        return True
+        return "password" in self._device.auth_methods
 
     def validate_password(self, username: str, password: str) -> bool:
         return self._check(username, password)
@@ -177,7 +179,7 @@ class DeviceAuth(asyncssh.SSHServer):
         return user_ok and any(key.public_data == known.public_data for known in self._keys)
 
     def kbdint_auth_supported(self) -> bool:
-        return True
+        return "keyboard-interactive" in self._device.auth_methods
 
     def get_kbdint_challenge(
         self, username: str, lang: str, submethods: str
@@ -219,6 +221,7 @@ class LabServer:
         self._log = CommandLog(log_path)
         self._tracker = SessionTracker(self._log)
         self._host_key = host_key or load_host_key(None)
+        self._rsa_host_key: asyncssh.SSHKey | None = None  # made when a device offers RSA host key algorithms
         self._listeners: list[asyncssh.SSHAcceptor] = []
         self._sessions: set[asyncio.Task[None]] = set()
         self.devices: tuple[DeviceSpec, ...] = ()
@@ -262,13 +265,37 @@ class LabServer:
             return placed
         raise OSError(f"no {len(devices)} consecutive free ports found")
 
+    def _algorithm_options(self, device: DeviceSpec) -> dict[str, Any]:
+        """``create_server`` arguments for the device's host keys and algorithm lists."""
+        kex, host_key_algs, ciphers = device.ssh_algorithms
+        options: dict[str, Any] = {"server_host_keys": [self._host_key]}
+        if host_key_algs:
+            if self._rsa_host_key is None and any("rsa" in name for name in host_key_algs):
+                self._rsa_host_key = asyncssh.generate_private_key("ssh-rsa", key_size=2048)
+            wanted = [name.encode() for name in host_key_algs]
+            keypairs = []
+            for key in (self._rsa_host_key, self._host_key):
+                if key is None:
+                    continue
+                keypair = asyncssh.load_keypairs([key])[0]
+                # a key offers only the algorithms the device names (an RSA key: not rsa-sha2-* too)
+                keypair.host_key_algorithms = [alg for alg in keypair.host_key_algorithms if alg in wanted]
+                if keypair.host_key_algorithms:
+                    keypairs.append(keypair)
+            options["server_host_keys"] = keypairs
+        if kex:
+            options["kex_algs"] = list(kex)
+        if ciphers:
+            options["encryption_algs"] = list(ciphers)
+        return options
+
     async def _listen(self, device: DeviceSpec) -> asyncssh.SSHAcceptor:
         if device.bastion:
             return await asyncssh.create_server(
                 lambda: BastionAuth(device, self._tracker, self._log),
                 device.host,
                 device.port,
-                server_host_keys=[self._host_key],
+                **self._algorithm_options(device),
                 keepalive_interval=0,
                 login_timeout=30,
             )
@@ -306,7 +333,7 @@ class LabServer:
             lambda: DeviceAuth(device, self._tracker),
             device.host,
             device.port,
-            server_host_keys=[self._host_key],
+            **self._algorithm_options(device),
             process_factory=serve,
             line_editor=False,
             encoding="utf-8",

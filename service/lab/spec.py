@@ -35,7 +35,17 @@ Access fields:
   accepted for ``username`` besides the password;
 * ``bastion``: the listener is a jump host, not a device: no shell, only
   ``direct-tcpip`` forwarding to loopback ports, each one logged as a ``forward``
-  event (see ``service.lab.log``).
+  event (see ``service.lab.log``);
+* ``auth_methods``: the login methods offered besides ``authorized_keys``, a subset
+  of ``password`` and ``keyboard-interactive`` (default both); ``["keyboard-interactive"]``
+  is a device behind an AAA server that prompts through keyboard-interactive only.
+
+SSH algorithm fields (empty = asyncssh's defaults):
+
+* ``kex_algs``, ``host_key_algs``, ``encryption_algs``: the only algorithms the device
+  offers (asyncssh names); an ``ssh-rsa`` host key algorithm uses the lab's RSA host key;
+* ``legacy_only``: shorthand for an old IOS image that offers only
+  ``LEGACY_KEX`` / ``LEGACY_HOST_KEYS`` / ``LEGACY_CIPHERS`` (explicit lists win).
 """
 
 from __future__ import annotations
@@ -49,6 +59,10 @@ from typing import Any
 from service.lab.generated import GENERATED_KINDS, infer_kind
 
 SUPPORTED_OS: tuple[str, ...] = ("ios", "iosxe", "nxos", "iosxr", "asa")
+AUTH_METHODS: tuple[str, ...] = ("password", "keyboard-interactive")
+LEGACY_KEX: tuple[str, ...] = ("diffie-hellman-group14-sha1", "diffie-hellman-group1-sha1")
+LEGACY_HOST_KEYS: tuple[str, ...] = ("ssh-rsa",)
+LEGACY_CIPHERS: tuple[str, ...] = ("aes128-cbc", "aes256-cbc", "3des-cbc")
 
 
 class SpecError(ValueError):
@@ -120,6 +134,22 @@ class DeviceSpec:
     authorization_denied: tuple[str, ...] = ()
     chatter_after: tuple[str, ...] = ()
     chatter_delay: float = 0.0
+    auth_methods: tuple[str, ...] = AUTH_METHODS
+    kex_algs: tuple[str, ...] = ()
+    host_key_algs: tuple[str, ...] = ()
+    encryption_algs: tuple[str, ...] = ()
+    legacy_only: bool = False
+
+    @property
+    def ssh_algorithms(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        """(kex, host key, encryption) algorithms offered; an empty list means asyncssh's defaults."""
+        if self.legacy_only:
+            return (
+                self.kex_algs or LEGACY_KEX,
+                self.host_key_algs or LEGACY_HOST_KEYS,
+                self.encryption_algs or LEGACY_CIPHERS,
+            )
+        return self.kex_algs, self.host_key_algs, self.encryption_algs
 
     def __post_init__(self) -> None:
         if self.os not in SUPPORTED_OS:
@@ -143,6 +173,10 @@ class DeviceSpec:
                 raise SpecError(
                     f"invalid authorization_denied regex {pattern!r} for device {self.name}: {exc}"
                 ) from exc
+        if unknown := set(self.auth_methods) - set(AUTH_METHODS):
+            raise SpecError(f"auth_methods of device {self.name}: unknown {', '.join(sorted(unknown))}")
+        if not self.auth_methods and not self.authorized_keys:
+            raise SpecError(f"device {self.name} offers no login method (auth_methods and authorized_keys empty)")
         for pattern in self.pause_after:
             try:
                 re.compile(expand_pattern(pattern, self.name))
@@ -165,11 +199,19 @@ def default_name(os_name: str, index: int) -> str:
 
 
 _FIELD_NAMES = frozenset(f.name for f in fields(DeviceSpec))
+_ALGORITHM_LISTS = ("auth_methods", "kex_algs", "host_key_algs", "encryption_algs")
 
 
 def _coerce(name: str, value: Any) -> Any:
     """Turn JSON values into the field's Python type (lists to tuples, str to Path)."""
-    if name in ("hang_commands", "disconnect_commands", "pause_after", "authorization_denied", "chatter_after"):
+    if name in (
+        "hang_commands",
+        "disconnect_commands",
+        "pause_after",
+        "authorization_denied",
+        "chatter_after",
+        *_ALGORITHM_LISTS,
+    ):
         if isinstance(value, str):
             return (value,)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -193,7 +235,7 @@ def _coerce(name: str, value: Any) -> Any:
         return value
     if name == "authorized_keys":
         return _authorized_keys(value)
-    if name in ("auth_failure", "bastion"):
+    if name in ("auth_failure", "bastion", "legacy_only"):
         if not isinstance(value, bool):
             raise SpecError(f"{name} must be true or false")
         return value
