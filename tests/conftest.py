@@ -27,6 +27,15 @@ SHARED_OUTPUTS = Path(
 LAB_PASSWORD = "lab-pass-7Q"
 LAB_ENABLE = "lab-enable-3Z"
 
+BANNER = (
+    "**********************************************\n"
+    "Router#\n"
+    "switch>\n"
+    "% Unauthorized access is prohibited\n"
+    "core-1(config)#\n"
+    "**********************************************"
+)
+
 # One lab for the whole run. Names say what each device is for.
 LAB_DEVICES: list[dict[str, Any]] = [
     *({"name": f"fleet-{i:02d}", "os": "iosxe", "latency": 0.1} for i in range(20)),
@@ -72,6 +81,9 @@ LAB_DEVICES: list[dict[str, Any]] = [
         "pause_seconds": 0.3,
     },
     {"name": "chatty", "os": "iosxe", "chatter_after": ["show clock"], "chatter_delay": 0.2},
+    # banners that look like prompts and errors
+    {"name": "bannered", "os": "iosxe", "motd": BANNER, "login_banner": BANNER},
+    {"name": "bannered-user", "os": "ios", "motd": BANNER, "login_privilege": 1},
     # an old IOS image: SHA-1 key exchange, ssh-rsa host key, CBC ciphers only
     {"name": "legacy-ios", "os": "ios", "legacy_only": True},
     {

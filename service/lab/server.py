@@ -154,6 +154,8 @@ class DeviceAuth(asyncssh.SSHServer):
             self._tracker.release(self._device)
 
     def begin_auth(self, username: str) -> bool:
+        if self._device.login_banner and self._conn is not None:  # banner login: shown before the password
+            self._conn.send_auth_banner(self._device.login_banner.replace("\n", "\r\n") + "\r\n")
         return True
 
     def _check(self, username: str, password: str) -> bool:

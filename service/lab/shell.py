@@ -94,6 +94,8 @@ class DeviceShell:
     async def run(self) -> None:
         """Serve an interactive session until the client leaves or a fault ends it."""
         await self._login_delay()
+        if self._device.motd:
+            self._channel.write("\r\n" + "".join(line + "\r\n" for line in self._device.motd.splitlines()))
         self._channel.write("\r\n" + self.prompt)
         try:
             while True:

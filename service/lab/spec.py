@@ -20,6 +20,10 @@ Fault and load fields (all per device, all off by default):
   unlimited); one more is refused like a device with no free VTY line;
 * ``login_delay``: seconds between the session opening and the first prompt
   (slow AAA), for connect-timeout tests;
+* ``login_banner``: the SSH authentication banner (IOS ``banner login``), shown before
+  the password is asked;
+* ``motd``: text the device prints after login, before its first prompt (banner motd,
+  banner exec), e.g. with prompt-like lines;
 * ``chatter_after`` / ``chatter_delay``: after answering one of these commands and
   printing its prompt, the device waits ``chatter_delay`` seconds and prints a syslog
   line and its prompt again, unasked (console logging on a VTY).
@@ -134,6 +138,8 @@ class DeviceSpec:
     authorization_denied: tuple[str, ...] = ()
     chatter_after: tuple[str, ...] = ()
     chatter_delay: float = 0.0
+    motd: str = ""
+    login_banner: str = ""
     auth_methods: tuple[str, ...] = AUTH_METHODS
     kex_algs: tuple[str, ...] = ()
     host_key_algs: tuple[str, ...] = ()

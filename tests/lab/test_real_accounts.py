@@ -128,3 +128,27 @@ def test_a_command_refused_by_authorization_is_not_authorized_and_the_rest_run(
     assert refused.value.code is ErrorCode.NOT_AUTHORIZED
     assert refused.value.output is not None and "Authorization failed" in refused.value.output
     assert lines(after) == expected("iosxe", "show clock", "aaa-no-run")
+
+
+@pytest.mark.parametrize(("name", "privilege"), [("bannered", "enabled"), ("bannered-user", "user")])
+def test_a_banner_with_prompt_like_lines_neither_breaks_login_nor_reaches_an_output(
+    factory: UniconSessionFactory,
+    target: Target,
+    lab: LabProcess,
+    lab_device: Callable[[str], dict[str, Any]],
+    name: str,
+    privilege: str,
+) -> None:
+    before = len(lab.read_log())
+    session = factory.open(target(name), connect_timeout=20)
+    try:
+        assert session.privilege == privilege
+        first = session.execute("show clock", timeout=20)
+        second = session.execute("show version", timeout=20)
+    finally:
+        session.close()
+    os_name = target(name).os.value
+    assert lines(first) == expected(os_name, "show clock", name)
+    assert lines(second) == expected(os_name, "show version", name)
+    received = sent(lab, lab_device(name)["port"], before)
+    assert not [line for line in received if "config" in line or line.startswith("conf")], received
