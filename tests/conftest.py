@@ -36,6 +36,13 @@ BANNER = (
     "**********************************************"
 )
 
+RAW_OUTPUTS = {
+    "show colours": "plain \x1b[31mred\x1b[0m 256:\x1b[38;5;196mX\x1b[0m true:\x1b[38;2;255;0;0mY\x1b[0m\x1b[2K end",
+    "show edits": "abcdef\b\bXY\nsecond line",
+    "show bytes": "ok \udcff\udcfe caf\u00e9 \u2713 \ufffd end",  # 0xff 0xfe are not UTF-8; the rest is
+    "show split": "caf\udcc3\udca9 \udce2\udc9c\udc93 end",  # é and ✓ as raw bytes, one write per byte
+}
+
 # One lab for the whole run. Names say what each device is for.
 LAB_DEVICES: list[dict[str, Any]] = [
     *({"name": f"fleet-{i:02d}", "os": "iosxe", "latency": 0.1} for i in range(20)),
@@ -84,6 +91,8 @@ LAB_DEVICES: list[dict[str, Any]] = [
     # banners that look like prompts and errors
     {"name": "bannered", "os": "iosxe", "motd": BANNER, "login_banner": BANNER},
     {"name": "bannered-user", "os": "ios", "motd": BANNER, "login_privilege": 1},
+    # outputs as the device sends them: colours, backspaces, bytes that are not UTF-8, split characters
+    {"name": "raw-text", "os": "iosxe", "extra_outputs": RAW_OUTPUTS, "chunk_size": 1, "chunk_delay": 0.002},
     # an old IOS image: SHA-1 key exchange, ssh-rsa host key, CBC ciphers only
     {"name": "legacy-ios", "os": "ios", "legacy_only": True},
     {

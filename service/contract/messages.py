@@ -107,6 +107,15 @@ class CommandResult(Struct, frozen=True, kw_only=True):
         Meta(description="false when the output may be cut short (see incomplete_reason); absent otherwise."),
     ] = None
     incomplete_reason: Annotated[str | None, Meta(description="Why the output may be cut short.")] = None
+    transformed: Annotated[
+        list[str] | None,
+        Meta(
+            description=(
+                "What differs from the bytes the device sent, when anything does: invalid_utf8_replaced (bytes "
+                "that are not UTF-8 became U+FFFD). ANSI escapes and backspaces are kept as sent."
+            )
+        ),
+    ] = None
 
 
 class DeviceResult(Struct, frozen=True, kw_only=True):

@@ -62,6 +62,7 @@ from unicon.core.errors import EOF
 from unicon.eal.backend.spawn import Spawn as UniconSpawn
 
 from service.device import ssh_config
+from service.device.device_text import DeviceText
 from service.device.paramiko_legacy import apply_legacy_algorithms, disabled_algorithms, negotiation_failure
 from service.device.ssh_config import normalise_strict
 from service.domain.legacy_ssh import LEGACY_ALGORITHMS, AlgorithmKind
@@ -806,6 +807,7 @@ class Spawn(UniconSpawn):  # type: ignore[misc]  # Unicon is untyped
         # no ``fd`` or ``pid`` attributes on purpose: with them, Unicon's disconnect takes its
         # pty path and never calls close(), leaving the SSH session open
         self._target = parse_ssh_command(spawn_command)
+        self.device_text = DeviceText()
         self._lock = threading.Lock()
         self._pending = bytearray()
         self._typed: list[str] = []
@@ -831,7 +833,7 @@ class Spawn(UniconSpawn):  # type: ignore[misc]  # Unicon is untyped
         if channel is not None and channel.recv_ready():
             data = channel.recv(size)
             if data:
-                return bytes(data)
+                return self.device_text.feed(bytes(data))
         if self._closed or (channel is not None and (channel.closed or channel.eof_received)):
             self._close_and_raise_eof()
         return b""  # nothing yet: the shell is still waiting for the password

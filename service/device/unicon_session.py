@@ -23,7 +23,9 @@ from typing import Any
 from loguru import logger
 from unicon import Connection
 from unicon.core import errors as unicon_errors
+from unicon.utils import Utils
 
+from service.device.device_text import replaced_so_far
 from service.domain.legacy_ssh import AlgorithmKind, of_kind
 from service.domain.models import FREE_TEXT_PREFIXES, DeviceOS, DeviceTarget
 from service.errors import CommandError, ConnectError, ErrorCode, SessionOutOfStepError
@@ -288,9 +290,13 @@ class UniconSession:
         options: SessionOptions,
         secret_forms: list[str],
         privilege: str = "enabled",
+        pages: bool = False,
     ) -> None:
         self._connection = connection
         self.privilege = privilege
+        self.last_transformed: tuple[str, ...] = ()  # what was changed in the last output, if anything
+        self.pages = pages  # the device refused to stop paging: its --More-- prompts are answered
+        keep_device_text(connection)
         self._target = target
         self._options = options
         self._secret_forms = secret_forms
@@ -338,6 +344,8 @@ class UniconSession:
         retries, sleep = matched_retries_for(line, self._options)
         self._drain()
         started = time.monotonic()
+        replaced = replaced_so_far(self._connection.spawn)
+        self.last_transformed = ()
         try:
             # error_pattern=[]: output lines such as "WARNING:" are data, not failures; refusals are checked below
             output = self._connection.execute(
@@ -357,6 +365,15 @@ class UniconSession:
                 raise CommandError(ErrorCode.DISCONNECTED, "the device closed the session during the command") from exc
             raise CommandError(ErrorCode.COMMAND_FAILED, f"command failed ({type(exc).__name__})") from exc
         text = str(output)
+        transformed: list[str] = []
+        if replaced_so_far(self._connection.spawn) > replaced:
+            transformed.append(INVALID_UTF8)
+        if self.pages:
+            erased = _PAGER_ERASE.sub(_unpage, text)
+            if erased != text:
+                text = erased
+                transformed.append(PAGER_REMOVED)
+        self.last_transformed = tuple(transformed)
         head = "\n".join(text.splitlines()[:4])
         if _NOT_AUTHORIZED.search(head):
             raise CommandError(
@@ -376,16 +393,14 @@ class UniconSession:
         _release(self._connection, self._secret_forms)
 
 
-BACKENDS = {"pty": None, "paramiko": "service.device.paramiko_backend"}
+BACKENDS = {"pty": "service.device.pty_backend", "paramiko": "service.device.paramiko_backend"}
 
 
 class UniconSessionFactory:
     def __init__(self, options: SessionOptions | None = None) -> None:
         self._options = options or SessionOptions()
         self._settings = dict(BASE_SETTINGS)
-        module = BACKENDS[self._options.backend]
-        if module is not None:
-            self._settings["BACKEND"] = module
+        self._settings["BACKEND"] = BACKENDS[self._options.backend]
 
     def open(self, target: DeviceTarget, connect_timeout: float) -> UniconSession:
         credentials: dict[str, dict[str, str]] = {
@@ -420,25 +435,53 @@ class UniconSessionFactory:
         connection.log.addHandler(transcript)
         try:
             connection.connect()
-            privilege = settle(connection, target, connect_timeout)
+            privilege, pages = settle(connection, target, connect_timeout)
         except Exception as exc:  # noqa: BLE001 - Unicon raises many unrelated types; classified here
             error = classify_connect_error(exc, _spawn_buffer(connection) + transcript.text())
             _release(connection, secret_forms)
             raise error from None
         finally:
             connection.log.removeHandler(transcript)
-        return UniconSession(connection, target, self._options, secret_forms, privilege)
+        return UniconSession(connection, target, self._options, secret_forms, privilege, pages)
 
 
-def settle(connection: Any, target: DeviceTarget, timeout: float) -> str:
+INVALID_UTF8 = "invalid_utf8_replaced"
+PAGER_REMOVED = "pager_prompts_removed"
+# How a device erases its --More-- prompt after a key: N backspaces, N spaces, N backspaces.
+_PAGER_ERASE = re.compile(r"(\x08+)( +)(\x08+)")
+
+
+def _unpage(match: re.Match[str]) -> str:
+    backspaces, spaces, again = (len(group) for group in match.groups())
+    return "" if backspaces == spaces == again else match.group(0)
+
+
+def keep_device_text(connection: Any) -> None:
+    """Unicon's execute removes ANSI escapes and applies backspaces in every output (and its
+    ANSI pattern mangles 256-colour and truecolour codes). Here that cleaning applies to the
+    echoed command line only, where some platforms decorate the echo and Unicon needs a clean
+    one to remove it; the output itself stays as the device sent it."""
+    cleaner = Utils()
+
+    def echo_only(output: str) -> str:
+        echo, newline, body = output.partition("\n")
+        return str(cleaner.remove_backspace_ansi_escape(echo)) + newline + body
+
+    connection.execute.extra_output_process = echo_only
+
+
+def settle(connection: Any, target: DeviceTarget, timeout: float) -> tuple[str, bool]:
     """After login: ``enable`` only with an enable password, then the terminal settings, best
-    effort. Returns where commands will run: ``user`` (``>``) or ``enabled`` (``#``)."""
+    effort. Returns where commands will run, ``user`` (``>``) or ``enabled`` (``#``), and
+    whether the device still pages (it refused to turn paging off)."""
+    pages = False
     if connection.state_machine.current_state == "disable" and target.enable_password is not None:
         connection.enable()  # Unicon answers the prompt from credentials["enable"]
     privilege = "user" if connection.state_machine.current_state == "disable" else "enabled"
     for line in TERMINAL_SETTINGS[target.os]:
         output = str(connection.execute(line, timeout=timeout, error_pattern=[]))
         if _REFUSAL.search(output) or _NOT_AUTHORIZED.search(output):
+            pages = pages or "length" in line or "pager" in line
             key = (target.hostname, target.port, line)
             if key not in WARNED_SETTINGS:
                 if len(WARNED_SETTINGS) >= WARNED_SETTINGS_LIMIT:
@@ -447,4 +490,4 @@ def settle(connection: Any, target: DeviceTarget, timeout: float) -> str:
                 logger.warning(
                     "the device refused {!r} at login; going on (its paging is answered by the session)", line
                 )
-    return privilege
+    return privilege, pages

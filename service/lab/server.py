@@ -339,6 +339,7 @@ class LabServer:
             process_factory=serve,
             line_editor=False,
             encoding="utf-8",
+            errors="surrogateescape",  # extra_outputs may carry bytes that are not UTF-8 (as \udcXX)
             keepalive_interval=0,
             login_timeout=30,
         )

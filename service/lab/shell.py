@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from service.lab.filters import FilterError, parse_filter
 from service.lab.log import PASSWORD_PLACEHOLDER, CommandLog, enters_config_mode
-from service.lab.outputs import OutputStore, normalise_command
+from service.lab.outputs import OutputStore, StoredOutput, normalise_command
 from service.lab.platforms import PLATFORMS, Platform
 from service.lab.spec import DeviceSpec, expand_pattern
 from service.lab.terminal import CTRL_Z, Channel, LineReader, Pacing, page_out
@@ -70,6 +70,10 @@ class DeviceShell:
             else device.login_privilege >= 15
         )
         self._denied = tuple(re.compile(pattern) for pattern in device.authorization_denied)
+        self._extra = {
+            normalise_command(command): StoredOutput(command, text, template=False)
+            for command, text in device.extra_outputs
+        }
         self._submode: str | None = None
         self._length = device.terminal_length
         self._pacing = Pacing(
@@ -274,7 +278,7 @@ class DeviceShell:
         if stored is not None:
             base, clause = line, ""
         else:
-            stored = self._store.lookup(base)
+            stored = self._extra.get(key) or self._store.lookup(base)
         if stored is None:
             self._invalid_at_word(line, self._store.matched_words(base))
             return

@@ -20,6 +20,9 @@ Fault and load fields (all per device, all off by default):
   unlimited); one more is refused like a device with no free VTY line;
 * ``login_delay``: seconds between the session opening and the first prompt
   (slow AAA), for connect-timeout tests;
+* ``extra_outputs``: more commands and their exact outputs, JSON ``{"show x": "text"}``;
+  the text may hold ANSI escapes, backspaces, and bytes that are not UTF-8 (written
+  as ``\udc80``-``\udcff``, Python's surrogateescape);
 * ``login_banner``: the SSH authentication banner (IOS ``banner login``), shown before
   the password is asked;
 * ``motd``: text the device prints after login, before its first prompt (banner motd,
@@ -140,6 +143,7 @@ class DeviceSpec:
     chatter_delay: float = 0.0
     motd: str = ""
     login_banner: str = ""
+    extra_outputs: tuple[tuple[str, str], ...] = ()
     auth_methods: tuple[str, ...] = AUTH_METHODS
     kex_algs: tuple[str, ...] = ()
     host_key_algs: tuple[str, ...] = ()
@@ -231,6 +235,10 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise SpecError(f"{name} must be a number")
         return float(value)
+    if name == "extra_outputs":
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise SpecError(f"{name} must be an object of command -> output text")
+        return tuple(value.items())
     if name == "login_privilege":
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             raise SpecError(f"{name} must be an integer or null")

@@ -21,6 +21,11 @@ class DeviceSession(Protocol):
         ...
 
     @property
+    def last_transformed(self) -> tuple[str, ...]:
+        """What was changed in the last output (e.g. ``invalid_utf8_replaced``); empty: nothing."""
+        ...
+
+    @property
     def privilege(self) -> str | None:
         """Where commands run: ``user`` (``>``, no enable sent) or ``enabled`` (``#``); None if unknown."""
         ...

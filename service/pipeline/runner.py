@@ -198,7 +198,11 @@ class DeviceRunner:
                 broken,
             )
         return CommandResult(
-            command=line, success=True, output=output, duration_s=round(self._clock() - started, 4)
+            command=line,
+            success=True,
+            output=output,
+            duration_s=round(self._clock() - started, 4),
+            transformed=list(session.last_transformed) or None,
         ), False
 
 

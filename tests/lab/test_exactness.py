@@ -100,3 +100,30 @@ def test_late_text_in_a_warm_session_is_drained_and_never_part_of_a_later_result
         assert lines(inventory.output or "") == lines(builtin_outputs("iosxe")["show inventory"].render("chatty"))
     finally:
         pool.close_all()
+
+
+@pytest.mark.parametrize(
+    ("command", "want", "transformed"),
+    [
+        (
+            "show colours",
+            "plain \x1b[31mred\x1b[0m 256:\x1b[38;5;196mX\x1b[0m true:\x1b[38;2;255;0;0mY\x1b[0m\x1b[2K end",
+            (),
+        ),
+        ("show edits", "abcdef\b\bXY\r\nsecond line", ()),
+        ("show bytes", "ok \ufffd\ufffd caf\u00e9 \u2713 \ufffd end", ("invalid_utf8_replaced",)),
+        ("show split", "caf\u00e9 \u2713 end", ()),  # a character split between reads is whole again
+    ],
+)
+def test_outputs_are_kept_as_the_device_sent_them_or_flagged(
+    factory: UniconSessionFactory, target: Target, command: str, want: str, transformed: tuple[str, ...]
+) -> None:
+    session = factory.open(target("raw-text"), connect_timeout=20)
+    try:
+        output = session.execute(command, timeout=20)
+        assert session.last_transformed == transformed
+        session.execute("show clock", timeout=20)
+        assert session.last_transformed == ()
+    finally:
+        session.close()
+    assert output == want

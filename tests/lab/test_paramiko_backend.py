@@ -79,12 +79,12 @@ def open_paramiko(
     )
     try:
         connection.connect()
-        privilege = settle(connection, target, connect_timeout)
+        privilege, pages = settle(connection, target, connect_timeout)
     except Exception as exc:
         buffer = str(getattr(connection.spawn, "buffer", "") or "") if connection.spawn is not None else ""
         release(connection)
         raise classify_connect_error(exc, buffer) from exc
-    return UniconSession(connection, target, options, [], privilege), connection
+    return UniconSession(connection, target, options, [], privilege, pages), connection
 
 
 def release(connection: Any) -> None:

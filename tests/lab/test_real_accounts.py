@@ -112,6 +112,7 @@ def test_a_refused_terminal_setting_is_a_warning_and_outputs_stay_exact(
         assert len(want) > 24  # longer than a screen: the device pages where terminal length was refused
         assert lines(output) == want
         assert "--More--" not in output and "\b" not in output
+        assert session.last_transformed == (("pager_prompts_removed",) if "length" in refused else ())
     assert sum(refused in w for w in warnings) == 1, warnings
 
 

@@ -38,6 +38,10 @@ class FakeSession:
     def privilege(self) -> str | None:
         return self._device.privilege
 
+    @property
+    def last_transformed(self) -> tuple[str, ...]:
+        return ()
+
     def is_alive(self) -> bool:
         return self.alive and not self.closed
 
