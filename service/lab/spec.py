@@ -28,6 +28,14 @@ Access fields:
 * ``bastion``: the listener is a jump host, not a device: no shell, only
   ``direct-tcpip`` forwarding to loopback ports, each one logged as a ``forward``
   event (see ``service.lab.log``).
+
+Peer field:
+
+* ``mock``: JSON ``{"os": "iosxe", "state": "general_exec"}``: after our SSH
+  login, the session's shell is Cisco's own Unicon mock device
+  (``mock_device_cli``) for that OS and state, with the mock data shipped in the
+  installed unicon package (see ``service.lab.mock``).  The lab still logs every
+  line received; the lab's own outputs, faults and paging do not apply.
 """
 
 from __future__ import annotations
@@ -77,6 +85,19 @@ def expand_pattern(pattern: str, hostname: str) -> str:
 
 
 @dataclass(frozen=True)
+class MockSpec:
+    """Which Unicon mock device serves a session: its OS folder and initial state."""
+
+    os: str
+    state: str
+
+    def __post_init__(self) -> None:
+        for value in (self.os, self.state):
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
+                raise SpecError(f"mock os and state must be plain names, got {value!r}")
+
+
+@dataclass(frozen=True)
 class DeviceSpec:
     """Everything one fake device needs: identity, credentials, behaviour and faults.
 
@@ -108,6 +129,7 @@ class DeviceSpec:
     login_delay: float = 0.0
     authorized_keys: tuple[str, ...] = ()
     bastion: bool = False
+    mock: MockSpec | None = None
 
     def __post_init__(self) -> None:
         if self.os not in SUPPORTED_OS:
@@ -122,6 +144,8 @@ class DeviceSpec:
             raise SpecError(f"chunk_size and max_sessions must be >= 0 for device {self.name}")
         if self.chunk_delay < 0 or self.pause_seconds < 0 or self.login_delay < 0:
             raise SpecError(f"chunk_delay, pause_seconds and login_delay must be >= 0 for device {self.name}")
+        if self.mock is not None and self.bastion:
+            raise SpecError(f"device {self.name} cannot be both a bastion and a mock device")
         for pattern in self.pause_after:
             try:
                 re.compile(expand_pattern(pattern, self.name))
@@ -168,6 +192,8 @@ def _coerce(name: str, value: Any) -> Any:
         return value
     if name == "authorized_keys":
         return _authorized_keys(value)
+    if name == "mock":
+        return _mock(value)
     if name in ("auth_failure", "bastion"):
         if not isinstance(value, bool):
             raise SpecError(f"{name} must be true or false")
@@ -194,6 +220,17 @@ def _authorized_keys(value: Any) -> tuple[str, ...]:
         except (asyncssh.KeyImportError, ValueError) as exc:
             raise SpecError(f"authorized_keys: not a public key: {key[:40]!r}") from exc
     return tuple(keys)
+
+
+def _mock(value: Any) -> MockSpec | None:
+    """``{"os": ..., "state": ...}`` or ``null``."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"os", "state"}:
+        raise SpecError('mock must be {"os": ..., "state": ...} or null')
+    if not all(isinstance(item, str) for item in value.values()):
+        raise SpecError("mock os and state must be strings")
+    return MockSpec(os=value["os"], state=value["state"])
 
 
 def _large_outputs(value: Any) -> tuple[LargeOutput, ...]:
