@@ -20,6 +20,7 @@ import pytest
 
 from service.lab.runner import LabProcess
 from service.transport.local_server import LocalNatsServer, free_port
+from tests.mockdevice import cases as mockdevice_cases
 
 SHARED_OUTPUTS = Path(
     os.environ.get("PYATS_DEVICE_OUTPUTS_DIR", Path(__file__).resolve().parents[2] / "shared" / "device-outputs")
@@ -127,6 +128,9 @@ def corpus_pairs() -> list[dict[str, Any]]:
 
 CORPUS = corpus_pairs()
 LAB_DEVICES += [{"name": c["name"], "os": c["os"], "outputs_dir": str(c["folder"])} for c in CORPUS]
+# Cisco's Unicon mock devices behind the lab's SSH (tests/mockdevice), where unicon ships them;
+# in the same lab so that the read-only proof reads their lines too.
+LAB_DEVICES += mockdevice_cases.lab_devices()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

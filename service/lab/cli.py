@@ -14,9 +14,11 @@ fields of ``DeviceSpec`` (``name``, ``os``, ``port``, ``password``,
 ``hang_commands``, ``disconnect_commands``, ``outputs_dir``, ``terminal_length``,
 ``chunk_size``, ``chunk_delay``, ``pause_after``, ``pause_seconds``,
 ``large_outputs``, ``max_sessions``, ``login_delay``, ``authorized_keys``,
-``bastion``).  Device entries apply by position and may grow the lab past
+``bastion``, ``mock``).  Device entries apply by position and may grow the lab past
 ``--count``.  A ``"bastion": true`` entry is a jump host (no shell; forwards to
-loopback ports and logs ``forward`` events).
+loopback ports and logs ``forward`` events).  A ``"mock": {"os": "iosxe", "state":
+"general_exec"}`` entry serves its sessions with Cisco's Unicon mock device for
+that OS and state (``service.lab.mock``), still logging every line received.
 
 Slow and big devices, from the command line (every device) or per device::
 

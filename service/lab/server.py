@@ -17,6 +17,10 @@ A device with ``bastion`` set is a jump host instead: it authenticates like a
 device (password or ``authorized_keys``), refuses shells, and forwards
 ``direct-tcpip`` channels to loopback addresses only, logging each request as a
 ``forward`` event.
+
+A device with ``mock`` set serves each interactive session with Cisco's Unicon
+mock device (``service.lab.mock``) instead of the lab's own shell; auth, VTY
+accounting and the line log stay the lab's.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from typing import Any
 
 import asyncssh
 
-from service.lab.log import CommandLog
+from service.lab.log import CommandLog, enters_config_mode
+from service.lab.mock import MockShell, check_mock
 from service.lab.outputs import OutputStore
 from service.lab.shell import DeviceShell
 from service.lab.spec import DeviceSpec
@@ -41,6 +46,7 @@ from service.lab.spec import DeviceSpec
 _PORT_ATTEMPTS = 50
 NO_FREE_VTY = "% All VTY lines are busy; connection refused by {hostname} (max_sessions {limit})"
 REFUSED_GRACE = 2.0
+MOCK_NO_EXEC = "% Unicon mock devices serve interactive shells only"
 
 
 @dataclass
@@ -301,6 +307,8 @@ class LabServer:
                 keepalive_interval=0,
                 login_timeout=30,
             )
+        if device.mock is not None:
+            check_mock(device.mock)  # fail at start-up, not at the first login
         store = OutputStore.for_device(device)
 
         async def serve(process: asyncssh.SSHServerProcess[str]) -> None:
@@ -318,12 +326,25 @@ class LabServer:
                 return
             if task is not None:
                 self._sessions.add(task)
-            shell = DeviceShell(device, store, ProcessChannel(process), self._log)
+            channel = ProcessChannel(process)
             try:
-                if process.command:
-                    await shell.run_command(process.command)
+                if device.mock is not None:
+                    if process.command:
+                        self._log.record(
+                            device=device.name,
+                            port=device.port,
+                            mode="exec",
+                            line=process.command,
+                            config=enters_config_mode(process.command),
+                        )
+                        process.stdout.write(MOCK_NO_EXEC + "\r\n")
+                        process.exit(1)
+                    else:
+                        await MockShell(device, channel, self._log).run()
+                elif process.command:
+                    await DeviceShell(device, store, channel, self._log).run_command(process.command)
                 else:
-                    await shell.run()
+                    await DeviceShell(device, store, channel, self._log).run()
             except (asyncssh.ConnectionLost, ConnectionError):
                 pass
             finally:

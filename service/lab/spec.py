@@ -53,6 +53,14 @@ SSH algorithm fields (empty = asyncssh's defaults):
   offers (asyncssh names); an ``ssh-rsa`` host key algorithm uses the lab's RSA host key;
 * ``legacy_only``: shorthand for an old IOS image that offers only
   ``LEGACY_KEX`` / ``LEGACY_HOST_KEYS`` / ``LEGACY_CIPHERS`` (explicit lists win).
+
+Peer field:
+
+* ``mock``: JSON ``{"os": "iosxe", "state": "general_exec"}``: after our SSH
+  login, the session's shell is Cisco's own Unicon mock device
+  (``mock_device_cli``) for that OS and state, with the mock data shipped in the
+  installed unicon package (see ``service.lab.mock``).  The lab still logs every
+  line received; the lab's own outputs, faults and paging do not apply.
 """
 
 from __future__ import annotations
@@ -106,6 +114,19 @@ def expand_pattern(pattern: str, hostname: str) -> str:
 
 
 @dataclass(frozen=True)
+class MockSpec:
+    """Which Unicon mock device serves a session: its OS folder and initial state."""
+
+    os: str
+    state: str
+
+    def __post_init__(self) -> None:
+        for value in (self.os, self.state):
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
+                raise SpecError(f"mock os and state must be plain names, got {value!r}")
+
+
+@dataclass(frozen=True)
 class DeviceSpec:
     """Everything one fake device needs: identity, credentials, behaviour and faults.
 
@@ -149,6 +170,7 @@ class DeviceSpec:
     host_key_algs: tuple[str, ...] = ()
     encryption_algs: tuple[str, ...] = ()
     legacy_only: bool = False
+    mock: MockSpec | None = None
 
     @property
     def ssh_algorithms(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
@@ -187,6 +209,8 @@ class DeviceSpec:
             raise SpecError(f"auth_methods of device {self.name}: unknown {', '.join(sorted(unknown))}")
         if not self.auth_methods and not self.authorized_keys:
             raise SpecError(f"device {self.name} offers no login method (auth_methods and authorized_keys empty)")
+        if self.mock is not None and self.bastion:
+            raise SpecError(f"device {self.name} cannot be both a bastion and a mock device")
         for pattern in self.pause_after:
             try:
                 re.compile(expand_pattern(pattern, self.name))
@@ -249,6 +273,8 @@ def _coerce(name: str, value: Any) -> Any:
         return value
     if name == "authorized_keys":
         return _authorized_keys(value)
+    if name == "mock":
+        return _mock(value)
     if name in ("auth_failure", "bastion", "legacy_only"):
         if not isinstance(value, bool):
             raise SpecError(f"{name} must be true or false")
@@ -275,6 +301,17 @@ def _authorized_keys(value: Any) -> tuple[str, ...]:
         except (asyncssh.KeyImportError, ValueError) as exc:
             raise SpecError(f"authorized_keys: not a public key: {key[:40]!r}") from exc
     return tuple(keys)
+
+
+def _mock(value: Any) -> MockSpec | None:
+    """``{"os": ..., "state": ...}`` or ``null``."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"os", "state"}:
+        raise SpecError('mock must be {"os": ..., "state": ...} or null')
+    if not all(isinstance(item, str) for item in value.values()):
+        raise SpecError("mock os and state must be strings")
+    return MockSpec(os=value["os"], state=value["state"])
 
 
 def _large_outputs(value: Any) -> tuple[LargeOutput, ...]:

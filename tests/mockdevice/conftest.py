@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import nats
+import pytest
+import pytest_asyncio
+from nats.aio.client import Client
+
+from service.device.unicon_session import SessionOptions, UniconSessionFactory
+from service.domain.models import DeviceOS, DeviceTarget, Secret
+from service.lab.mock import mock_program_available
+from service.transport.local_server import LocalNatsServer
+from tests.conftest import LAB_PASSWORD
+from tests.mockdevice.cases import MockCase, skip_if_unavailable
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without unicon's mock program the whole tier skips, saying why."""
+    if mock_program_available():
+        return
+    skip = pytest.mark.skip(reason="Unicon mock device unavailable: unicon.mock.mock_device is not installed")
+    for item in items:
+        if item.get_closest_marker("mockdevice"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", params=["pty", "paramiko"])
+def factory(request: pytest.FixtureRequest) -> UniconSessionFactory:
+    """Every device-layer test runs on both SSH backends."""
+    return UniconSessionFactory(SessionOptions(strict_host_key_checking="no", backend=request.param))
+
+
+@pytest.fixture(scope="session")
+def mock_target(lab_device: Callable[[str], dict[str, Any]]) -> Callable[[MockCase], DeviceTarget]:
+    def build(case: MockCase) -> DeviceTarget:
+        skip_if_unavailable(case)
+        entry = lab_device(case.name)
+        return DeviceTarget(
+            hostname=entry["host"],
+            port=entry["port"],
+            os=DeviceOS(entry["os"]),
+            username="admin",
+            password=Secret(LAB_PASSWORD),
+            enable_password=Secret(case.enable_password) if case.enable_password else None,
+        )
+
+    return build
+
+
+@pytest_asyncio.fixture
+async def client(nats_server: LocalNatsServer) -> AsyncIterator[Client]:
+    connection = await nats.connect(nats_server.url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
