@@ -19,9 +19,6 @@ from service.lab.spec import MockSpec
 # The enable password the mock data of every OS expects (its ``Password:`` state accepts only this).
 MOCK_ENABLE = "cisco"
 
-# Why ios, iosxe and nxos cannot log in today (FACTS.md, "Device behaviours the lab does not show yet").
-LOGIN_FIX_PENDING = "login: terminal length 0 refused / enable without password; fixed by issue 11 items 1-2"
-
 
 @dataclass(frozen=True)
 class MockCommand:
@@ -45,7 +42,6 @@ class MockCase:
     state: str
     commands: tuple[MockCommand, MockCommand]
     enable_password: str | None = None
-    fails_today: bool = False
 
     @cached_property
     def unavailable(self) -> str | None:
@@ -56,11 +52,8 @@ class MockCase:
             return str(exc)
         return None
 
-    def param(self, raises: type[BaseException]) -> object:
-        """A ``pytest.param``; a login that fails today for the known reasons is an xfail,
-        but only when it fails with ``raises`` (another failure still fails the test)."""
-        known = [pytest.mark.xfail(strict=False, raises=raises, reason=LOGIN_FIX_PENDING)] if self.fails_today else []
-        return pytest.param(self, marks=known, id=self.name)
+    def param(self) -> object:
+        return pytest.param(self, id=self.name)
 
 
 MOCK_CASES: tuple[MockCase, ...] = (
@@ -74,7 +67,6 @@ MOCK_CASES: tuple[MockCase, ...] = (
             ),
             MockCommand("show int e0/0", "Ethernet0/0 is up", ParseStatus.OK, (("Ethernet0/0", "oper_status"), "up")),
         ),
-        fails_today=True,  # sends `enable` without an enable password, then `terminal length 0`
     ),
     MockCase(
         name="mock-iosxe",
@@ -84,7 +76,6 @@ MOCK_CASES: tuple[MockCase, ...] = (
             MockCommand("show version", "IOS-XE Software", ParseStatus.OK, (("version", "version_short"), "15.2")),
             MockCommand("show version | include operating mode", "", ParseStatus.EMPTY_OUTPUT),
         ),
-        fails_today=True,  # sends `enable` without an enable password, then `terminal length 0`
     ),
     MockCase(
         name="mock-iosxe-enable",
@@ -100,7 +91,6 @@ MOCK_CASES: tuple[MockCase, ...] = (
             MockCommand("show version", "IOS-XE Software", ParseStatus.OK, (("version", "version_short"), "15.2")),
         ),
         enable_password=MOCK_ENABLE,
-        fails_today=True,  # enable succeeds; `terminal length 0` is refused
     ),
     MockCase(
         name="mock-iosxr",
@@ -133,7 +123,6 @@ MOCK_CASES: tuple[MockCase, ...] = (
                 "show inventory", "N9K-C93180YC-FX", ParseStatus.OK, (("name", "Chassis", "pid"), "N9K-C93180YC-FX")
             ),
         ),
-        fails_today=True,  # `terminal length 0` is refused (the mock knows `term length 0`)
     ),
     MockCase(
         name="mock-asa",
