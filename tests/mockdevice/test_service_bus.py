@@ -61,6 +61,8 @@ async def test_request_on_the_bus_logs_in_runs_two_commands_and_parses(
     reply = json.loads(msg.data)
     [device] = reply["results"]
     assert device["success"], device.get("error")
+    user_mode = case.state in ("exec", "general_exec", "asa_disable") and case.enable_password is None
+    assert device["privilege"] == ("user" if user_mode else "enabled")
     for command, result in zip(case.commands, device["commands"], strict=True):
         assert result["success"], result
         assert command.marker in result["output"]
