@@ -12,11 +12,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
+import pytest_asyncio
+from loguru import logger
+from nats.aio.client import Client
 
 from service.lab.runner import LabProcess
 from service.transport.local_server import LocalNatsServer, free_port
@@ -313,3 +317,24 @@ def service_factory(
 def service(service_factory: Callable[..., ServiceProcess], nats_server: LocalNatsServer) -> ServiceProcess:
     """The shared service instance most bus tests talk to."""
     return service_factory(PYATS_MAX_PAYLOAD_BYTES="65536", PYATS_MAX_DEVICES_PER_REQUEST="40").wait_ready()
+
+
+@pytest.fixture
+def warnings() -> Iterator[list[str]]:
+    """The service's WARNING (and worse) log messages while the test runs."""
+    seen: list[str] = []
+    sink = logger.add(lambda message: seen.append(str(message)), level="WARNING", format="{message}")
+    try:
+        yield seen
+    finally:
+        logger.remove(sink)
+
+
+@pytest_asyncio.fixture
+async def client(nats_server: LocalNatsServer) -> AsyncIterator[Client]:
+    """A plain NATS client of the session's nats-server (no auth)."""
+    connection = await nats.connect(nats_server.url)
+    try:
+        yield connection
+    finally:
+        await connection.close()

@@ -211,27 +211,26 @@ class DeviceShell:
             return
         expected = self._device.enable_password
         if expected is None and self._device.login_privilege is not None:
-            self._channel.write("Password: ")
-            await self._channel.drain()
-            typed = await self._reader.read_line(echo=False)
-            if typed is None:
-                raise SessionClosedError
-            self._record(typed, secret=True)
+            await self._ask_enable_password()  # an AAA account without enable: every answer is wrong
             self._write_lines("% Error in authentication.", "")
             return
         if expected is None and not self._platform.enable_always_asks:
             self._write_lines("% No password set", "")
             return
+        typed = await self._ask_enable_password()
+        if expected is None or hmac.compare_digest(typed.encode(), expected.encode()):
+            self._privileged = True
+        else:
+            self._write_lines(self._platform.enable_denied, "")
+
+    async def _ask_enable_password(self) -> str:
         self._channel.write("Password: ")
         await self._channel.drain()
         typed = await self._reader.read_line(echo=False)
         if typed is None:
             raise SessionClosedError
         self._record(typed, secret=True)
-        if expected is None or hmac.compare_digest(typed.encode(), expected.encode()):
-            self._privileged = True
-        else:
-            self._write_lines(self._platform.enable_denied, "")
+        return typed
 
     def _terminal(self, line: str, words: list[str]) -> None:
         """``terminal length N`` and friends; ASA pages with ``terminal pager N``."""

@@ -97,29 +97,19 @@ class DeviceRunner:
                 logger.warning("{}; {!r} runs on a fresh login", exc.message, command.line)
                 if results:
                     results[-1] = possibly_cut(results[-1])
-                session.close()
                 try:
-                    session = self._pool.acquire_fresh(
-                        target, min(timeouts.connect, max(deadline - self._clock(), 0.001))
-                    )
+                    session = self._replace(session, target, timeouts, deadline, abort)
                 except DeviceError as error:
-                    abort.attach(None)
                     return device_result(request_id, target, results, self._clock() - started, error)
-                abort.attach(session)
                 reused = False
                 result, broken = self._run_command(session, command, timeouts, deadline, abort)
             if broken and reused and index == 0 and not abort.aborted:
                 # the device closed a warm session while it sat idle: show commands are safe to retry once
                 logger.info("warm session was closed by the device; retrying on a fresh login")
-                session.close()
                 try:
-                    session = self._pool.acquire_fresh(
-                        target, min(timeouts.connect, max(deadline - self._clock(), 0.001))
-                    )
+                    session = self._replace(session, target, timeouts, deadline, abort)
                 except DeviceError as exc:
-                    abort.attach(None)
                     return device_result(request_id, target, [], self._clock() - started, exc)
-                abort.attach(session)
                 reused = False
                 result, broken = self._run_command(session, command, timeouts, deadline, abort)
             results.append(result)
@@ -138,6 +128,19 @@ class DeviceRunner:
         abort.attach(None)
         self._pool.release(target, session, healthy and not abort.aborted)
         return device_result(request_id, target, results, self._clock() - started, None, session.privilege)
+
+    def _replace(
+        self, session: DeviceSession, target: DeviceTarget, timeouts: Timeouts, deadline: float, abort: AbortHandle
+    ) -> DeviceSession:
+        """Close ``session`` and log in afresh within the device deadline."""
+        session.close()
+        try:
+            fresh = self._pool.acquire_fresh(target, min(timeouts.connect, max(deadline - self._clock(), 0.001)))
+        except DeviceError:
+            abort.attach(None)
+            raise
+        abort.attach(fresh)
+        return fresh
 
     def _open(self, target: DeviceTarget, timeouts: Timeouts, deadline: float) -> tuple[DeviceSession, bool]:
         delay = self._retry_delay

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import nats.js.errors
 import pytest
-from loguru import logger
 from nats.aio.client import Client
 from nats.js import api
 
@@ -18,16 +15,6 @@ pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
 
 def settings(name: str) -> StreamSettings:
     return StreamSettings(name=name, max_age=600, max_bytes=-1, replicas=1, duplicate_window=120, storage="memory")
-
-
-@pytest.fixture
-def warnings() -> Iterator[list[str]]:
-    seen: list[str] = []
-    sink = logger.add(lambda message: seen.append(str(message)), level="WARNING", format="{message}")
-    try:
-        yield seen
-    finally:
-        logger.remove(sink)
 
 
 async def test_a_new_results_stream_cannot_be_purged_or_have_messages_deleted(

@@ -18,14 +18,11 @@ from service.lab.outputs import builtin_outputs
 from service.lab.shell import CHATTER_LINE
 from service.pipeline.runner import DeviceRunner
 from service.pipeline.session_pool import SessionPool
+from tests.lab.expected_output import lines
 
 pytestmark = pytest.mark.lab
 
 Target = Callable[..., DeviceTarget]
-
-
-def lines(text: str) -> list[str]:
-    return [line.rstrip() for line in text.replace("\r", "").strip().splitlines()]
 
 
 def run(factory: UniconSessionFactory, target: DeviceTarget, *commands: str) -> list[str]:

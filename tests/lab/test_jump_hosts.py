@@ -32,8 +32,8 @@ from service.device.paramiko_backend import (
 from service.device.unicon_session import SessionOptions, UniconSession, UniconSessionFactory, ssh_command
 from service.domain.models import DeviceOS, DeviceTarget, Secret
 from service.errors import ConnectError, ErrorCode
-from service.lab.outputs import builtin_outputs
 from service.lab.runner import LabProcess
+from tests.lab.expected_output import expected, lines
 
 pytestmark = pytest.mark.lab
 
@@ -143,14 +143,6 @@ def opened(target: DeviceTarget, opts: SessionOptions) -> Iterator[UniconSession
         yield session
     finally:
         session.close()
-
-
-def lines(text: str) -> list[str]:
-    return [line.rstrip() for line in text.replace("\r", "").strip().splitlines()]
-
-
-def expected(os_name: str, command: str, hostname: str) -> list[str]:
-    return lines(builtin_outputs(os_name)[command].render(hostname))
 
 
 def stamp(entry: dict[str, Any]) -> float:

@@ -41,10 +41,10 @@ from service.device.unicon_session import (
 )
 from service.domain.models import DeviceOS, DeviceTarget, Secret
 from service.errors import CommandError, ConnectError, ErrorCode
-from service.lab.outputs import builtin_outputs
 from service.lab.runner import LabProcess
 from service.transport.local_server import free_port
 from tests.conftest import LAB_ENABLE, LAB_PASSWORD
+from tests.lab.expected_output import expected, lines
 
 pytestmark = pytest.mark.lab
 
@@ -114,14 +114,6 @@ def opened(target: DeviceTarget, options: SessionOptions = NO_CHECK) -> Iterator
         yield session, connection
     finally:
         session.close()
-
-
-def lines(text: str) -> list[str]:
-    return [line.rstrip() for line in text.replace("\r", "").strip().splitlines()]
-
-
-def expected(os_name: str, command: str, hostname: str) -> list[str]:
-    return lines(builtin_outputs(os_name)[command].render(hostname))
 
 
 def other_key_line(name: str) -> str:

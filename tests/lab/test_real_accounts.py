@@ -7,26 +7,17 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from loguru import logger
 
 from service.device.unicon_session import WARNED_SETTINGS, UniconSessionFactory
 from service.domain.models import DeviceTarget
 from service.errors import CommandError, ErrorCode
-from service.lab.outputs import builtin_outputs
 from service.lab.runner import LabProcess
 from tests.conftest import LAB_ENABLE
+from tests.lab.expected_output import expected, lines
 
 pytestmark = pytest.mark.lab
 
 Target = Callable[..., DeviceTarget]
-
-
-def lines(text: str) -> list[str]:
-    return [line.rstrip() for line in text.replace("\r", "").strip().splitlines()]
-
-
-def expected(os_name: str, command: str, hostname: str) -> list[str]:
-    return lines(builtin_outputs(os_name)[command].render(hostname))
 
 
 def sent(lab: LabProcess, port: int, since: int) -> list[str]:
@@ -86,15 +77,9 @@ def test_a_default_login_reports_enabled(factory: UniconSessionFactory, target: 
         session.close()
 
 
-@pytest.fixture
-def warnings() -> Any:
+@pytest.fixture(autouse=True)
+def warn_afresh() -> None:
     WARNED_SETTINGS.clear()  # warnings are once per device and process; each backend starts afresh
-    seen: list[str] = []
-    sink = logger.add(lambda message: seen.append(str(message)), level="WARNING", format="{message}")
-    try:
-        yield seen
-    finally:
-        logger.remove(sink)
 
 
 @pytest.mark.parametrize(("name", "refused"), [("no-term-length", "term length 0"), ("no-term-width", "term width 0")])

@@ -9,22 +9,13 @@ import pytest
 from service.device.unicon_session import SessionOptions, UniconSessionFactory, ssh_command
 from service.domain.models import DeviceOS, DeviceTarget, Secret
 from service.errors import CommandError, ConnectError, ErrorCode
-from service.lab.outputs import builtin_outputs
 from service.transport.local_server import free_port
 from tests.conftest import LAB_ENABLE
+from tests.lab.expected_output import expected, lines
 
 pytestmark = pytest.mark.lab
 
 Target = Callable[..., DeviceTarget]
-
-
-def lines(text: str) -> list[str]:
-    """Lines without trailing blanks; Unicon drops the blank lines before the prompt."""
-    return [line.rstrip() for line in text.replace("\r", "").strip().splitlines()]
-
-
-def expected(os_name: str, command: str, hostname: str) -> list[str]:
-    return lines(builtin_outputs(os_name)[command].render(hostname))
 
 
 @pytest.mark.parametrize(

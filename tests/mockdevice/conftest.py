@@ -1,17 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-import nats
 import pytest
-import pytest_asyncio
-from nats.aio.client import Client
 
 from service.device.unicon_session import SessionOptions, UniconSessionFactory
 from service.domain.models import DeviceOS, DeviceTarget, Secret
 from service.lab.mock import mock_program_available
-from service.transport.local_server import LocalNatsServer
 from tests.conftest import LAB_PASSWORD
 from tests.mockdevice.cases import MockCase, skip_if_unavailable
 
@@ -47,12 +43,3 @@ def mock_target(lab_device: Callable[[str], dict[str, Any]]) -> Callable[[MockCa
         )
 
     return build
-
-
-@pytest_asyncio.fixture
-async def client(nats_server: LocalNatsServer) -> AsyncIterator[Client]:
-    connection = await nats.connect(nats_server.url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
