@@ -51,6 +51,7 @@ def default_device_layer(settings: Settings) -> tuple[DeviceSessionFactory, Outp
         jump_host=settings.ssh_jump_host,
         jump_rate=settings.ssh_jump_rate,
         jump_password_env=settings.ssh_jump_password_env,
+        max_output_bytes=settings.max_output_bytes,
         legacy_algorithms=tuple(settings.ssh_legacy_algorithms),
     )
     return UniconSessionFactory(options), GenieOutputParser()

@@ -272,6 +272,14 @@ class Settings(BaseSettings):
     parse_workers: int = Field(
         default=1, ge=1, le=16, description="Threads that parse outputs, apart from device workers."
     )
+    max_output_bytes: int = Field(
+        default=32 << 20,
+        ge=0,
+        description=(
+            "Bytes one command's output may bring (0: no limit). Past it the command fails with output_too_large "
+            "and its session is closed: reading an output takes several times its size in memory."
+        ),
+    )
     parse_max_bytes: int = Field(
         default=2_000_000, ge=0, description="Larger outputs are returned unparsed (parse_status too_large)."
     )

@@ -62,7 +62,7 @@ from unicon.core.errors import EOF
 from unicon.eal.backend.spawn import Spawn as UniconSpawn
 
 from service.device import ssh_config
-from service.device.device_text import DeviceText
+from service.device.device_text import READ_AHEAD, DeviceText
 from service.device.paramiko_legacy import apply_legacy_algorithms, disabled_algorithms, negotiation_failure
 from service.device.ssh_config import normalise_strict
 from service.domain.legacy_ssh import LEGACY_ALGORITHMS, AlgorithmKind
@@ -831,9 +831,15 @@ class Spawn(UniconSpawn):  # type: ignore[misc]  # Unicon is untyped
             return data
         channel = self._channel
         if channel is not None and channel.recv_ready():
-            data = channel.recv(size)
+            # everything already received, up to READ_AHEAD (see device_text)
+            chunks = [bytes(channel.recv(size))]
+            total = len(chunks[0])
+            while chunks[-1] and total < READ_AHEAD and channel.recv_ready():
+                chunks.append(bytes(channel.recv(READ_AHEAD - total)))
+                total += len(chunks[-1])
+            data = b"".join(chunks)
             if data:
-                return self.device_text.feed(bytes(data))
+                return self.device_text.feed(data)
         if self._closed or (channel is not None and (channel.closed or channel.eof_received)):
             self._close_and_raise_eof()
         return b""  # nothing yet: the shell is still waiting for the password

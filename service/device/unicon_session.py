@@ -25,7 +25,7 @@ from unicon import Connection
 from unicon.core import errors as unicon_errors
 from unicon.utils import Utils
 
-from service.device.device_text import replaced_so_far
+from service.device.device_text import OutputLimitError, over_limit, replaced_so_far, start_command
 from service.domain.legacy_ssh import AlgorithmKind, of_kind
 from service.domain.models import FREE_TEXT_PREFIXES, DeviceOS, DeviceTarget
 from service.errors import CommandError, ConnectError, ErrorCode, SessionOutOfStepError
@@ -135,6 +135,9 @@ class SessionOptions:
     # legacy SSH algorithms accepted from every device (``service.domain.legacy_ssh``); a
     # device's own ``DeviceTarget.legacy_algorithms`` (the inventory) replaces this list
     legacy_algorithms: tuple[str, ...] = ()
+    # bytes one command's output may bring (0: no limit); past it the command fails with
+    # output_too_large and the session is closed, so memory stays bounded
+    max_output_bytes: int = 32 << 20
 
 
 def matched_retries_for(line: str, options: SessionOptions) -> tuple[int, float]:
@@ -343,18 +346,35 @@ class UniconSession:
     def execute(self, line: str, timeout: float) -> str:
         retries, sleep = matched_retries_for(line, self._options)
         self._drain()
-        started = time.monotonic()
-        replaced = replaced_so_far(self._connection.spawn)
+        spawn = self._connection.spawn
+        replaced = replaced_so_far(spawn)
+        start_command(spawn, self._options.max_output_bytes)
         self.last_transformed = ()
+        try:
+            text = self._run(line, timeout, retries, sleep)
+        except CommandError as exc:
+            if over_limit(spawn):
+                raise CommandError(
+                    ErrorCode.OUTPUT_TOO_LARGE,
+                    f"the output passed {self._options.max_output_bytes} bytes (PYATS_MAX_OUTPUT_BYTES) and was "
+                    "not read further; narrow the command with a pipe option",
+                ) from exc
+            raise
+        finally:
+            start_command(spawn, 0)
+        return self._checked(text, replaced_so_far(spawn) > replaced)
+
+    def _run(self, line: str, timeout: float, retries: int, sleep: float) -> str:
+        started = time.monotonic()
         try:
             # error_pattern=[]: output lines such as "WARNING:" are data, not failures; refusals are checked below
             output = self._connection.execute(
                 line, timeout=timeout, error_pattern=[], matched_retries=retries, matched_retry_sleep=sleep
             )
-            output = self._rest_after_prompt_like_lines(str(output), timeout - (time.monotonic() - started))
+            return self._rest_after_prompt_like_lines(str(output), timeout - (time.monotonic() - started))
         except unicon_errors.TimeoutError as exc:
             raise CommandError(ErrorCode.COMMAND_TIMEOUT, f"no prompt within {timeout:g}s") from exc
-        except (unicon_errors.EOF, unicon_errors.ConnectionError, OSError) as exc:
+        except (unicon_errors.EOF, unicon_errors.ConnectionError, OSError, OutputLimitError) as exc:
             raise CommandError(ErrorCode.DISCONNECTED, "the device closed the session during the command") from exc
         except unicon_errors.SubCommandFailure as exc:
             chain = _chain(exc)
@@ -364,9 +384,11 @@ class UniconSession:
             if any(isinstance(e, unicon_errors.EOF | OSError) for e in chain) or "EOF" in str(exc):
                 raise CommandError(ErrorCode.DISCONNECTED, "the device closed the session during the command") from exc
             raise CommandError(ErrorCode.COMMAND_FAILED, f"command failed ({type(exc).__name__})") from exc
-        text = str(output)
+
+    def _checked(self, text: str, invalid_utf8: bool) -> str:
+        """What changed in the output (flags), and the device's refusals as errors."""
         transformed: list[str] = []
-        if replaced_so_far(self._connection.spawn) > replaced:
+        if invalid_utf8:
             transformed.append(INVALID_UTF8)
         if self.pages:
             erased = _PAGER_ERASE.sub(_unpage, text)

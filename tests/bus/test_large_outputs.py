@@ -116,12 +116,13 @@ async def test_one_megabyte_outputs_come_back_through_both_helpers(
 async def test_twenty_megabytes_arrive_intact_with_bounded_memory(
     service_factory: Callable[..., ServiceProcess], client: Client, lab_device: Callable[[str], dict[str, Any]]
 ) -> None:
-    # Unicon's read of one output is quadratic in its size (1 MB 1.3 s, 4 MB 12 s, 20 MB ~5 min),
-    # so this one command gets a long timeout; the bus part takes about a second.
+    # The backends read everything already received at once (device_text.READ_AHEAD): 20 MB take
+    # about 2 s on the device side (it was ~50 s, ~5 min under coverage, with 4 KB reads). The
+    # timeout stays generous for slow CI machines; speed is measured by the bench, not here.
     # its own prefix, and stopped at the end: a replica left in the default queue group would
     # take a share of later tests' requests
     service = service_factory(
-        PYATS_SUBJECT_PREFIX="lotech.v1", PYATS_COMMAND_TIMEOUT_MAX="900", PYATS_DEVICE_TIMEOUT="900"
+        PYATS_SUBJECT_PREFIX="lotech.v1", PYATS_COMMAND_TIMEOUT_MAX="300", PYATS_DEVICE_TIMEOUT="300"
     ).wait_ready()
     try:
         await fetch_twenty_megabytes(service, client, lab_device)
@@ -138,11 +139,11 @@ async def fetch_twenty_megabytes(
     body = {
         "devices": [wire_device(lab_device("tech"))],
         "commands": [{"command": "show tech-support"}],
-        "timeout": 850,
+        "timeout": 280,
         "request_id": "lo-tech",
     }
     started = time.monotonic()
-    message = await client.request("lotech.v1.execute.lo", json.dumps(body).encode(), timeout=900)
+    message = await client.request("lotech.v1.execute.lo", json.dumps(body).encode(), timeout=300)
     elapsed = time.monotonic() - started
     assert len(message.data) < 4096
     reply = msgspec.json.decode(message.data)

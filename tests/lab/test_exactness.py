@@ -11,8 +11,9 @@ from collections.abc import Callable
 
 import pytest
 
-from service.device.unicon_session import UniconSessionFactory
+from service.device.unicon_session import SessionOptions, UniconSessionFactory
 from service.domain.models import DeviceTarget, ShowCommand, Timeouts
+from service.errors import CommandError, ErrorCode
 from service.lab.generated import generated_output
 from service.lab.outputs import builtin_outputs
 from service.lab.shell import CHATTER_LINE
@@ -124,3 +125,26 @@ def test_outputs_are_kept_as_the_device_sent_them_or_flagged(
     finally:
         session.close()
     assert output == want
+
+
+def test_an_output_past_the_limit_fails_alone_and_is_not_read_further(target: Target) -> None:
+    """20 MB against a 1 MB limit: output_too_large at once, memory bounded by the limit."""
+    for backend in ("pty", "paramiko"):
+        factory = UniconSessionFactory(
+            SessionOptions(strict_host_key_checking="no", backend=backend, max_output_bytes=1_000_000)
+        )
+        session = factory.open(target("tech"), connect_timeout=20)
+        started = time.monotonic()
+        try:
+            with pytest.raises(CommandError) as caught:
+                session.execute("show tech-support", timeout=120)
+        finally:
+            session.close()
+        assert caught.value.code is ErrorCode.OUTPUT_TOO_LARGE
+        assert "PYATS_MAX_OUTPUT_BYTES" in caught.value.message
+        assert time.monotonic() - started < 60  # not read to the end
+        fresh = factory.open(target("tech"), connect_timeout=20)
+        try:
+            assert "Cisco IOS XE Software" in fresh.execute("show version", timeout=20)
+        finally:
+            fresh.close()
