@@ -25,6 +25,7 @@ from unicon import Connection
 from unicon.core import errors as unicon_errors
 from unicon.utils import Utils
 
+from service.device import regex_cache
 from service.device.device_text import OutputLimitError, over_limit, replaced_so_far, start_command
 from service.domain.legacy_ssh import AlgorithmKind, of_kind
 from service.domain.models import FREE_TEXT_PREFIXES, DeviceOS, DeviceTarget
@@ -420,6 +421,7 @@ BACKENDS = {"pty": "service.device.pty_backend", "paramiko": "service.device.par
 
 class UniconSessionFactory:
     def __init__(self, options: SessionOptions | None = None) -> None:
+        regex_cache.make_room()
         self._options = options or SessionOptions()
         self._settings = dict(BASE_SETTINGS)
         self._settings["BACKEND"] = BACKENDS[self._options.backend]
