@@ -66,7 +66,8 @@ def main() -> None:
     rows = []
     for size in (512, 8192, 512, 8192):
         out = subprocess.run(  # noqa: S603 - our own interpreter and script
-            [sys.executable, __file__, "--size", str(size), "--devices", str(args.devices), "--rounds", str(args.rounds)],
+            [sys.executable, __file__, "--size", str(size), "--devices", str(args.devices)]
+            + ["--rounds", str(args.rounds)],
             capture_output=True,
             text=True,
             check=True,
