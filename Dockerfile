@@ -37,7 +37,7 @@ LABEL org.opencontainers.image.title="pyats-ro-bus" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="${SOURCE_URL}" \
       org.opencontainers.image.revision="${REVISION}"
-# Unicon's default SSH backend (PYATS_SSH_BACKEND=pty) runs the OpenSSH client.
+# The pty SSH backend (PYATS_SSH_BACKEND=pty) runs the OpenSSH client.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends openssh-client \
     && rm -rf /var/lib/apt/lists/* \

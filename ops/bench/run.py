@@ -43,7 +43,7 @@ DEFAULT_SCENARIOS = "cold,warm,warm1,sequential"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--scenarios", default=DEFAULT_SCENARIOS, help=f"comma list of {','.join(ALL_SCENARIOS)}")
-    parser.add_argument("--backend", default="pty", help="comma list of SSH backends: pty, paramiko")
+    parser.add_argument("--backend", default="paramiko", help="comma list of SSH backends: pty, paramiko")
     parser.add_argument("--devices", type=int, default=100, help="N: devices of cold/warm")
     parser.add_argument("--latency", type=float, default=0.1, help="L: lab seconds before each answer")
     parser.add_argument("--concurrency", type=int, default=100, help="service concurrency for cold/warm/warm1")
