@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test demo lab lint typecheck bench bench-logs bench-full clean ssh-client promtool schemas config-docs
+.PHONY: run test demo lab lint typecheck bench bench-deps bench-logs bench-full clean ssh-client promtool schemas config-docs
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed (PYTHON=$(PYTHON))"; exit 1; }
@@ -53,8 +53,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## bench: cold, warm, warm 1-device and sequential scenarios, 100 lab devices x 2 commands at 100 ms (docs/PERFORMANCE.md)
-bench: $(STAMP) ssh-client
+bench-deps: $(STAMP)
+	@$(BIN)/python -c 'import scrapli, nornir, nornir_netmiko' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[test,bench]'
+
+## bench: cold, warm, warm 1-device and sequential scenarios, 100 lab devices x 2 commands at 100 ms, and the peers (scrapli, Nornir + netmiko) on the same lab (docs/PERFORMANCE.md)
+bench: $(STAMP) ssh-client bench-deps
 	$(BIN)/python ops/bench/run.py --scenarios cold,warm,warm1,sequential --devices 100 --latency 0.1 --concurrency 100 $(BENCH_ARGS)
 	$(BIN)/python ops/bench/log_cost.py --lines 5000
 
@@ -63,7 +66,7 @@ bench-logs: $(STAMP)
 	$(BIN)/python ops/bench/log_cost.py --lines 20000
 
 ## bench-full: every scenario (adds fairness with 500 devices and big with 1000) on both SSH backends
-bench-full: $(STAMP) ssh-client
+bench-full: $(STAMP) ssh-client bench-deps
 	$(BIN)/python ops/bench/run.py --scenarios cold,warm,warm1,fairness,big,sequential --backend pty,paramiko $(BENCH_ARGS)
 
 clean:

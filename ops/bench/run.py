@@ -22,14 +22,16 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(REPO))
 
+import peers  # noqa: E402
 import scenarios  # noqa: E402
 from measure import Row  # noqa: E402
-from report import header, scenario_tables  # noqa: E402
+from report import header, scenario_tables, table  # noqa: E402
 from scenarios import FAIRNESS_SPARES, Config, Group, progress  # noqa: E402
 from stack import ServiceStartError  # noqa: E402
 
@@ -58,12 +60,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds one request may take")
     parser.add_argument("--rss-interval", type=float, default=0.05, help="seconds between RSS samples")
     parser.add_argument("--keep-logs", action="store_true", help="keep the service logs folder (printed at the end)")
+    parser.add_argument(
+        "--peers",
+        default="scrapli,nornir",
+        help="peers run on the same lab for cold/warm (comma list of scrapli, nornir; 'none' for none)",
+    )
     args = parser.parse_args(argv)
     args.scenario_set = {s.strip() for s in args.scenarios.split(",") if s.strip()}
     unknown = args.scenario_set - set(ALL_SCENARIOS)
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     args.backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    args.peer_list = [] if args.peers == "none" else [p.strip() for p in args.peers.split(",") if p.strip()]
+    if set(args.peer_list) - set(peers.PEERS):
+        parser.error(f"unknown peer(s); expected {', '.join(peers.PEERS)} or none")
     if not 1 <= args.commands <= 4:
         parser.error("--commands must be 1..4")
     return args
@@ -111,6 +121,65 @@ def run_backend(cfg: Config, group: Group, selected: set[str]) -> list[Row]:
     return rows
 
 
+def run_peers(args: argparse.Namespace, cfg: Config, devices: list[dict[str, Any]]) -> list[Any]:
+    """Each peer on the same devices, cold then warm, after the service (the lab is idle again)."""
+    found: list[Any] = []
+    for name in args.peer_list:
+        why = peers.installed(name)
+        if why is not None:
+            progress(f"peer {name} skipped: {why}")
+            found.append(name)
+            continue
+        progress(f"peer {name}: {len(devices)} devices x {cfg.commands} commands, cold then warm")
+        try:
+            found += peers.run(name, devices, cfg.commands, cfg.concurrency, cfg.password, cfg.timeout)
+        except Exception as exc:  # noqa: BLE001 - a peer that breaks is reported, the bench goes on
+            progress(f"peer {name} failed: {type(exc).__name__}: {str(exc)[-300:]}")
+            found.append(name)
+    return found
+
+
+def peer_tables(rows: list[Row], found: list[Any]) -> str:
+    """The peers' figures, and each service figure as a ratio to each peer's (same run, same lab)."""
+    figures = [f for f in found if isinstance(f, peers.PeerFigures)]
+    skipped = [f for f in found if isinstance(f, str)]
+    lines = ["### peers (same lab, same run)\n"]
+    lines.append(
+        table(
+            {
+                "peer": f.peer,
+                "phase": f.phase,
+                "devices": f.devices,
+                "ok": f.ok,
+                "wall (s)": f.wall_s,
+                "CPU ms/device": f.cpu_s * 1000 / max(f.devices, 1),
+                "peak RSS (MB)": f.peak_rss_mb,
+            }
+            for f in figures
+        )
+    )
+    ratios = []
+    for row in rows:
+        for f in figures:
+            if row.scenario == f.phase and f.wall_s > 0:
+                service_cpu = row.cpu_ms_per_device
+                peer_cpu = f.cpu_s * 1000 / max(f.devices, 1)
+                ratios.append(
+                    {
+                        "scenario": row.scenario,
+                        "backend": row.backend,
+                        "peer": f.peer,
+                        "wall service/peer": row.wall_s / f.wall_s,
+                        "CPU/device service/peer": (service_cpu / peer_cpu) if service_cpu and peer_cpu else None,
+                    }
+                )
+    if ratios:
+        lines.append("\n### service / peer\n\n" + table(ratios))
+    if skipped:
+        lines.append("\nskipped peers: " + ", ".join(skipped) + " (pip install -e '.[bench]')")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = "python ops/bench/run.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
@@ -149,12 +218,15 @@ def main(argv: list[str] | None = None) -> int:
                     detail = str(exc).replace("\n", "\n    ")
                     skipped.append(f"- {backend}: the service did not start: {detail}")
                     progress(f"backend {backend} skipped: {exc}")
+            peer_rows = run_peers(args, cfg, lab.devices[: args.devices]) if args.scenario_set & {"cold", "warm"} else []
         finally:
             lab.stop()
     print(  # noqa: T201
         f"lab: {size} devices, latency {args.latency} s; ideal = ceil(devices / concurrency) x commands x latency\n"
     )
     print(scenario_tables(rows))  # noqa: T201
+    if peer_rows:
+        print("\n" + peer_tables(rows, peer_rows))  # noqa: T201
     if skipped:
         print("\n### skipped backends\n\n" + "\n".join(skipped))  # noqa: T201
     failed = any(r.failed or r.errors for r in rows)

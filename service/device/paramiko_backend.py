@@ -813,6 +813,7 @@ class Spawn(UniconSpawn):  # type: ignore[misc]  # Unicon is untyped
         self._typed: list[str] = []
         self._channel: Any = None
         self._poll: Any = None
+        self._wake: tuple[int, int] | None = None
         self._closed = False
         self._transport: Any = None
         self._jumps: list[_JumpSession] = []
@@ -884,6 +885,13 @@ class Spawn(UniconSpawn):  # type: ignore[misc]  # Unicon is untyped
             if self._closed:
                 return
             self._closed = True
+        wake, self._wake = self._wake, None
+        if wake is not None:
+            with contextlib.suppress(OSError):
+                os.write(wake[1], b"x")
+            for fd in wake:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         if self._channel is not None:
             self._channel.close()
         if self._transport is not None:
@@ -941,6 +949,10 @@ class Spawn(UniconSpawn):  # type: ignore[misc]  # Unicon is untyped
             return
         poll = select.poll()
         poll.register(channel.fileno(), select.POLLIN)
+        # closing the channel from our side does not wake a thread waiting in poll(): a pipe
+        # does, so a session closed at shutdown or by the watchdog frees its worker at once
+        self._wake = os.pipe()
+        poll.register(self._wake[0], select.POLLIN)
         self._channel, self._poll = channel, poll
 
     def _close_and_raise_eof(self) -> None:
