@@ -56,6 +56,12 @@ async def _scrapli(devices: list[dict[str, Any]], commands: list[str], concurren
     gate = asyncio.Semaphore(concurrency)
     connections: dict[int, Any] = {}
 
+    async def run_all(conn: Any) -> bool:
+        ok = True
+        for command in commands:
+            ok = not (await conn.send_command(command)).failed and ok
+        return ok
+
     async def cold(index: int, device: dict[str, Any]) -> bool:
         async with gate:
             conn = AsyncIOSXEDriver(
@@ -71,12 +77,11 @@ async def _scrapli(devices: list[dict[str, Any]], commands: list[str], concurren
             )
             await conn.open()
             connections[index] = conn
-            return all(not (await conn.send_command(c)).failed for c in commands)
+            return await run_all(conn)
 
     async def warm(index: int) -> bool:
         async with gate:
-            conn = connections[index]
-            return all(not (await conn.send_command(c)).failed for c in commands)
+            return await run_all(connections[index])
 
     figures = []
     for phase in ("cold", "warm"):
@@ -97,9 +102,12 @@ async def _scrapli(devices: list[dict[str, Any]], commands: list[str], concurren
 def _nornir(devices: list[dict[str, Any]], commands: list[str], concurrency: int, password: str) -> list[dict]:
     from nornir.core import Nornir
     from nornir.core.inventory import ConnectionOptions, Defaults, Groups, Host, Hosts, Inventory
+    from nornir.core.plugins.connections import ConnectionPluginRegister
     from nornir.core.task import Result, Task
     from nornir.plugins.runners import ThreadedRunner
     from nornir_netmiko.tasks import netmiko_send_command
+
+    ConnectionPluginRegister.auto_register()  # what InitNornir does: finds nornir_netmiko's "netmiko"
 
     hosts = Hosts(
         {

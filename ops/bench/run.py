@@ -218,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
                     detail = str(exc).replace("\n", "\n    ")
                     skipped.append(f"- {backend}: the service did not start: {detail}")
                     progress(f"backend {backend} skipped: {exc}")
-            peer_rows = run_peers(args, cfg, lab.devices[: args.devices]) if args.scenario_set & {"cold", "warm"} else []
+            peer_rows = (
+                run_peers(args, cfg, lab.devices[: args.devices]) if args.scenario_set & {"cold", "warm"} else []
+            )
         finally:
             lab.stop()
     print(  # noqa: T201

@@ -27,7 +27,7 @@ class Spawn(UniconPtySpawn):  # type: ignore[misc]  # Unicon is untyped
         if data:
             chunks = [data]
             total = len(data)
-            while total < READ_AHEAD and self.is_readable():
+            while total < READ_AHEAD and self.is_readable(0):  # only what is already there
                 more = super()._read(size)
                 if not more:
                     break

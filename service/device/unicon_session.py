@@ -318,7 +318,7 @@ class UniconSession:
         went on after the reader stopped, so this session may not serve another command."""
         spawn = self._connection.spawn
         try:
-            while spawn.is_readable():
+            while spawn.is_readable(0):  # no waiting: only what already arrived
                 spawn.read_update_buffer()
             leftover = len(str(spawn.buffer or ""))
         except Exception as exc:
