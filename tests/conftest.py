@@ -91,6 +91,8 @@ LAB_DEVICES: list[dict[str, Any]] = [
         "large_outputs": {"show logging": {"size": 20_000, "kind": "logging", "prompt_line": True}},
         "pause_after": ["^{hostname}#$"],
         "pause_seconds": 0.3,
+        # an output captured on another device, ending with that device's prompt
+        "extra_outputs": {"show foreign": "Device ID    Local Intf\nr2           Gi1/0/1\n\nTotal: 1\n\nswitch#"},
     },
     {"name": "chatty", "os": "iosxe", "chatter_after": ["show clock"], "chatter_delay": 0.2},
     # banners that look like prompts and errors

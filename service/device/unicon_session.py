@@ -338,11 +338,17 @@ class UniconSession:
             if not seen.endswith("\n"):
                 return output
             prompt_line = seen.strip()
-            pattern = rf"(?s)\A(.*?)(?:\r?\n)?{re.escape(prompt_line)}[ \t]*\Z"
-            spawn.expect([pattern], timeout=max(deadline - time.monotonic(), 0.001))
+            # what Unicon's rstrip() took off between the output and that line, and the line break after it
+            consumed = str(getattr(spawn.match, "match_output", "") or "")
+            head = consumed[: len(consumed) - len(seen)] if consumed.endswith(seen) else consumed
+            gap = head[len(head.rstrip()) :] or "\r\n"
+            tail = seen[len(seen.rstrip()) :]
+            # the real prompt: a last line ending like a prompt, with nothing after it (its hostname
+            # may differ from the line's: outputs captured elsewhere end with that device's prompt)
+            spawn.expect([_PROMPT_AT_END], timeout=max(deadline - time.monotonic(), 0.001))
             found = spawn.match.last_match
             rest = found.group(1) if isinstance(found, re.Match) else ""
-            output = f"{output}\r\n{prompt_line}\r\n{rest}"
+            output = f"{output}{gap}{prompt_line}{tail}{rest.rstrip()}"
 
     def execute(self, line: str, timeout: float) -> str:
         retries, sleep = matched_retries_for(line, self._options)
@@ -469,6 +475,7 @@ class UniconSessionFactory:
         return UniconSession(connection, target, self._options, secret_forms, privilege, pages)
 
 
+_PROMPT_AT_END = r"(?s)\A(.*?)(?:\r?\n)?[^\r\n]*[#>][ \t]*\Z"
 INVALID_UTF8 = "invalid_utf8_replaced"
 PAGER_REMOVED = "pager_prompts_removed"
 # How a device erases its --More-- prompt after a key: N backspaces, N spaces, N backspaces.

@@ -148,3 +148,23 @@ def test_an_output_past_the_limit_fails_alone_and_is_not_read_further(target: Ta
             assert "Cisco IOS XE Software" in fresh.execute("show version", timeout=20)
         finally:
             fresh.close()
+
+
+def test_an_output_ending_with_another_device_s_prompt_is_whole_and_the_session_stays_in_step(
+    factory: UniconSessionFactory, target: Target
+) -> None:
+    session = factory.open(target("prompt-pause"), connect_timeout=20)
+    try:
+        foreign = session.execute("show foreign", timeout=20)
+        clock = session.execute("show clock", timeout=20)
+    finally:
+        session.close()
+    assert lines(foreign) == [
+        "Device ID    Local Intf",
+        "r2           Gi1/0/1",
+        "",
+        "Total: 1",
+        "",
+        "switch#",
+    ]
+    assert lines(clock) == lines(builtin_outputs("iosxe")["show clock"].render("prompt-pause"))
