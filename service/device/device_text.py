@@ -17,6 +17,12 @@ REPLACEMENT = "\ufffd"
 # each read to its buffer and looks for the prompt again: with one 4 KB read at a time, a
 # 20 MB output took 5,000 rounds over a growing buffer, quadratic in its size (~50 s).
 READ_AHEAD = 1 << 20
+# While a large output flows (a read brought at least BULK bytes), a read also waits up to
+# BULK_WAIT seconds at a time for the next piece: how much is "already received" depends
+# on thread scheduling, and small rounds bring the quadratic cost back. At the end of an
+# output this costs one BULK_WAIT; small outputs never wait.
+BULK = 8192
+BULK_WAIT = 0.002
 _REPLACEMENT_BYTES = REPLACEMENT.encode()
 
 

@@ -62,7 +62,7 @@ from unicon.core.errors import EOF
 from unicon.eal.backend.spawn import Spawn as UniconSpawn
 
 from service.device import ssh_config
-from service.device.device_text import READ_AHEAD, DeviceText
+from service.device.device_text import BULK, BULK_WAIT, READ_AHEAD, DeviceText
 from service.device.paramiko_legacy import apply_legacy_algorithms, disabled_algorithms, negotiation_failure
 from service.device.ssh_config import normalise_strict
 from service.domain.legacy_ssh import LEGACY_ALGORITHMS, AlgorithmKind
@@ -835,7 +835,11 @@ class Spawn(UniconSpawn):  # type: ignore[misc]  # Unicon is untyped
             # everything already received, up to READ_AHEAD (see device_text)
             chunks = [bytes(channel.recv(size))]
             total = len(chunks[0])
-            while chunks[-1] and total < READ_AHEAD and channel.recv_ready():
+            while (
+                chunks[-1]
+                and total < READ_AHEAD
+                and (channel.recv_ready() or (total >= BULK and self.is_readable(BULK_WAIT) and channel.recv_ready()))
+            ):
                 chunks.append(bytes(channel.recv(READ_AHEAD - total)))
                 total += len(chunks[-1])
             data = b"".join(chunks)

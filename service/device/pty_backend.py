@@ -14,7 +14,7 @@ from typing import Any
 
 from unicon.eal.backend.pty_backend import Spawn as UniconPtySpawn
 
-from service.device.device_text import READ_AHEAD, DeviceText
+from service.device.device_text import BULK, BULK_WAIT, READ_AHEAD, DeviceText
 
 
 class Spawn(UniconPtySpawn):  # type: ignore[misc]  # Unicon is untyped
@@ -27,7 +27,7 @@ class Spawn(UniconPtySpawn):  # type: ignore[misc]  # Unicon is untyped
         if data:
             chunks = [data]
             total = len(data)
-            while total < READ_AHEAD and self.is_readable(0):  # only what is already there
+            while total < READ_AHEAD and self.is_readable(BULK_WAIT if total >= BULK else 0):
                 more = super()._read(size)
                 if not more:
                     break

@@ -331,24 +331,37 @@ class UniconSession:
         followed by a line break (a banner, a log line, ``host#`` in a config); a real prompt is
         never followed by one. Read on to the real prompt and put the pieces back together."""
         spawn = self._connection.spawn
-        deadline = time.monotonic() + timeout
+        match = getattr(getattr(spawn, "match", None), "last_match", None)
+        seen = match.group(0) if isinstance(match, re.Match) else ""
+        if not seen.endswith("\n"):
+            return output
+        prompt_line = seen.strip()
+        # what Unicon's rstrip() took off between the output and that line, and the line break after it
+        consumed = str(getattr(spawn.match, "match_output", "") or "")
+        head = consumed[: len(consumed) - len(seen)] if consumed.endswith(seen) else consumed
+        gap = head[len(head.rstrip()) :] or "\r\n"
+        tail = seen[len(seen.rstrip()) :]
+        rest = self._read_to_prompt(time.monotonic() + timeout)
+        return f"{output}{gap}{prompt_line}{tail}{rest.rstrip()}"
+
+    def _read_to_prompt(self, deadline: float) -> str:
+        """Everything up to the real prompt: a last line ending like a prompt with nothing after
+        it (its hostname may differ from the prompt-like line's: an output captured elsewhere
+        ends with that device's prompt). Only the buffer's tail is searched, so this is linear
+        in the output's size; what is read stays subject to the output limit."""
+        spawn = self._connection.spawn
         while True:
-            match = getattr(getattr(spawn, "match", None), "last_match", None)
-            seen = match.group(0) if isinstance(match, re.Match) else ""
-            if not seen.endswith("\n"):
-                return output
-            prompt_line = seen.strip()
-            # what Unicon's rstrip() took off between the output and that line, and the line break after it
-            consumed = str(getattr(spawn.match, "match_output", "") or "")
-            head = consumed[: len(consumed) - len(seen)] if consumed.endswith(seen) else consumed
-            gap = head[len(head.rstrip()) :] or "\r\n"
-            tail = seen[len(seen.rstrip()) :]
-            # the real prompt: a last line ending like a prompt, with nothing after it (its hostname
-            # may differ from the line's: outputs captured elsewhere end with that device's prompt)
-            spawn.expect([_PROMPT_AT_END], timeout=max(deadline - time.monotonic(), 0.001))
-            found = spawn.match.last_match
-            rest = found.group(1) if isinstance(found, re.Match) else ""
-            output = f"{output}{gap}{prompt_line}{tail}{rest.rstrip()}"
+            text = str(spawn.buffer or "")
+            window = len(text) - min(len(text), _PROMPT_WINDOW)
+            found = _PROMPT_AT_END.search(text, window)
+            if found is not None:
+                spawn.buffer = ""
+                return text[: found.start()]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise CommandError(ErrorCode.COMMAND_TIMEOUT, "no prompt after a prompt-like line in the output")
+            if spawn.is_readable(min(remaining, 0.5)):
+                spawn.read_update_buffer()
 
     def execute(self, line: str, timeout: float) -> str:
         retries, sleep = matched_retries_for(line, self._options)
@@ -475,7 +488,8 @@ class UniconSessionFactory:
         return UniconSession(connection, target, self._options, secret_forms, privilege, pages)
 
 
-_PROMPT_AT_END = r"(?s)\A(.*?)(?:\r?\n)?[^\r\n]*[#>][ \t]*\Z"
+_PROMPT_AT_END = re.compile(r"(?:\r?\n)?[^\r\n]*[#>][ \t]*\Z")
+_PROMPT_WINDOW = 4096  # a prompt is one short line at the very end of what was read
 INVALID_UTF8 = "invalid_utf8_replaced"
 PAGER_REMOVED = "pager_prompts_removed"
 # How a device erases its --More-- prompt after a key: N backspaces, N spaces, N backspaces.
