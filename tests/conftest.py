@@ -22,6 +22,7 @@ import pytest_asyncio
 from loguru import logger
 from nats.aio.client import Client
 
+from service.device.unicon_session import SessionOptions, UniconSessionFactory
 from service.lab.runner import LabProcess
 from service.transport.local_server import LocalNatsServer, free_port
 from tests.mockdevice import cases as mockdevice_cases
@@ -340,3 +341,9 @@ async def client(nats_server: LocalNatsServer) -> AsyncIterator[Client]:
         yield connection
     finally:
         await connection.close()
+
+
+@pytest.fixture(scope="session", params=["pty", "paramiko"])
+def factory(request: pytest.FixtureRequest) -> UniconSessionFactory:
+    """Every device-layer test runs on both SSH backends."""
+    return UniconSessionFactory(SessionOptions(strict_host_key_checking="no", backend=request.param))

@@ -490,6 +490,7 @@ class UniconSessionFactory:
 
 _PROMPT_AT_END = re.compile(r"(?:\r?\n)?[^\r\n]*[#>][ \t]*\Z")
 _PROMPT_WINDOW = 4096  # a prompt is one short line at the very end of what was read
+_UNICON_UTILS = Utils()
 INVALID_UTF8 = "invalid_utf8_replaced"
 PAGER_REMOVED = "pager_prompts_removed"
 # How a device erases its --More-- prompt after a key: N backspaces, N spaces, N backspaces.
@@ -506,11 +507,10 @@ def keep_device_text(connection: Any) -> None:
     ANSI pattern mangles 256-colour and truecolour codes). Here that cleaning applies to the
     echoed command line only, where some platforms decorate the echo and Unicon needs a clean
     one to remove it; the output itself stays as the device sent it."""
-    cleaner = Utils()
 
     def echo_only(output: str) -> str:
         echo, newline, body = output.partition("\n")
-        return str(cleaner.remove_backspace_ansi_escape(echo)) + newline + body
+        return str(_UNICON_UTILS.remove_backspace_ansi_escape(echo)) + newline + body
 
     connection.execute.extra_output_process = echo_only
 

@@ -14,10 +14,8 @@ import nats.errors
 from nats.aio.client import Client
 
 from service.contract.messages import DeviceResult, ErrorReply, ExecuteResponse, RequestSummary
-from service.transport.inbox import reply_inbox
+from service.transport.inbox import MESSAGE_KIND, reply_inbox
 from service.transport.large_outputs import OutputRoute, resolve_outputs
-
-_MESSAGE_KIND = "Pyats-Message"
 
 
 class ServiceReplyError(Exception):
@@ -42,7 +40,7 @@ async def execute(
 ) -> ExecuteResponse:
     """Send one request and wait for the aggregate reply; large outputs are fetched back."""
     message = await client.request(subject, msgspec.json.encode(request), timeout=timeout)
-    if message.headers and message.headers.get(_MESSAGE_KIND) == "error":
+    if message.headers and message.headers.get(MESSAGE_KIND) == "error":
         raise ServiceReplyError(msgspec.json.decode(message.data, type=ErrorReply))
     response = msgspec.json.decode(message.data, type=ExecuteResponse)
     route = OutputRoute.of_execute_subject(subject)
@@ -68,7 +66,7 @@ async def execute_streamed(
         await client.publish(subject, msgspec.json.encode({**request, "stream": True}), reply=inbox)
         while True:
             msg = await asyncio.wait_for(queue.get(), timeout=stall_timeout)
-            kind = (msg.headers or {}).get(_MESSAGE_KIND)
+            kind = (msg.headers or {}).get(MESSAGE_KIND)
             if not msg.data:
                 return outcome
             if kind == "error":

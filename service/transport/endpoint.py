@@ -45,13 +45,14 @@ from service.transport.history import (
     parse_time,
     stored_headers,
 )
+from service.transport.inbox import MESSAGE_KIND
 from service.transport.large_outputs import LargeOutputs
 from service.transport.micro_stats import EndpointStats
 from service.transport.subjects import Subjects
 
 REQUEST_ID_HEADER = "Pyats-Request-Id"
 REQUEST_INFO_HEADER = "Nats-Request-Info"
-MESSAGE_KIND_HEADER = "Pyats-Message"
+MESSAGE_KIND_HEADER = MESSAGE_KIND
 ERROR_HEADER = "Nats-Service-Error"
 ERROR_CODE_HEADER = "Nats-Service-Error-Code"
 
@@ -300,12 +301,15 @@ class ExecuteService:
             await self._refuse("history", requester, exc, sink)
             return
         except Exception as exc:  # noqa: BLE001 - never let a bug kill the endpoint or go unanswered
-            logger.opt(exception=exc).error("history replay failed: {}", type(exc).__name__)
-            self._metrics.requests.labels("history", ErrorCode.INTERNAL_ERROR.value).inc()
-            await sink.error(PyatsRoError(ErrorCode.INTERNAL_ERROR, "internal error; see the service log"), None)
+            await self._internal_error("history", exc, sink)
             return
         await sink.history_end(truncated)
         self._metrics.requests.labels("history", "ok").inc()
+
+    async def _internal_error(self, endpoint: str, exc: Exception, sink: NatsReplySink) -> None:
+        logger.opt(exception=exc).error("{} failed inside the service: {}", endpoint, type(exc).__name__)
+        self._metrics.requests.labels(endpoint, ErrorCode.INTERNAL_ERROR.value).inc()
+        await sink.error(PyatsRoError(ErrorCode.INTERNAL_ERROR, "internal error; see the service log"), None)
 
     async def _refuse(self, endpoint: str, requester: str, error: PyatsRoError, sink: NatsReplySink) -> None:
         self._metrics.requests.labels(endpoint, error.code.value).inc()
@@ -327,9 +331,7 @@ class ExecuteService:
             await self._refuse("outputs", requester, exc, sink)
             return
         except Exception as exc:  # noqa: BLE001 - never let a bug kill the endpoint or go unanswered
-            logger.opt(exception=exc).error("output read failed: {}", type(exc).__name__)
-            self._metrics.requests.labels("outputs", ErrorCode.INTERNAL_ERROR.value).inc()
-            await sink.error(PyatsRoError(ErrorCode.INTERNAL_ERROR, "internal error; see the service log"), None)
+            await self._internal_error("outputs", exc, sink)
             return
         size = max(1024, self._client.max_payload // 2)
         view = memoryview(body)

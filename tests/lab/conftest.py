@@ -5,15 +5,8 @@ from typing import Any
 
 import pytest
 
-from service.device.unicon_session import SessionOptions, UniconSessionFactory
 from service.domain.models import DeviceOS, DeviceTarget, Secret
 from tests.conftest import LAB_PASSWORD
-
-
-@pytest.fixture(scope="session", params=["pty", "paramiko"])
-def factory(request: pytest.FixtureRequest) -> UniconSessionFactory:
-    """Every device-layer test runs on both SSH backends."""
-    return UniconSessionFactory(SessionOptions(strict_host_key_checking="no", backend=request.param))
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from typing import Any
 
 import pytest
 
-from service.device.unicon_session import SessionOptions, UniconSessionFactory
 from service.domain.models import DeviceOS, DeviceTarget, Secret
 from service.lab.mock import mock_program_available
 from tests.conftest import LAB_PASSWORD
@@ -20,12 +19,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("mockdevice"):
             item.add_marker(skip)
-
-
-@pytest.fixture(scope="session", params=["pty", "paramiko"])
-def factory(request: pytest.FixtureRequest) -> UniconSessionFactory:
-    """Every device-layer test runs on both SSH backends."""
-    return UniconSessionFactory(SessionOptions(strict_host_key_checking="no", backend=request.param))
 
 
 @pytest.fixture(scope="session")
