@@ -54,7 +54,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 bench-deps: $(STAMP)
-	@$(BIN)/python -c 'import scrapli, nornir, nornir_netmiko' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@$(BIN)/python -c 'import scrapli, nornir, nornir_netmiko, shutil; assert shutil.which("py-spy")' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[test,bench]'
 
 ## bench: cold, warm, warm 1-device and sequential scenarios, 100 lab devices x 2 commands at 100 ms, and the peers (scrapli, Nornir + netmiko) on the same lab (docs/PERFORMANCE.md)
 bench: $(STAMP) ssh-client bench-deps

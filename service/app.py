@@ -115,6 +115,7 @@ class App:
         self.outputs: LargeOutputs | None = None
         self._connected = False
         self._jetstream_ok: bool | None = None  # None: results are not kept, nothing to check
+        self._parsers_warm = False  # PYATS_PARSER_PREWARM loaded: until then a cold request shares the CPU with it
 
     async def _start_results(self, client: Client) -> tuple[NatsResultPublisher, bool]:
         """Set up the results stream; without JetStream, say so and publish results anyway."""
@@ -197,6 +198,7 @@ class App:
             "nats_connected": self._connected,
             "serving": self._service is not None and self.ready.is_set(),
             "pool": not self.scheduler.wedged(stall_after),
+            "parsers": self._parsers_warm,
         }
         if self._jetstream_ok is not None:
             checks["jetstream"] = self._jetstream_ok
@@ -212,6 +214,7 @@ class App:
             logger.info("metrics and health on http://{}:{}/metrics", settings.metrics_host, health.port)
         loop = asyncio.get_running_loop()
         prewarm = loop.run_in_executor(None, self.parser.prewarm, settings.prewarm_pairs())
+        prewarm.add_done_callback(lambda _: setattr(self, "_parsers_warm", True))
         client = await connect(settings, f"{settings.service_name}-{__version__}", self._set_connected)
         guard_discovery_replies(client, settings.reply_rule(), self.metrics)
         publisher, jetstream = await self._start_results(client)

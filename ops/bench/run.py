@@ -30,6 +30,7 @@ sys.path.insert(1, str(REPO))
 
 import peers  # noqa: E402
 import scenarios  # noqa: E402
+import spy  # noqa: E402
 from measure import Row  # noqa: E402
 from report import header, scenario_tables, table  # noqa: E402
 from scenarios import FAIRNESS_SPARES, Config, Group, progress  # noqa: E402
@@ -60,6 +61,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds one request may take")
     parser.add_argument("--rss-interval", type=float, default=0.05, help="seconds between RSS samples")
     parser.add_argument("--keep-logs", action="store_true", help="keep the service logs folder (printed at the end)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the service with py-spy during each measured request (bench group) and print the top functions",
+    )
     parser.add_argument(
         "--peers",
         default="scrapli,nornir",
@@ -200,7 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         timeout=args.timeout,
         rss_interval=args.rss_interval,
         workdir=workdir,
+        profile=args.profile and spy.available(),
     )
+    if args.profile and not cfg.profile:
+        progress("--profile: py-spy is not installed (make bench-deps); running without profiles")
     size = lab_size(args)
     rows: list[Row] = []
     skipped: list[str] = []
@@ -229,10 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     print(scenario_tables(rows))  # noqa: T201
     if peer_rows:
         print("\n" + peer_tables(rows, peer_rows))  # noqa: T201
+    for raw in cfg.profiles:
+        print("\n### profile: " + raw.stem.removeprefix("profile-") + "\n\n" + spy.summary(raw))  # noqa: T201
     if skipped:
         print("\n### skipped backends\n\n" + "\n".join(skipped))  # noqa: T201
     failed = any(r.failed or r.errors for r in rows)
-    if args.keep_logs or failed or skipped:
+    if args.keep_logs or cfg.profile or failed or skipped:
         print(f"\nservice logs: {workdir}")  # noqa: T201
     else:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import spy
 from bus import Reply, build_request, send
 from measure import Row, percentile
 from procfs import Usage
@@ -43,6 +45,8 @@ class Config:
     rss_interval: float = 0.05
     password: str = "bench-password"  # the lab's own fake devices  # noqa: S105
     workdir: Path = Path("/tmp")  # noqa: S108 - replaced by run.py with a fresh temporary folder
+    profile: bool = False  # py-spy records the service during each measured request
+    profiles: list[Path] = field(default_factory=list)
     cold_wall: dict[str, float] = field(default_factory=dict)  # backend -> cold wall, for sequential's speed-up
 
 
@@ -79,7 +83,12 @@ class Group:
     ) -> Row:
         """Send one request, measuring the service's CPU and peak RSS over it."""
         progress(f"{name} [{self.backend}]: {len(request['devices'])} devices x {len(request['commands'])} commands")
-        with Usage(service.pid, self.cfg.rss_interval, self.lab_pid) as usage:
+        with contextlib.ExitStack() as stack:
+            if self.cfg.profile:
+                raw = self.cfg.workdir / f"profile-{name}-{self.backend}.txt"
+                self.cfg.profiles.append(raw)
+                stack.enter_context(spy.recording(service.pid, raw))
+            usage = stack.enter_context(Usage(service.pid, self.cfg.rss_interval, self.lab_pid))
             reply = await self.send(client, request)
         return self.row(name, request, concurrency, reply, usage)
 

@@ -13,6 +13,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from bus import wait_ready
@@ -85,11 +87,27 @@ class ServiceProcess:
             )
         try:
             asyncio.run(wait_ready(self._nats_url, SERVICE_START_TIMEOUT, self.alive))
+            self._wait_parsers_warm()
         except (TimeoutError, RuntimeError) as exc:
             code = self._process.poll()
             self.stop()
             raise ServiceStartError(f"{exc} (exit code {code}); service log tail:\n{self.log_tail()}") from None
         return self
+
+    def _wait_parsers_warm(self) -> None:
+        """Until /readyz says ready: Genie's parsers load in the background at start (seconds of
+        CPU), and a cold scenario started before would count that load as device work."""
+        port = self._env.get("PYATS_METRICS_PORT")
+        if not port or port == "0":
+            return
+        deadline = time.monotonic() + SERVICE_START_TIMEOUT
+        while time.monotonic() < deadline and self.alive():
+            url = f"http://127.0.0.1:{port}/readyz"
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+            time.sleep(0.1)
+        raise TimeoutError(f"/readyz did not say ready within {SERVICE_START_TIMEOUT:g}s")
 
     def stop(self) -> int | None:
         """SIGTERM, wait, then SIGKILL; also kills any descendant left behind (e.g. ssh clients)."""
