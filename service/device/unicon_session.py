@@ -25,7 +25,7 @@ from unicon import Connection
 from unicon.core import errors as unicon_errors
 from unicon.utils import Utils
 
-from service.device import regex_cache
+from service.device import reading_services, regex_cache
 from service.device.device_text import OutputLimitError, over_limit, replaced_so_far, start_command
 from service.domain.legacy_ssh import AlgorithmKind, of_kind
 from service.domain.models import FREE_TEXT_PREFIXES, DeviceOS, DeviceTarget
@@ -453,6 +453,7 @@ class UniconSessionFactory:
             credentials["enable"] = {"password": target.enable_password.reveal()}
         # masked in every library log line while the session lives (Unicon logs what it sends)
         secret_forms = LIVE_SECRETS.add([entry["password"] for entry in credentials.values()])
+        reading_services.narrow(target.os.value)
         connection = Connection(
             hostname=target.hostname,
             start=[ssh_command(target, self._options, connect_timeout)],

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from service.device.reading_services import READING_SERVICES
 from service.device.unicon_session import SessionOptions, UniconSessionFactory, ssh_command
 from service.domain.models import DeviceOS, DeviceTarget, Secret
 from service.errors import CommandError, ConnectError, ErrorCode
@@ -38,6 +39,21 @@ def test_every_os_prompt_style_logs_in_and_runs_show_version(
         session.close()
     assert marker in output
     assert lines(output) == expected(target(name).os.value, "show version", name)
+
+
+@pytest.mark.parametrize("name", ["ios-1", "iosxe-1", "nxos-1", "iosxr-1", "asa-1"])
+def test_a_session_has_no_service_that_changes_a_device(
+    factory: UniconSessionFactory, target: Target, name: str
+) -> None:
+    session = factory.open(target(name), connect_timeout=20)
+    try:
+        connection = session._connection  # what Unicon built for this session
+        services = set(vars(type(connection).subcommand_list()))
+        assert services == set(READING_SERVICES)
+        for writer in ("configure", "config", "reload", "copy", "tclsh", "rommon", "bash_console"):
+            assert not hasattr(connection, writer), writer
+    finally:
+        session.close()
 
 
 @pytest.mark.parametrize("name", ["iosxe-enable", "asa-enable"])
