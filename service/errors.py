@@ -48,6 +48,8 @@ class ErrorCode(StrEnum):
     CONNECT_REFUSED = "connect_refused"
     CONNECT_TIMEOUT = "connect_timeout"
     CONNECT_FAILED = "connect_failed"
+    # a login cut short by load, not by the device's answer: retried like a timeout
+    OVERLOADED = "overloaded"
     HOST_KEY_MISMATCH = "host_key_mismatch"
     COMMAND_TIMEOUT = "command_timeout"
     DISCONNECTED = "disconnected"

@@ -80,6 +80,8 @@ LAB_DEVICES: list[dict[str, Any]] = [
     {"name": "tech", "os": "iosxe", "large_outputs": {"show tech-support": {"size": 20_000_000, "kind": "logging"}}},
     # real accounts: privilege 1 (no enable), AAA command authorization
     {"name": "priv1", "os": "iosxe", "login_privilege": 1},
+    # login throttling: one connection before authentication at a time (MaxStartups 1)
+    {"name": "throttled", "os": "iosxe", "max_startups": 1},
     {"name": "priv1-enable", "os": "iosxe", "login_privilege": 1, "enable_password": LAB_ENABLE},
     {"name": "priv1-ios", "os": "ios", "login_privilege": 1},
     {"name": "no-term-length", "os": "iosxe", "authorization_denied": ["^term(inal)? +len"]},

@@ -568,8 +568,10 @@ def _handshake(target: SshTarget, sock: Any, role: str = "") -> Any:
             raise SshHandshakeError(f"Unable to negotiate with {target.host} port {target.port}: {mismatch}") from exc
         text = str(exc).lower()
         late = target.connect_timeout is not None and time.monotonic() - started >= target.connect_timeout
-        if late or isinstance(exc, TimeoutError) or "timeout" in text or "timed out" in text or "banner" in text:
+        if late or isinstance(exc, TimeoutError) or "timeout" in text or "timed out" in text:
             raise timed_out from exc
+        if "banner" in text or isinstance(exc, EOFError | ConnectionResetError):  # closed before its banner
+            raise SshHandshakeError(f"{where}: kex_exchange_identification: Connection closed by remote host") from exc
         raise SshHandshakeError(f"{where}: SSH handshake failed ({type(exc).__name__})") from exc
     return transport
 

@@ -10,6 +10,7 @@ login are only ``terminal`` settings. Unicon answers the password prompts itself
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -71,7 +72,20 @@ _NOT_AUTHORIZED = re.compile(
 WARNED_SETTINGS: set[tuple[str, int, str]] = set()  # (host, port, line) already warned about
 WARNED_SETTINGS_LIMIT = 10_000
 
+# Errnos of a machine out of processes, file descriptors or memory (fork, socket, pty).
+_EXHAUSTED = frozenset({errno.EAGAIN, errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 _CONNECT_PATTERNS: tuple[tuple[re.Pattern[str], ErrorCode, str], ...] = (
+    (  # OpenSSH's words (and the paramiko backend's) for a server that closes before its banner
+        re.compile(r"kex_exchange_identification: (?:connection closed|read: connection reset)", re.I),
+        ErrorCode.OVERLOADED,
+        "the device closed the connection before the SSH handshake: too many logins at once (its MaxStartups "
+        "or login throttling), or an access list refuses this host",
+    ),
+    (
+        re.compile(r"timed out during banner exchange", re.I),
+        ErrorCode.CONNECT_TIMEOUT,
+        "the device took the connection but did not finish the SSH handshake in time (it, or this machine, is busy)",
+    ),
     (re.compile(r"connection refused", re.I), ErrorCode.CONNECT_REFUSED, "the device refused the SSH connection"),
     (
         re.compile(r"timed out|no route to host", re.I),
@@ -265,6 +279,12 @@ def classify_connect_error(exc: BaseException, buffer: str) -> ConnectError:
         isinstance(e, unicon_errors.CredentialsExhaustedError | unicon_errors.UniconAuthenticationError) for e in chain
     ):
         return ConnectError(ErrorCode.AUTH_FAILED, "the device rejected the login or enable password")
+    if any(isinstance(e, OSError) and e.errno in _EXHAUSTED for e in chain):
+        return ConnectError(
+            ErrorCode.OVERLOADED,
+            "this machine ran out of processes, file descriptors or memory while logging in "
+            "(lower PYATS_MAX_CONCURRENT_DEVICES or add device workers)",
+        )
     haystack = " ".join(str(e) for e in chain)  # in-process backends raise OpenSSH-worded errors
     if mismatch := _NO_MATCHING_ALGORITHM.search(buffer) or _NO_MATCHING_ALGORITHM.search(haystack):
         what = mismatch.group(1)

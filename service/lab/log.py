@@ -67,7 +67,7 @@ class CommandLog:
         self._file.flush()
 
     def event(self, *, event: str, device: str, port: int, open_sessions: int) -> None:
-        """Write one session event (``session_open``, ``session_close``, ``session_refused``)."""
+        """Write one session event (``session_open``, ``session_close``, ``session_refused``, ``startup_dropped``)."""
         if self._file is None:
             return
         entry = {

@@ -57,6 +57,8 @@ class SessionStats:
     peak: int = 0
     total: int = 0
     refused: int = 0
+    starting: int = 0  # connections not yet authenticated (max_startups)
+    dropped: int = 0  # closed at once: max_startups reached
 
 
 class SessionTracker:
@@ -78,6 +80,21 @@ class SessionTracker:
         stats.peak = max(stats.peak, stats.open)
         self._log.event(event="session_open", device=device.name, port=device.port, open_sessions=stats.open)
         return True
+
+    def start(self, device: DeviceSpec) -> bool:
+        """A new connection before authentication, unless ``max_startups`` are already starting."""
+        stats = self.stats.setdefault(device.name, SessionStats())
+        full = bool(device.max_startups) and stats.starting >= device.max_startups
+        stats.dropped += full
+        stats.starting += not full
+        if full:
+            self._log.event(event="startup_dropped", device=device.name, port=device.port, open_sessions=stats.open)
+        return not full
+
+    def started(self, device: DeviceSpec) -> None:
+        """A connection counted by ``start`` authenticated or went away."""
+        stats = self.stats.setdefault(device.name, SessionStats())
+        stats.starting = max(0, stats.starting - 1)
 
     def release(self, device: DeviceSpec) -> None:
         """Close an admitted session."""
@@ -139,11 +156,23 @@ class DeviceAuth(asyncssh.SSHServer):
         self._close_timer: asyncio.TimerHandle | None = None
         self.admitted = False
         self.refused = False
+        self._starting = False
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
+        if self._tracker is None:
+            return
+        self._starting = self._tracker.start(self._device)
+        if not self._starting:
+            conn.abort()  # before the version exchange: the client reads EOF where the banner would be
+
+    def _end_startup(self) -> None:
+        if self._starting and self._tracker is not None:
+            self._starting = False
+            self._tracker.started(self._device)
 
     def auth_completed(self) -> None:
+        self._end_startup()
         if self._tracker is None:
             return
         self.admitted = self._tracker.admit(self._device)
@@ -152,6 +181,7 @@ class DeviceAuth(asyncssh.SSHServer):
             self._close_timer = asyncio.get_running_loop().call_later(REFUSED_GRACE, self._conn.close)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._end_startup()
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None

@@ -18,6 +18,9 @@ Fault and load fields (all per device, all off by default):
   ``{"show logging": {"size": 5000000, "kind": "logging", "prompt_line": true}}``;
 * ``max_sessions``: authenticated SSH connections served at once (0 =
   unlimited); one more is refused like a device with no free VTY line;
+* ``max_startups``: SSH connections still before authentication at once (0 = unlimited);
+  one more is closed before the SSH version exchange, like OpenSSH's ``MaxStartups`` or an
+  IOS device throttling concurrent logins;
 * ``login_delay``: seconds between the session opening and the first prompt
   (slow AAA), for connect-timeout tests;
 * ``extra_outputs``: more commands and their exact outputs, JSON ``{"show x": "text"}``;
@@ -155,6 +158,7 @@ class DeviceSpec:
     pause_seconds: float = 0.0
     large_outputs: tuple[LargeOutput, ...] = ()
     max_sessions: int = 0
+    max_startups: int = 0
     login_delay: float = 0.0
     authorized_keys: tuple[str, ...] = ()
     bastion: bool = False
@@ -192,8 +196,8 @@ class DeviceSpec:
             raise SpecError(f"latency and jitter must be >= 0 for device {self.name}")
         if self.terminal_length < 0:
             raise SpecError(f"terminal_length must be >= 0 for device {self.name}")
-        if self.chunk_size < 0 or self.max_sessions < 0:
-            raise SpecError(f"chunk_size and max_sessions must be >= 0 for device {self.name}")
+        if self.chunk_size < 0 or self.max_sessions < 0 or self.max_startups < 0:
+            raise SpecError(f"chunk_size, max_sessions and max_startups must be >= 0 for device {self.name}")
         if self.chunk_delay < 0 or self.pause_seconds < 0 or self.login_delay < 0 or self.chatter_delay < 0:
             raise SpecError(f"chunk_delay, pause_seconds and login_delay must be >= 0 for device {self.name}")
         if self.login_privilege is not None and not 0 <= self.login_privilege <= 15:
@@ -267,7 +271,7 @@ def _coerce(name: str, value: Any) -> Any:
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             raise SpecError(f"{name} must be an integer or null")
         return value
-    if name in ("port", "terminal_length", "chunk_size", "max_sessions"):
+    if name in ("port", "terminal_length", "chunk_size", "max_sessions", "max_startups"):
         if not isinstance(value, int) or isinstance(value, bool):
             raise SpecError(f"{name} must be an integer")
         return value

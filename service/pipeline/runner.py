@@ -21,7 +21,7 @@ from service.errors import CommandError, ConnectError, DeviceError, ErrorCode, S
 from service.pipeline.ports import DeviceSession, OutputParser
 from service.pipeline.session_pool import SessionPool
 
-RETRYABLE_CONNECT = frozenset({ErrorCode.CONNECT_REFUSED, ErrorCode.CONNECT_TIMEOUT})
+RETRYABLE_CONNECT = frozenset({ErrorCode.CONNECT_REFUSED, ErrorCode.CONNECT_TIMEOUT, ErrorCode.OVERLOADED})
 
 # (os, seconds, reused): told after every session that became usable, for the connect histogram.
 ConnectObserver = Callable[[DeviceOS, float, bool], None]

@@ -3,6 +3,9 @@ terminal settings the device refuses. Both SSH backends; the lab's log shows wha
 
 from __future__ import annotations
 
+import errno
+import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +13,7 @@ import pytest
 
 from service.device.unicon_session import WARNED_SETTINGS, UniconSessionFactory
 from service.domain.models import DeviceTarget
-from service.errors import CommandError, ErrorCode
+from service.errors import CommandError, ConnectError, ErrorCode
 from service.lab.runner import LabProcess
 from tests.conftest import LAB_ENABLE
 from tests.lab.expected_output import expected, lines
@@ -138,3 +141,35 @@ def test_a_banner_with_prompt_like_lines_neither_breaks_login_nor_reaches_an_out
     assert lines(second) == expected(os_name, "show version", name)
     received = sent(lab, lab_device(name)["port"], before)
     assert not [line for line in received if "config" in line or line.startswith("conf")], received
+
+
+def test_a_device_that_throttles_logins_is_overloaded_not_connect_failed(
+    factory: UniconSessionFactory, target: Target, lab: LabProcess, lab_device: Callable[[str], dict[str, Any]]
+) -> None:
+    device = lab_device("throttled")
+    # a connection that never speaks holds the device's only pre-login slot
+    before = sum(1 for e in lab.read_events() if e.get("event") == "startup_dropped")
+    with socket.create_connection((device["host"], device["port"]), timeout=5) as holder:
+        time.sleep(0.2)  # the lab counts the holder before the login arrives
+        with pytest.raises(ConnectError) as cut:
+            factory.open(target("throttled"), connect_timeout=10)
+        assert cut.value.code is ErrorCode.OVERLOADED, cut.value
+        assert "too many logins at once" in cut.value.message
+        assert sum(1 for e in lab.read_events() if e.get("event") == "startup_dropped") == before + 1
+        holder.close()
+        session = factory.open(target("throttled"), connect_timeout=10)  # the slot is free again
+        session.close()
+
+
+def test_an_exhausted_machine_is_overloaded(factory: UniconSessionFactory) -> None:
+    from service.device.unicon_session import classify_connect_error
+
+    try:
+        try:
+            raise OSError(errno.EMFILE, "Too many open files")
+        except OSError as exc:
+            raise ConnectionError("failed to spawn") from exc
+    except ConnectionError as failed:
+        error = classify_connect_error(failed, "")
+    assert error.code is ErrorCode.OVERLOADED
+    assert "file descriptors" in error.message

@@ -142,20 +142,22 @@ async def test_invalid_request_id_is_refused() -> None:
     assert sink.events[0][1][0].details == {"path": "$.request_id"}
 
 
-async def test_connect_retries_back_off_on_refused_but_never_on_auth() -> None:
+async def test_connect_retries_back_off_on_refused_timeout_and_overload_but_never_on_auth() -> None:
     factory = FakeSessionFactory(
         {
-            "flaky": FakeDevice(connect_errors=[ErrorCode.CONNECT_REFUSED, ErrorCode.CONNECT_TIMEOUT]),
+            "flaky": FakeDevice(
+                connect_errors=[ErrorCode.CONNECT_REFUSED, ErrorCode.CONNECT_TIMEOUT, ErrorCode.OVERLOADED]
+            ),
             "locked": FakeDevice(connect_errors=[ErrorCode.AUTH_FAILED, ErrorCode.AUTH_FAILED]),
         }
     )
-    handler, _, slept = build(factory)
+    handler, _, slept = build(factory, retries=3)
     sink = RecordingSink()
     await handler.handle(body(["flaky", "locked"]), "a", None, sink)
     flaky, locked = sink.events[0][1].results
     assert flaky.success and not locked.success
-    assert factory.opened.count("flaky") == 3 and factory.opened.count("locked") == 1
-    assert slept == [0.5, 1.0]
+    assert factory.opened.count("flaky") == 4 and factory.opened.count("locked") == 1
+    assert slept == [0.5, 1.0, 2.0]
 
 
 async def test_retries_are_bounded() -> None:
