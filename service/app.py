@@ -7,6 +7,9 @@ Shutdown order: stop intake -> finish in-flight requests up to the grace period
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+from typing import Any
 
 import nats.errors
 import nats.js.errors
@@ -16,23 +19,23 @@ from nats.aio.client import Client
 from service import __version__
 from service.config import Settings
 from service.device.inventory import InventoryStore
-from service.domain.models import DeviceOS
 from service.errors import ConfigError
 from service.observability.health import HealthServer
 from service.observability.metrics import ServiceMetrics
+from service.pipeline.engine import build_engine
 from service.pipeline.handler import RequestHandler
 from service.pipeline.policy_file import load_policy
 from service.pipeline.ports import DeviceSessionFactory, OutputParser
-from service.pipeline.rate_limit import LoginLimiter, RequesterLimiter
-from service.pipeline.runner import DeviceRunner, ResultParser
-from service.pipeline.scheduler import Scheduler, SchedulerLimits
-from service.pipeline.session_pool import SessionPool
+from service.pipeline.rate_limit import RequesterLimiter
 from service.transport.connection import connect
 from service.transport.endpoint import ExecuteService, guard_discovery_replies
 from service.transport.jobs import JobSettings, JobWorker
 from service.transport.large_outputs import LargeOutputs
 from service.transport.results import NatsResultPublisher, StreamSettings, ensure_stream
-from service.transport.subjects import Subjects
+from service.transport.subjects import Subjects, sanitize_token
+from service.workers.directory import WorkerDirectory
+from service.workers.remote import WORKER_GRACE, InternalSubjects, NoDeviceLayer, RemoteDevices
+from service.workers.supervisor import WorkerSupervisor
 
 
 def default_device_layer(settings: Settings) -> tuple[DeviceSessionFactory, OutputParser]:
@@ -63,43 +66,36 @@ class App:
         settings: Settings,
         factory: DeviceSessionFactory | None = None,
         parser: OutputParser | None = None,
+        env_file: str | None = None,
     ) -> None:
         self.settings = settings
-        if factory is None or parser is None:
+        # an injected device layer (tests, embedding) runs here; otherwise device workers do the device work
+        self.uses_workers = settings.uses_workers and factory is None
+        if self.uses_workers:
+            factory = parser = NoDeviceLayer()
+        elif factory is None or parser is None:
             default_factory, default_parser = default_device_layer(settings)
             factory = factory or default_factory
             parser = parser or default_parser
         self.parser = parser
         self.metrics = metrics = ServiceMetrics()
         self.inventory = InventoryStore(settings.inventory_file)
-        self.sessions = SessionPool(factory, settings.session_idle_ttl, settings.max_warm_sessions)
-
-        def connected(os: DeviceOS, seconds: float, reused: bool) -> None:
-            metrics.connect_duration.labels(os.value, "reused" if reused else "new").observe(seconds)
-
-        runner = DeviceRunner(
-            self.sessions, settings.connect_retries, settings.connect_retry_delay, on_connect=connected
-        )
-        self.scheduler = Scheduler(
-            runner,
-            ResultParser(parser, settings.parse_max_bytes),
-            self.sessions,
-            SchedulerLimits(
-                max_workers=settings.max_concurrent_devices,
-                max_parallel_per_request=settings.max_parallel_per_request,
-                max_sessions_per_device=settings.max_sessions_per_device,
-                queue_timeout=settings.queue_timeout,
-                request_timeout=settings.request_timeout,
-                parse_workers=settings.parse_workers,
-            ),
-            LoginLimiter(settings.login_rate_per_second),
-            on_queue_wait=metrics.queue_wait.observe,
-        )
+        self.scheduler, self.sessions = build_engine(settings, factory, parser, metrics)
+        self.workers: WorkerDirectory | None = None
         self.metrics.workers.set(settings.max_concurrent_devices)
         self.metrics.busy_workers.set_function(lambda: self.scheduler.busy)
         self.metrics.queued_devices.set_function(lambda: self.scheduler.queued)
-        self.metrics.warm_sessions.set_function(self.sessions.idle_count)
-        self.metrics.watch_logins(lambda: (self.sessions.logins, self.sessions.reuses))
+        if self.uses_workers:
+            self.metrics.warm_sessions.set_function(lambda: self._worker_sum("warm_sessions"))
+            self.metrics.watch_logins(lambda: (self._worker_sum("logins"), self._worker_sum("reuses")))
+            self.metrics.watch_workers(lambda: self.workers, lambda: self.remote)
+        else:
+            self.metrics.warm_sessions.set_function(self.sessions.idle_count)
+            self.metrics.watch_logins(lambda: (self.sessions.logins, self.sessions.reuses))
+        self.remote: RemoteDevices | None = None
+        self.supervisor: WorkerSupervisor | None = None
+        self._internal: Client | None = None
+        self._env_file = env_file
         self.handler = RequestHandler(
             self.scheduler,
             settings.limits(),
@@ -116,6 +112,67 @@ class App:
         self._connected = False
         self._jetstream_ok: bool | None = None  # None: results are not kept, nothing to check
         self._parsers_warm = False  # PYATS_PARSER_PREWARM loaded: until then a cold request shares the CPU with it
+
+    def worker_rows(self) -> list[dict[str, Any]]:
+        """The live device workers as ``pyats-ro status`` shows them."""
+        if self.workers is None:
+            return []
+        counts = self.workers.map.counts()
+        return [
+            {
+                "id": worker,
+                "host": beat.host,
+                "pid": beat.pid,
+                "partitions": counts.get(worker, 0),
+                "busy": beat.busy,
+                "capacity": beat.capacity,
+                "warm_sessions": beat.warm_sessions,
+                "jobs": beat.jobs,
+            }
+            for worker, beat in sorted(self.workers.live.items())
+        ]
+
+    def _worker_sum(self, field: str) -> int:
+        """A heartbeat counter summed over the live device workers."""
+        live = self.workers.live.values() if self.workers is not None else ()
+        return sum(int(getattr(heartbeat, field)) for heartbeat in live)
+
+    async def _start_workers(self) -> None:
+        """Device workers: start this host's own, then follow every worker's heartbeats."""
+        settings = self.settings
+        internal = InternalSubjects(settings.subject_prefix, settings.worker_group)
+        front = f"{socket.gethostname()}-{os.getpid()}"
+        client = await connect(
+            settings,
+            f"{settings.service_name}-front-{front}",
+            inbox_prefix=internal.inbox_prefix(sanitize_token(front)),
+        )
+        self._internal = client
+        self.workers = WorkerDirectory(
+            client, internal.heartbeats, 3 * settings.worker_heartbeat, settings.worker_heartbeat
+        )
+        await self.workers.start()
+        self.remote = RemoteDevices(client, self.workers, internal, settings.worker_wait, WORKER_GRACE)
+        self.scheduler.remote = self.remote
+        count = settings.worker_processes()
+        if count:
+            # the workers read the same settings; the NATS URL may have been filled in here (--with-nats)
+            urls = {"PYATS_NATS_URL": ",".join(settings.nats_url)}
+            self.supervisor = WorkerSupervisor(count, sanitize_token(front), self._env_file, urls)
+            self.supervisor.start()
+            logger.info("started {} device worker process(es)", count)
+        if await self.workers.wait_for_worker(settings.worker_wait, max(count, 1)):
+            logger.info("{} device worker(s) live", len(self.workers.live))
+        else:
+            logger.warning("no device worker is live yet; devices wait up to {:g}s for one", settings.worker_wait)
+
+    async def _stop_workers(self) -> None:
+        if self.supervisor is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.supervisor.stop, self.settings.shutdown_grace)
+        if self.workers is not None:
+            await self.workers.stop()
+        if self._internal is not None:
+            await self._internal.drain()
 
     async def _start_results(self, client: Client) -> tuple[NatsResultPublisher, bool]:
         """Set up the results stream; without JetStream, say so and publish results anyway."""
@@ -200,6 +257,8 @@ class App:
             "pool": not self.scheduler.wedged(stall_after),
             "parsers": self._parsers_warm,
         }
+        if self.uses_workers:
+            checks["workers"] = self.workers is not None and bool(self.workers.live)
         if self._jetstream_ok is not None:
             checks["jetstream"] = self._jetstream_ok
         return checks
@@ -213,10 +272,13 @@ class App:
             health.start()
             logger.info("metrics and health on http://{}:{}/metrics", settings.metrics_host, health.port)
         loop = asyncio.get_running_loop()
-        prewarm = loop.run_in_executor(None, self.parser.prewarm, settings.prewarm_pairs())
+        pairs = [] if self.uses_workers else settings.prewarm_pairs()  # the workers parse, not the front
+        prewarm = loop.run_in_executor(None, self.parser.prewarm, pairs)
         prewarm.add_done_callback(lambda _: setattr(self, "_parsers_warm", True))
         client = await connect(settings, f"{settings.service_name}-{__version__}", self._set_connected)
         guard_discovery_replies(client, settings.reply_rule(), self.metrics)
+        if self.uses_workers:
+            await self._start_workers()
         publisher, jetstream = await self._start_results(client)
         self.handler.publisher = publisher
         probe: asyncio.Task[None] | None = None
@@ -250,6 +312,7 @@ class App:
             settings.reply_rule(),
             outputs=self.outputs,
             results_stream=settings.results_stream,
+            workers=self.worker_rows if self.uses_workers else None,
         )
         sweeper = asyncio.create_task(self._sweep_sessions())
         watcher = asyncio.create_task(self._watch_inventory())
@@ -270,6 +333,7 @@ class App:
             if probe is not None:
                 probe.cancel()
             self.ready.clear()
+            await self._stop_workers()
             await asyncio.get_running_loop().run_in_executor(None, self.scheduler.shutdown)
             await publisher.close(grace=5.0)
             if self.settings.ssh_backend == "paramiko":

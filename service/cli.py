@@ -16,17 +16,17 @@ from service import __version__
 from service.errors import ConfigError
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from service.app import App
+def _settings(env_file: str) -> Any:
+    """Settings from the environment and ``env_file``, and logging set up from them; None
+    (after saying why on stderr) when they are invalid."""
     from service.config import load_settings
     from service.observability.logging import setup_logging
-    from service.transport.local_server import LocalNatsServer
 
     try:
-        settings = load_settings(args.env_file)
+        settings = load_settings(env_file)
     except ConfigError as exc:
         print(f"pyats-ro: {exc.message}", file=sys.stderr)  # noqa: T201 - logging is not set up yet
-        return 2
+        return None
     setup_logging(
         settings.log_level,
         settings.log_format.value,
@@ -36,6 +36,16 @@ def _serve(args: argparse.Namespace) -> int:
         settings.log_async,
         settings.log_library_level,
     )
+    return settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from service.app import App
+    from service.transport.local_server import LocalNatsServer
+
+    settings = _settings(args.env_file)
+    if settings is None:
+        return 2
     local: LocalNatsServer | None = None
     if args.with_nats and "nats_url" not in settings.model_fields_set:
         local = LocalNatsServer(Path(args.data_dir) / "nats", port=args.nats_port)
@@ -45,7 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
 
         logger.info("started bundled nats-server at {} (JetStream data in {})", local.url, local.data_dir)
     try:
-        return asyncio.run(_run_app(App(settings)))
+        return asyncio.run(_run_app(App(settings, env_file=args.env_file)))
     except ConfigError as exc:
         print(f"pyats-ro: {exc.message}", file=sys.stderr)  # noqa: T201
         return 2
@@ -62,6 +72,20 @@ async def _run_app(app: Any) -> int:
     loop.add_signal_handler(signal.SIGHUP, app.reload)
     await app.run(stop)
     return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from service.transport.subjects import sanitize_token
+    from service.workers.worker import default_worker_id, run_worker
+
+    settings = _settings(args.env_file)
+    if settings is None:
+        return 2
+    try:
+        return run_worker(settings, sanitize_token(args.id or default_worker_id()))
+    except ConfigError as exc:
+        print(f"pyats-ro: {exc.message}", file=sys.stderr)  # noqa: T201
+        return 2
 
 
 def _parse_command(text: str) -> dict[str, Any]:
@@ -144,6 +168,13 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--nats-port", type=int, default=4222, help="port of the bundled nats-server")
     serve.add_argument("--data-dir", default=".data", help="where the bundled nats-server keeps JetStream data")
 
+    worker = commands.add_parser(
+        "worker",
+        help="run one device worker (serve starts its own; run this on more machines to add their cores)",
+    )
+    worker.add_argument("--env-file", default=".env", help="settings file (default: .env)")
+    worker.add_argument("--id", help="worker id, unique on the bus (default: <hostname>-<pid>)")
+
     request = commands.add_parser("request", help="send a request and show results per device")
     request.add_argument("--file", help="a request as JSON (the wire format)")
     request.add_argument("-d", "--device", action="append", help="host or host:port; repeat for more devices")
@@ -201,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.verb == "serve":
         return _serve(args)
+    if args.verb == "worker":
+        return _worker(args)
     if args.verb == "request":
         return _request(args)
     if args.verb in ("history", "diff"):

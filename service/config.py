@@ -7,6 +7,7 @@ each layer only what it needs, so nothing reads settings from a global.
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -185,6 +186,37 @@ class Settings(BaseSettings):
     )
     max_sessions_per_device: int = Field(
         default=1, ge=1, le=16, description="Concurrent SSH sessions to one host:port (devices have few VTY lines)."
+    )
+
+    # --- device workers ---
+    device_workers: int | None = Field(
+        default=None,
+        ge=0,
+        le=256,
+        description=(
+            "Device worker processes 'pyats-ro serve' starts beside the front (empty: one per CPU core; 0: none, the "
+            "device work runs in the front's own process unless external_workers is set)."
+        ),
+    )
+    external_workers: bool = Field(
+        default=False,
+        description="Send device work to workers started elsewhere ('pyats-ro worker'), even with no local ones.",
+    )
+    worker_group: str = Field(
+        default="default",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description=(
+            "Fronts and workers of one group share the workers (and so each device's warm session); a replica with "
+            "other device settings needs its own group."
+        ),
+    )
+    worker_heartbeat: float = Field(
+        default=1.0, gt=0, le=30, description="Seconds between a worker's heartbeats; 3 missed and its devices move."
+    )
+    worker_wait: float = Field(
+        default=30.0,
+        ge=0,
+        description="Longest a device waits for a device worker to be running (else service_unavailable).",
     )
 
     # --- warm sessions ---
@@ -461,6 +493,15 @@ class Settings(BaseSettings):
         return RateRule(
             requests=self.rate_limit_requests, devices=self.rate_limit_devices, period=self.rate_limit_period
         )
+
+    def worker_processes(self) -> int:
+        """How many device worker processes ``serve`` starts."""
+        return (os.cpu_count() or 1) if self.device_workers is None else self.device_workers
+
+    @property
+    def uses_workers(self) -> bool:
+        """Device work goes to worker processes (local or external), not this process's threads."""
+        return self.worker_processes() > 0 or self.external_workers
 
     def prewarm_pairs(self) -> list[tuple[DeviceOS, str]]:
         pairs = []

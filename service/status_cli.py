@@ -44,7 +44,8 @@ def _uptime(started: str | None) -> str:
 
 
 async def collect_status(url: str, service: str, wait: float, **connect: Any) -> list[dict[str, Any]]:
-    """One row per replica: id, version, uptime and the execute endpoint's numbers."""
+    """One row per replica: id, version, uptime, the execute endpoint's numbers and the device
+    workers it sends to."""
     client = await nats.connect(url, **connect)
     try:
         infos, stats = await asyncio.gather(
@@ -70,9 +71,35 @@ async def collect_status(url: str, service: str, wait: float, **connect: Any) ->
                 "average_latency_s": data.get("average_latency_s", 0.0),
                 "in_flight": data.get("in_flight", 0),
                 "subject_prefix": info.get("metadata", {}).get("subject_prefix", "-"),
+                "workers": data.get("workers", []),
             }
         )
     return sorted(rows, key=lambda row: row["replica"])
+
+
+def _worker_table(rows: list[dict[str, Any]]) -> Table | None:
+    """Every device worker any replica sends to, once (replicas of one group share them)."""
+    workers: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        for worker in row.get("workers", []):
+            workers.setdefault(worker["id"], worker)
+    if not workers:
+        return None
+    table = Table(title=f"{len(workers)} device worker(s)")
+    for column in ("worker", "host", "pid", "partitions", "busy", "threads", "warm sessions", "devices sent"):
+        table.add_column(column)
+    for worker in sorted(workers.values(), key=lambda w: w["id"]):
+        table.add_row(
+            worker["id"],
+            worker["host"],
+            str(worker["pid"]),
+            str(worker["partitions"]),
+            str(worker["busy"]),
+            str(worker["capacity"]),
+            str(worker["warm_sessions"]),
+            str(worker["jobs"]),
+        )
+    return table
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -104,4 +131,7 @@ def run_status(args: argparse.Namespace) -> int:
                 row["subject_prefix"],
             )
         Console().print(table)
+        workers = _worker_table(rows)
+        if workers is not None:
+            Console().print(workers)
     return 0 if rows else 1

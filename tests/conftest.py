@@ -299,6 +299,8 @@ def service_factory(
                 "PYATS_LOG_LEVEL": "DEBUG",
                 "PYATS_SHUTDOWN_GRACE": "5",
                 "PYATS_RATE_LIMIT_REQUESTS": "0",  # rate limits have their own tests; the corpus sends 66 requests
+                # each service its own device workers: tests start services with different device settings
+                "PYATS_WORKER_GROUP": f"test{len(started)}",
             }
         )
         env.update(settings)

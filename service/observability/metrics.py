@@ -1,11 +1,13 @@
-"""Prometheus metrics. Labels are bounded enums only: no hostnames, ids or free text."""
+"""Prometheus metrics. Labels are bounded enums only: no device hostnames, request ids or free text
+(the one exception is ``worker``: the ids of the service's own device workers, a few per host)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -82,9 +84,52 @@ class ServiceMetrics:
         )
         self.bytes_published = Counter("pyats_bytes_published", "Bytes of replies published", ["kind"], registry=r)
 
+    def watch_workers(self, directory: Callable[[], Any], remote: Callable[[], Any]) -> None:
+        """Expose the device workers (``pyats_device_workers``, ``pyats_worker_*``) at scrape time."""
+        self.registry.register(_WorkerCollector(directory, remote))
+
     def watch_logins(self, source: Callable[[], tuple[int, int]]) -> None:
         """Expose ``pyats_logins_total{kind=new|reused}`` read from the session pool at scrape time."""
         self.registry.register(_LoginCounter(source))
+
+
+class _WorkerCollector(Collector):
+    """Device workers, read from the front's worker directory at scrape time (their heartbeats)."""
+
+    def __init__(self, directory: Callable[[], Any], remote: Callable[[], Any]) -> None:
+        self._directory = directory
+        self._remote = remote
+
+    def collect(self) -> Iterator[Metric]:
+        directory, remote = self._directory(), self._remote()
+        live = dict(directory.live) if directory is not None else {}
+        counts = directory.map.counts() if directory is not None else {}
+        workers = GaugeMetricFamily("pyats_device_workers", "Device workers alive (heartbeats within 3 intervals)")
+        workers.add_metric([], len(live))
+        yield workers
+        gauges = {
+            "partitions": GaugeMetricFamily("pyats_worker_partitions", "Partitions a worker owns", labels=["worker"]),
+            "busy": GaugeMetricFamily("pyats_worker_busy", "Devices a worker is working on", labels=["worker"]),
+            "capacity": GaugeMetricFamily("pyats_worker_capacity", "A worker's device threads", labels=["worker"]),
+            "warm_sessions": GaugeMetricFamily(
+                "pyats_worker_sessions_warm", "A worker's warm sessions", labels=["worker"]
+            ),
+        }
+        jobs = CounterMetricFamily("pyats_worker_jobs", "Devices a worker was sent", labels=["worker"])
+        for worker, beat in sorted(live.items()):
+            gauges["partitions"].add_metric([worker], counts.get(worker, 0))
+            gauges["busy"].add_metric([worker], beat.busy)
+            gauges["capacity"].add_metric([worker], beat.capacity)
+            gauges["warm_sessions"].add_metric([worker], beat.warm_sessions)
+            jobs.add_metric([worker], beat.jobs)
+        yield from gauges.values()
+        yield jobs
+        lost = CounterMetricFamily("pyats_workers_lost", "Workers that left or stopped answering")
+        lost.add_metric([], remote.lost if remote is not None else 0)
+        yield lost
+        retried = CounterMetricFamily("pyats_worker_retries", "Devices sent again after their worker was lost")
+        retried.add_metric([], remote.retries if remote is not None else 0)
+        yield retried
 
 
 class _LoginCounter(Collector):

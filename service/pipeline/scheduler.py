@@ -23,6 +23,7 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from loguru import logger
 
@@ -34,6 +35,12 @@ from service.pipeline.runner import AbortHandle, DeviceRunner, ResultParser, dev
 from service.pipeline.session_pool import SessionPool
 
 ResultCallback = Callable[[DeviceResult], Awaitable[None]]
+
+
+class RemoteRunner(Protocol):
+    """Runs one device elsewhere (a device worker process) and returns its result."""
+
+    async def run(self, plan: ExecutionPlan, target: DeviceTarget, timeouts: Timeouts) -> DeviceResult: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,9 @@ class Scheduler:
         self._progress_at = clock()
         self._overrun: set[asyncio.Future[DeviceResult]] = set()  # worker threads the watchdog could not free yet
         self.queued = 0
+        # set: every device goes to a device worker process, which keeps its own session limit,
+        # login pacing, threads and parsers; this scheduler then only orders and times devices
+        self.remote: RemoteRunner | None = None
 
     @property
     def max_workers(self) -> int:
@@ -196,19 +206,15 @@ class Scheduler:
             return _failed(
                 plan, target, ErrorCode.REQUEST_TIMEOUT, "the request deadline passed before this device started"
             )
+        if self.remote is not None:
+            return await self.remote.run(plan, target, self._timeouts(request))
         gate = self._device_gates.setdefault(
             (target.hostname, target.port), asyncio.Semaphore(self._limits.max_sessions_per_device)
         )
         async with gate:
             if not self._pool.has_warm(target):
                 await self._logins.wait()
-            remaining = request.deadline - self._clock()
-            timeouts = Timeouts(
-                connect=plan.timeouts.connect,
-                command=plan.timeouts.command,
-                device=max(0.001, min(plan.timeouts.device, remaining)),
-            )
-            result = await self._in_worker(plan, target, timeouts)
+            result = await self._in_worker(plan, target, self._timeouts(request))
         if plan.output_format.wants_parse or plan.redact:
             loop = asyncio.get_running_loop()
             call = functools.partial(
@@ -216,6 +222,15 @@ class Scheduler:
             )
             result = await loop.run_in_executor(self._parsers, call)
         return result
+
+    def _timeouts(self, request: _Request) -> Timeouts:
+        """The plan's deadlines, the device's cut to what is left of the request's."""
+        plan, remaining = request.plan, request.deadline - self._clock()
+        return Timeouts(
+            connect=plan.timeouts.connect,
+            command=plan.timeouts.command,
+            device=max(0.001, min(plan.timeouts.device, remaining)),
+        )
 
     async def _in_worker(self, plan: ExecutionPlan, target: DeviceTarget, timeouts: Timeouts) -> DeviceResult:
         loop = asyncio.get_running_loop()

@@ -148,6 +148,17 @@ class SessionPool:
             logger.debug("closed {} idle session(s)", len(expired))
         return len(expired)
 
+    def close_devices(self, unwanted: Callable[[str, int], bool]) -> int:
+        """Close the idle sessions of every device (hostname, port) ``unwanted`` names: a device
+        worker lets go of the devices whose partitions moved to another worker, so the device
+        does not hold a VTY line for a session nobody will reuse."""
+        with self._lock:
+            keys = [key for key in self._idle if unwanted(key.hostname, key.port)]
+            sessions = [entry.session for key in keys for entry in self._idle.pop(key)]
+        for session in sessions:
+            session.close()
+        return len(sessions)
+
     def close_all(self) -> None:
         with self._lock:
             sessions = [entry.session for entries in self._idle.values() for entry in entries]

@@ -55,8 +55,11 @@ def connect_options(settings: Settings, name: str) -> dict[str, Any]:
     return options
 
 
-async def connect(settings: Settings, name: str, on_state: Callable[[bool], None] = lambda _: None) -> Client:
-    """Connect; ``on_state(connected)`` follows disconnects and reconnects (for readiness)."""
+async def connect(
+    settings: Settings, name: str, on_state: Callable[[bool], None] = lambda _: None, **extra: Any
+) -> Client:
+    """Connect; ``on_state(connected)`` follows disconnects and reconnects (for readiness).
+    ``extra``: more nats.connect options (the device workers' own ``inbox_prefix``)."""
 
     async def disconnected() -> None:
         on_state(False)
@@ -76,6 +79,7 @@ async def connect(settings: Settings, name: str, on_state: Callable[[bool], None
         client = await asyncio.wait_for(
             nats.connect(
                 **connect_options(settings, name),
+                **extra,
                 disconnected_cb=disconnected,
                 reconnected_cb=reconnected,
                 error_cb=error,

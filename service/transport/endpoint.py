@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import msgspec
@@ -150,7 +150,9 @@ class ExecuteService:
         replies: ReplyRule,
         outputs: LargeOutputs | None = None,
         results_stream: str = "PYATS_RESULTS",
+        workers: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
+        self._workers = workers  # the device workers this front sends to, for $SRV.STATS
         self._client = client
         self._replies = replies
         self._outputs = outputs
@@ -169,6 +171,12 @@ class ExecuteService:
     def in_flight(self) -> int:
         return len(self._tasks)
 
+    def _stats_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = self._handler.stats.as_dict()
+        if self._workers is not None:
+            data["workers"] = self._workers()
+        return data
+
     async def start(self) -> None:
         self._service = await add_service(
             self._client,
@@ -177,7 +185,7 @@ class ExecuteService:
             description="Read-only Cisco show commands over NATS (pyATS/Unicon, Genie)",
             queue_group=self._queue_group,
             metadata={"subject_prefix": self._subjects.prefix},
-            stats_handler=lambda _endpoint: self._handler.stats.as_dict(),
+            stats_handler=lambda _endpoint: self._stats_data(),
         )
         await self._service.add_endpoint(
             name="execute",

@@ -1,0 +1,45 @@
+"""The device engine: warm sessions, the runner and the scheduler's threads, built the same
+way for the front's own process (no device workers) and for each device worker."""
+
+from __future__ import annotations
+
+from service.config import Settings
+from service.domain.models import DeviceOS
+from service.observability.metrics import ServiceMetrics
+from service.pipeline.ports import DeviceSessionFactory, OutputParser
+from service.pipeline.rate_limit import LoginLimiter
+from service.pipeline.runner import DeviceRunner, ResultParser
+from service.pipeline.scheduler import Scheduler, SchedulerLimits
+from service.pipeline.session_pool import SessionPool
+
+
+def build_engine(
+    settings: Settings,
+    factory: DeviceSessionFactory,
+    parser: OutputParser,
+    metrics: ServiceMetrics,
+    login_rate: float | None = None,
+) -> tuple[Scheduler, SessionPool]:
+    """``login_rate``: new logins per second for this engine (the service's, by default)."""
+    sessions = SessionPool(factory, settings.session_idle_ttl, settings.max_warm_sessions)
+
+    def connected(os: DeviceOS, seconds: float, reused: bool) -> None:
+        metrics.connect_duration.labels(os.value, "reused" if reused else "new").observe(seconds)
+
+    runner = DeviceRunner(sessions, settings.connect_retries, settings.connect_retry_delay, on_connect=connected)
+    scheduler = Scheduler(
+        runner,
+        ResultParser(parser, settings.parse_max_bytes),
+        sessions,
+        SchedulerLimits(
+            max_workers=settings.max_concurrent_devices,
+            max_parallel_per_request=settings.max_parallel_per_request,
+            max_sessions_per_device=settings.max_sessions_per_device,
+            queue_timeout=settings.queue_timeout,
+            request_timeout=settings.request_timeout,
+            parse_workers=settings.parse_workers,
+        ),
+        LoginLimiter(settings.login_rate_per_second if login_rate is None else login_rate),
+        on_queue_wait=metrics.queue_wait.observe,
+    )
+    return scheduler, sessions

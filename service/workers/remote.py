@@ -1,0 +1,176 @@
+"""The front's side of the device workers: each device goes to the worker that owns its
+partition, over NATS, and its result comes back on an internal inbox.
+
+A worker that stops answering (no responders, missed heartbeats, or it left) loses its
+partitions at once; every device it held is sent once more, to the new owner. A device
+whose second worker is lost too fails with ``service_unavailable``: every device gets
+exactly one result, and nothing waits past its device deadline plus a grace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from loguru import logger
+from nats.aio.client import Client
+
+from service.contract.messages import DeviceResult
+from service.domain.models import DeviceOS, DeviceTarget, ExecutionPlan, ParseOutcome, Timeouts
+from service.errors import DeviceError, ErrorCode
+from service.pipeline.ports import DeviceSession
+from service.pipeline.runner import device_result
+from service.workers.directory import WorkerDirectory
+from service.workers.partition import PartitionMap
+from service.workers.protocol import decode_result, encode, job_of
+
+PART_HEADER = "Pyats-Part"  # "i/n" on each piece of a result larger than one message
+ATTEMPTS = 2
+WORKER_GRACE = 10.0  # past a device's deadline, how long the front still waits for its worker's answer
+
+
+@dataclass(frozen=True, slots=True)
+class InternalSubjects:
+    """The subjects only the service's own user may use (ops/nats/auth.conf)."""
+
+    prefix: str
+    group: str = "default"
+
+    @property
+    def heartbeats(self) -> str:
+        return f"{self.prefix}.internal.{self.group}.workers"
+
+    def work(self, worker: str) -> str:
+        return f"{self.prefix}.internal.{self.group}.work.{worker}"
+
+    def inbox_prefix(self, front: str) -> str:
+        return f"{self.prefix}.internal.{self.group}.inbox.{front}"
+
+
+class WorkerLostError(Exception):
+    pass
+
+
+class RemoteDevices:
+    """``run`` one device on its worker; the front's scheduler calls it instead of a thread."""
+
+    def __init__(
+        self,
+        client: Client,
+        directory: WorkerDirectory,
+        subjects: InternalSubjects,
+        wait_for_worker: float,
+        grace: float,
+    ) -> None:
+        self._client = client
+        self._directory = directory
+        self._subjects = subjects
+        self._wait_for_worker = wait_for_worker
+        self._grace = grace
+        self._lost: dict[str, asyncio.Event] = {}
+        self.retries = 0
+        self.lost = 0
+        directory.listen(self._on_map)
+
+    def _on_map(self, old: PartitionMap, new: PartitionMap, gone: list[str]) -> None:
+        for worker in gone:
+            self.lost += 1
+            event = self._lost.pop(worker, None)
+            if event is not None:
+                event.set()
+
+    async def run(self, plan: ExecutionPlan, target: DeviceTarget, timeouts: Timeouts) -> DeviceResult:
+        body = encode(job_of(plan, target, timeouts))
+        for attempt in range(1, ATTEMPTS + 1):
+            worker = self._directory.map.owner(target.hostname, target.port)
+            if worker is None:
+                if not await self._directory.wait_for_worker(self._wait_for_worker):
+                    return _failed(plan, target, ErrorCode.SERVICE_UNAVAILABLE, "no device worker is running")
+                worker = self._directory.map.owner(target.hostname, target.port)
+                if worker is None:
+                    continue
+            try:
+                return await self._on_worker(worker, body, timeouts.device + self._grace)
+            except WorkerLostError:
+                if attempt < ATTEMPTS:
+                    self.retries += 1
+                    logger.warning("device worker {} was lost with this device; sending it once more", worker)
+            except TimeoutError:
+                return _failed(
+                    plan,
+                    target,
+                    ErrorCode.DEVICE_TIMEOUT,
+                    f"no result within the device deadline ({timeouts.device:g}s)",
+                )
+        return _failed(
+            plan,
+            target,
+            ErrorCode.SERVICE_UNAVAILABLE,
+            "the device workers were lost twice while working on this device",
+        )
+
+    async def _on_worker(self, worker: str, body: bytes, timeout: float) -> DeviceResult:
+        lost = self._lost.setdefault(worker, asyncio.Event())
+        inbox = self._client.new_inbox()
+        sub = await self._client.subscribe(inbox)
+        try:
+            await self._client.publish(self._subjects.work(worker), body, reply=inbox)
+            collect = asyncio.ensure_future(self._collect(sub))
+            gone = asyncio.ensure_future(lost.wait())
+            try:
+                done, _ = await asyncio.wait({collect, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                gone.cancel()
+                if not collect.done():
+                    collect.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await collect
+            if collect in done:
+                data = collect.result()
+                if data is None:  # no responders: the worker's subscription is gone
+                    self._directory.forget(worker)
+                    raise WorkerLostError(worker)
+                return decode_result(data)
+            if gone in done:
+                raise WorkerLostError(worker)
+            raise TimeoutError
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    @staticmethod
+    async def _collect(sub: object) -> bytes | None:
+        """The result's bytes, from one message or ``n`` parts; None for "no responders"."""
+        parts: list[bytes] = []
+        async for msg in sub.messages:  # type: ignore[attr-defined]
+            headers = msg.headers or {}
+            if headers.get("Status") == "503":
+                return None
+            part = headers.get(PART_HEADER)
+            data: bytes = msg.data
+            parts.append(data)
+            if part is None:
+                return data
+            index, _, total = part.partition("/")
+            if index == total:
+                return b"".join(parts)
+        return None
+
+
+def _failed(plan: ExecutionPlan, target: DeviceTarget, code: ErrorCode, message: str) -> DeviceResult:
+    return device_result(plan.request_id, target, [], 0.0, DeviceError(code, message))
+
+
+class NoDeviceLayer:
+    """The front's stand-in for a device layer when workers do the device work: never called."""
+
+    def open(self, target: DeviceTarget, connect_timeout: float) -> DeviceSession:
+        raise RuntimeError("the front opens no device session: its device workers do")
+
+    def parse(self, os: DeviceOS, line: str, output: str) -> ParseOutcome:
+        raise RuntimeError("the front parses nothing: its device workers do")
+
+    def prewarm(self, pairs: Iterable[tuple[DeviceOS, str]]) -> None:
+        return None

@@ -1,0 +1,211 @@
+"""One device worker process: ``pyats-ro worker``.
+
+It logs in, runs the commands and parses, for the devices whose partitions it owns, with
+the same engine as a front without workers (warm sessions, the per-device session limit,
+login pacing, the watchdog). It listens on ``<prefix>.internal.work.<id>``, beats on
+``<prefix>.internal.workers``, and answers each job on the front's internal inbox. When the
+partition map changes it closes its idle sessions of the devices it no longer owns.
+
+Stopping (SIGTERM): it says it is leaving (its partitions move at once), stops taking
+jobs, finishes the devices it has up to ``PYATS_SHUTDOWN_GRACE``, and closes its sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from typing import Any
+
+from loguru import logger
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from service import __version__
+from service.config import Settings
+from service.contract.messages import DeviceResult
+from service.errors import DeviceError, ErrorCode
+from service.observability.metrics import ServiceMetrics
+from service.pipeline.engine import build_engine
+from service.pipeline.ports import DeviceSessionFactory, OutputParser
+from service.pipeline.runner import device_result
+from service.transport.connection import connect
+from service.workers.directory import WorkerDirectory
+from service.workers.partition import PartitionMap
+from service.workers.protocol import DeviceJob, Heartbeat, decode_job, encode, plan_of
+from service.workers.remote import PART_HEADER, InternalSubjects
+
+PART_OVERHEAD = 4096  # headers and framing kept free in each piece of a large result
+
+
+class DeviceWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        worker_id: str,
+        factory: DeviceSessionFactory | None = None,
+        parser: OutputParser | None = None,
+    ) -> None:
+        if factory is None or parser is None:
+            from service.app import default_device_layer
+
+            default_factory, default_parser = default_device_layer(settings)
+            factory, parser = factory or default_factory, parser or default_parser
+        self.settings = settings
+        self.worker_id = worker_id
+        self.parser = parser
+        self.metrics = ServiceMetrics()
+        # the service's login rate is shared by the workers this host starts
+        rate = settings.login_rate_per_second / max(1, settings.worker_processes())
+        self.scheduler, self.sessions = build_engine(settings, factory, parser, self.metrics, login_rate=rate)
+        self.subjects = InternalSubjects(settings.subject_prefix, settings.worker_group)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._client: Client | None = None
+        self._directory: WorkerDirectory | None = None
+        self.jobs = 0
+
+    def heartbeat(self, leaving: bool = False) -> Heartbeat:
+        return Heartbeat(
+            worker=self.worker_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            version=__version__,
+            capacity=self.scheduler.max_workers,
+            busy=self.scheduler.busy,
+            queued=self.scheduler.queued,
+            warm_sessions=self.sessions.idle_count(),
+            logins=self.sessions.logins,
+            reuses=self.sessions.reuses,
+            jobs=self.jobs,
+            leaving=leaving,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        settings = self.settings
+        loop = asyncio.get_running_loop()
+        prewarm = loop.run_in_executor(None, self.parser.prewarm, settings.prewarm_pairs())
+        client = self._client = await connect(settings, f"{settings.service_name}-worker-{self.worker_id}")
+        directory = self._directory = WorkerDirectory(
+            client, self.subjects.heartbeats, 3 * settings.worker_heartbeat, settings.worker_heartbeat
+        )
+        directory.listen(self._on_map)
+        await directory.start()
+        await prewarm  # a worker that answers jobs has its parsers loaded
+        work = await client.subscribe(self.subjects.work(self.worker_id), cb=self._on_job)
+        ping = await client.subscribe(f"{self.subjects.heartbeats}.ping", cb=self._on_ping)
+        beats = asyncio.create_task(self._beat())
+        sweeper = asyncio.create_task(self._sweep())
+        logger.info("device worker {} ready ({} device threads)", self.worker_id, self.scheduler.max_workers)
+        try:
+            await stop.wait()
+        finally:
+            logger.info("device worker {} stopping: leaving, finishing {} device(s)", self.worker_id, len(self._tasks))
+            await client.publish(self.subjects.heartbeats, encode(self.heartbeat(leaving=True)))
+            with contextlib.suppress(Exception):
+                await work.unsubscribe()
+                await ping.unsubscribe()
+            beats.cancel()
+            sweeper.cancel()
+            if self._tasks:
+                await asyncio.wait(set(self._tasks), timeout=settings.shutdown_grace)
+            await directory.stop()
+            await loop.run_in_executor(None, self.scheduler.shutdown)
+            await client.drain()
+            logger.info("device worker {} stopped", self.worker_id)
+
+    async def _beat(self) -> None:
+        assert self._client is not None
+        while True:
+            with contextlib.suppress(Exception):  # a reconnecting client buffers; never fatal
+                await self._client.publish(self.subjects.heartbeats, encode(self.heartbeat()))
+            await asyncio.sleep(self.settings.worker_heartbeat)
+
+    async def _on_ping(self, msg: Msg) -> None:
+        assert self._client is not None
+        await self._client.publish(self.subjects.heartbeats, encode(self.heartbeat()))
+
+    async def _sweep(self) -> None:
+        interval = max(1.0, min(30.0, self.settings.session_idle_ttl / 2 or 30.0))
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            await loop.run_in_executor(None, self.sessions.sweep)
+
+    def _on_map(self, old: PartitionMap, new: PartitionMap, gone: list[str]) -> None:
+        """Let go of idle sessions to devices another worker owns now (their VTY lines)."""
+
+        def elsewhere(hostname: str, port: int) -> bool:
+            owner = new.owner(hostname, port)
+            return owner is not None and owner != self.worker_id
+
+        closed = self.sessions.close_devices(elsewhere)
+        if closed:
+            logger.info("closed {} idle session(s) of devices whose partitions moved away", closed)
+
+    async def _on_job(self, msg: Msg) -> None:
+        task = asyncio.create_task(self._answer(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, msg: Msg) -> None:
+        self.jobs += 1
+        started = time.monotonic()
+        try:
+            job = decode_job(msg.data)
+        except Exception:  # noqa: BLE001 - never echo the body: it holds credentials
+            logger.error("ignored a malformed device job")
+            return
+        try:
+            result = await self._run(job)
+        except Exception as exc:  # noqa: BLE001 - a bug fails this device, not the worker
+            logger.opt(exception=exc).error("device job crashed: {}", type(exc).__name__)
+            plan = plan_of(job)
+            result = device_result(
+                job.request_id,
+                plan.targets[0],
+                [],
+                time.monotonic() - started,
+                DeviceError(ErrorCode.INTERNAL_ERROR, f"internal error ({type(exc).__name__})"),
+            )
+        if msg.reply:
+            await self._reply(msg.reply, encode(result))
+
+    async def _run(self, job: DeviceJob) -> DeviceResult:
+        plan = plan_of(job)
+        with logger.contextualize(request_id=job.request_id, requester=job.requester):
+            results = await self.scheduler.run(plan)
+        return results[0]
+
+    async def _reply(self, subject: str, body: bytes) -> None:
+        assert self._client is not None
+        size = max(1024, self._client.max_payload - PART_OVERHEAD)
+        if len(body) <= size:
+            await self._client.publish(subject, body)
+            return
+        total = (len(body) + size - 1) // size
+        for index in range(total):
+            piece = body[index * size : (index + 1) * size]
+            await self._client.publish(subject, piece, headers={PART_HEADER: f"{index + 1}/{total}"})
+
+
+def run_worker(settings: Settings, worker_id: str) -> int:
+    import signal
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await DeviceWorker(settings, worker_id).run(stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+__all__ = ["Any", "DeviceWorker", "default_worker_id", "run_worker"]

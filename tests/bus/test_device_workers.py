@@ -1,0 +1,187 @@
+"""Device workers in their own processes, over a real nats-server and the lab: the same
+device stays on the same worker, a killed worker's devices still get exactly one result,
+a worker started alone (as on another machine) joins and leaves, and requesters cannot
+reach the internal subjects under the shipped auth.conf."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from nats.aio.client import Client
+
+from service.status_cli import collect_status
+from service.transport.local_server import LocalNatsServer
+from service.workers.partition import PartitionMap
+from service.workers.protocol import Heartbeat, decode_heartbeat
+from service.workers.remote import InternalSubjects
+from tests.bus.shipped_auth import auth_server, auth_service, connect_as
+from tests.conftest import ServiceProcess, wire_device
+
+__all__ = ["auth_server", "auth_service", "connect_as"]  # fixtures, used by name
+
+pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
+
+SUBJECT = "pyats.v1.execute.alice"
+FLEET = [f"fleet-{i:02d}" for i in range(12)]
+Lab = Callable[[str], dict[str, Any]]
+
+
+async def ask(client: Client, body: dict[str, Any], timeout: float = 90) -> dict[str, Any]:
+    msg = await client.request(SUBJECT, json.dumps(body).encode(), timeout=timeout)
+    return dict(json.loads(msg.data))
+
+
+async def heartbeats(client: Client, group: str, seconds: float = 1.5) -> dict[str, Heartbeat]:
+    """The live workers of ``group`` as their heartbeats say (the last one of each)."""
+    seen: dict[str, Heartbeat] = {}
+
+    async def take(msg: Any) -> None:
+        beat = decode_heartbeat(msg.data)
+        if beat.leaving:
+            seen.pop(beat.worker, None)
+        else:
+            seen[beat.worker] = beat
+
+    sub = await client.subscribe(InternalSubjects("pyats.v1", group).heartbeats, cb=take)
+    await asyncio.sleep(seconds)
+    await sub.unsubscribe()
+    return seen
+
+
+async def until_workers(client: Client, group: str, count: int, timeout: float = 60) -> dict[str, Heartbeat]:
+    deadline = time.monotonic() + timeout
+    while True:
+        live = await heartbeats(client, group, 1.2)
+        if len(live) == count or time.monotonic() > deadline:
+            assert len(live) == count, live
+            return live
+
+
+def opened(lab: Any, ports: set[int]) -> int:
+    return sum(1 for e in lab.read_events() if e.get("event") == "session_open" and e.get("port") in ports)
+
+
+@pytest.fixture(scope="module")
+def two_workers(service_factory: Callable[..., ServiceProcess]) -> ServiceProcess:
+    return service_factory(
+        PYATS_DEVICE_WORKERS="2", PYATS_WORKER_GROUP="two", PYATS_WORKER_HEARTBEAT="0.5", PYATS_SESSION_IDLE_TTL="120"
+    ).wait_ready()
+
+
+def http_get(port: int, path: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+        return str(answer.read().decode())
+
+
+def metrics_text(port: int) -> str:
+    return http_get(port, "/metrics")
+
+
+async def test_the_devices_are_spread_and_each_stays_on_its_worker(
+    two_workers: ServiceProcess, client: Client, lab: Any, lab_device: Lab, nats_server: LocalNatsServer
+) -> None:
+    live = await until_workers(client, "two", 2)
+    devices = [wire_device(lab_device(name)) for name in FLEET]
+    ports = {d["port"] for d in devices}
+    body = {"devices": devices, "commands": [{"command": "show version"}, {"command": "show clock"}]}
+    first = await ask(client, body)
+    assert first["successful_devices"] == len(FLEET), first
+    owners = PartitionMap(live).counts()
+    assert sorted(owners) == sorted(live) and sum(owners.values()) == 256
+    jobs = {worker: beat.jobs for worker, beat in (await heartbeats(client, "two")).items()}
+    assert all(count > 0 for count in jobs.values()), jobs  # both workers did device work
+    rows = await collect_status(nats_server.url, "pyats-ro", 1.0)
+    [row] = [r for r in rows if r["workers"] and {w["id"] for w in r["workers"]} == set(live)]
+    assert sum(w["partitions"] for w in row["workers"]) == 256
+    assert sum(w["jobs"] for w in row["workers"]) >= len(FLEET)
+    metrics = metrics_text(two_workers.metrics_port)
+    assert "pyats_device_workers 2.0" in metrics
+    assert (
+        sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("pyats_worker_partitions{"))
+        == 256
+    )
+    ready = json.loads(http_get(two_workers.metrics_port, "/readyz"))
+    assert ready["checks"]["workers"] is True
+    before = opened(lab, ports)
+    again = await ask(client, body)
+    assert again["successful_devices"] == len(FLEET)
+    assert opened(lab, ports) == before  # every device went back to its warm session: same worker
+
+
+async def test_killing_a_worker_mid_request_still_gives_every_device_one_result(
+    two_workers: ServiceProcess, client: Client, lab_device: Lab
+) -> None:
+    live = await until_workers(client, "two", 2)
+    names = [*FLEET, "slow"]
+    victim = PartitionMap(live).owner(lab_device("slow")["host"], lab_device("slow")["port"])
+    assert victim is not None
+    body = {"devices": [wire_device(lab_device(n)) for n in names], "commands": [{"command": "show clock"}]}
+    pending = asyncio.ensure_future(ask(client, body, timeout=120))
+    await asyncio.sleep(1.5)  # the slow device (3 s per answer) is still logging in
+    os.kill(live[victim].pid, signal.SIGKILL)
+    started = time.monotonic()
+    reply = await pending
+    results = reply["results"]
+    assert sorted((r["hostname"], r["port"]) for r in results) == sorted(
+        (lab_device(n)["host"], lab_device(n)["port"]) for n in names
+    )  # exactly one result per device
+    slow = next(r for r in results if r["port"] == lab_device("slow")["port"])
+    assert slow["success"] or slow["error_code"] in ("service_unavailable", "device_timeout"), slow
+    assert slow["success"], slow  # sent once more, to the worker that took its partition
+    assert time.monotonic() - started < 60
+    live_again = await until_workers(client, "two", 2)  # the supervisor started it again
+    assert live_again[victim].pid != live[victim].pid
+
+
+def worker_env(service: ServiceProcess, worker_id: str) -> tuple[list[str], dict[str, str]]:
+    command = [sys.executable, "-m", "service", "worker", "--id", worker_id, "--env-file", os.devnull]
+    return command, dict(service.env)
+
+
+async def test_a_worker_started_alone_joins_and_leaves(
+    service_factory: Callable[..., ServiceProcess], client: Client, lab_device: Lab, tmp_path: Any
+) -> None:
+    front = service_factory(PYATS_DEVICE_WORKERS="0", PYATS_EXTERNAL_WORKERS="true", PYATS_WORKER_GROUP="ext")
+    body = {"devices": [wire_device(lab_device(n)) for n in FLEET[:6]], "commands": [{"command": "show clock"}]}
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        for worker_id in ("ext-a", "ext-b"):
+            command, env = worker_env(front, worker_id)
+            with (tmp_path / f"{worker_id}.log").open("wb") as log:  # the child keeps its own descriptor
+                started.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))  # noqa: ASYNC220
+            if worker_id == "ext-a":
+                front.wait_ready()  # not ready before a worker is live
+                assert (await ask(client, body))["successful_devices"] == 6
+        live = await until_workers(client, "ext", 2)
+        assert set(live) == {"ext-a", "ext-b"}
+        assert (await ask(client, body))["successful_devices"] == 6
+        started[0].send_signal(signal.SIGTERM)  # leaves: its partitions move to ext-b at once
+        assert started[0].wait(30) == 0
+        assert set(await until_workers(client, "ext", 1)) == {"ext-b"}
+        assert (await ask(client, body))["successful_devices"] == 6
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+async def test_requesters_cannot_reach_the_internal_subjects(
+    auth_service: ServiceProcess, connect_as: Callable[..., Any]
+) -> None:
+    alice = await connect_as("alice")
+    await alice.client.subscribe("pyats.v1.internal.>")
+    await alice.wait_error('permissions violation for subscription to "pyats.v1.internal.>"')
+    for subject in ("pyats.v1.internal.default.work.x", "pyats.v1.internal.default.workers"):
+        await alice.client.publish(subject, b"{}")
+        await alice.wait_error(f'permissions violation for publish to "{subject}"')
