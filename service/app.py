@@ -19,6 +19,7 @@ from nats.aio.client import Client
 from service import __version__
 from service.config import Settings
 from service.device.inventory import InventoryStore
+from service.domain.models import DeviceOS
 from service.errors import ConfigError
 from service.observability.health import HealthServer
 from service.observability.metrics import ServiceMetrics
@@ -87,7 +88,7 @@ class App:
         self.metrics.queued_devices.set_function(lambda: self.scheduler.queued)
         if self.uses_workers:
             self.metrics.warm_sessions.set_function(lambda: self._worker_sum("warm_sessions"))
-            self.metrics.watch_logins(lambda: (self._worker_sum("logins"), self._worker_sum("reuses")))
+            self.metrics.watch_logins(lambda: (self._logins, self._reuses))
             self.metrics.watch_workers(lambda: self.workers, lambda: self.remote)
         else:
             self.metrics.warm_sessions.set_function(self.sessions.idle_count)
@@ -95,6 +96,7 @@ class App:
         self.remote: RemoteDevices | None = None
         self.supervisor: WorkerSupervisor | None = None
         self._internal: Client | None = None
+        self._logins = self._reuses = 0  # sessions the device workers used for this front
         self._env_file = env_file
         self.handler = RequestHandler(
             self.scheduler,
@@ -132,6 +134,14 @@ class App:
             for worker, beat in sorted(self.workers.live.items())
         ]
 
+    def _worker_connect(self, os: DeviceOS, seconds: float, reused: bool) -> None:
+        """A device worker used a session for one of our devices (as its answer says)."""
+        self.metrics.observe_connect(os, seconds, reused)
+        if reused:
+            self._reuses += 1
+        else:
+            self._logins += 1
+
     def _worker_sum(self, field: str) -> int:
         """A heartbeat counter summed over the live device workers."""
         live = self.workers.live.values() if self.workers is not None else ()
@@ -152,7 +162,9 @@ class App:
             client, internal.heartbeats, 3 * settings.worker_heartbeat, settings.worker_heartbeat
         )
         await self.workers.start()
-        self.remote = RemoteDevices(client, self.workers, internal, settings.worker_wait, WORKER_GRACE)
+        self.remote = RemoteDevices(
+            client, self.workers, internal, settings.worker_wait, WORKER_GRACE, on_connect=self._worker_connect
+        )
         self.scheduler.remote = self.remote
         count = settings.worker_processes()
         if count:
@@ -277,8 +289,6 @@ class App:
         prewarm.add_done_callback(lambda _: setattr(self, "_parsers_warm", True))
         client = await connect(settings, f"{settings.service_name}-{__version__}", self._set_connected)
         guard_discovery_replies(client, settings.reply_rule(), self.metrics)
-        if self.uses_workers:
-            await self._start_workers()
         publisher, jetstream = await self._start_results(client)
         self.handler.publisher = publisher
         probe: asyncio.Task[None] | None = None
@@ -317,6 +327,8 @@ class App:
         sweeper = asyncio.create_task(self._sweep_sessions())
         watcher = asyncio.create_task(self._watch_inventory())
         try:
+            if self.uses_workers:  # after everything that may refuse to start; stopped in the finally
+                await self._start_workers()
             await self._service.start()
             self.ready.set()
             await stop.wait()

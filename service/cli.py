@@ -82,7 +82,7 @@ def _worker(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     try:
-        return run_worker(settings, sanitize_token(args.id or default_worker_id()))
+        return run_worker(settings, sanitize_token(args.id or default_worker_id()), args.parent)
     except ConfigError as exc:
         print(f"pyats-ro: {exc.message}", file=sys.stderr)  # noqa: T201
         return 2
@@ -174,6 +174,7 @@ def parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--env-file", default=".env", help="settings file (default: .env)")
     worker.add_argument("--id", help="worker id, unique on the bus (default: <hostname>-<pid>)")
+    worker.add_argument("--parent", type=int, help=argparse.SUPPRESS)  # serve's pid: stop when it is gone
 
     request = commands.add_parser("request", help="send a request and show results per device")
     request.add_argument("--file", help="a request as JSON (the wire format)")

@@ -64,12 +64,22 @@ class Group:
         self.lab_pid = lab_pid
         self.nats_url = nats_url
         self.lab = lab_devices
+        # "paramiko", or with the device workers: "paramiko:w2" (serve starts 2), "paramiko:w0" (none: the
+        # device work in the service's own process), "paramiko:x2" (2 separate `pyats-ro worker` commands)
         self.backend = backend
+        self.ssh_backend, _, workers = backend.partition(":")
+        self.workers: dict[str, str] = {}
+        self.external_workers = 0
+        if workers.startswith("w"):
+            self.workers = {"device_workers": workers[1:]}
+        elif workers.startswith("x"):
+            self.external_workers = int(workers[1:])
+            self.workers = {"device_workers": "0", "external_workers": "true"}
 
     def service(self, name: str, concurrency: int, max_devices: int, **extra: str) -> ServiceProcess:
-        env = service_env(self.nats_url, self.backend, concurrency, max_devices, **extra)
-        log = self.cfg.workdir / f"service-{name}-{self.backend}.log"
-        return ServiceProcess(env, log, self.nats_url)
+        env = service_env(self.nats_url, self.ssh_backend, concurrency, max_devices, **{**self.workers, **extra})
+        log = self.cfg.workdir / f"service-{name}-{self.backend.replace(':', '-')}.log"
+        return ServiceProcess(env, log, self.nats_url, self.external_workers)
 
     def request(self, devices: list[dict[str, Any]], commands: int | None = None) -> dict[str, Any]:
         return build_request(devices, self.cfg.password, self.cfg.commands if commands is None else commands)
@@ -85,7 +95,7 @@ class Group:
         progress(f"{name} [{self.backend}]: {len(request['devices'])} devices x {len(request['commands'])} commands")
         with contextlib.ExitStack() as stack:
             if self.cfg.profile:
-                raw = self.cfg.workdir / f"profile-{name}-{self.backend}.txt"
+                raw = self.cfg.workdir / f"profile-{name}-{self.backend.replace(':', '-')}.txt"
                 self.cfg.profiles.append(raw)
                 stack.enter_context(spy.recording(service.pid, raw))
             usage = stack.enter_context(Usage(service.pid, self.cfg.rss_interval, self.lab_pid))
@@ -229,16 +239,41 @@ async def _big(group: Group, service: ServiceProcess) -> list[Row]:
     cfg = group.cfg
     request = group.request(group.lab[: cfg.big_devices])
     client = await _connect(group.nats_url)
+    pinger = await _connect(group.nats_url)  # its own connection: the front's answer, not our queueing
+    pings: list[float] = []
+    stop = asyncio.Event()
     try:
-        row = await group.measured(client, service, "big", request, cfg.big_concurrency)
+        probe = asyncio.create_task(_ping_until(pinger, stop, pings))
+        try:
+            row = await group.measured(client, service, "big", request, cfg.big_concurrency)
+        finally:
+            stop.set()
+            await probe
     finally:
         await client.close()
+        await pinger.close()
+    ping_ms = sorted(p * 1000 for p in pings)
     row.extra = {
+        "$SRV.PING p50 (ms)": percentile(ping_ms, 0.5),
+        "$SRV.PING p99 (ms)": percentile(ping_ms, 0.99),
+        "$SRV.PING max (ms)": ping_ms[-1] if ping_ms else None,
         "no errors": "yes" if row.failed == 0 and not row.errors else "no",
         "peak processes": row.peak_processes,
         "RSS <= 1 GB": "yes" if (row.peak_rss_mb or 0) <= 1024 else "no",
     }
     return [row]
+
+
+async def _ping_until(client: Any, stop: asyncio.Event, seen: list[float], every: float = 0.02) -> None:
+    """``$SRV.PING`` round trips every ``every`` s until ``stop``: does the front stay responsive?"""
+    while not stop.is_set():
+        started = time.perf_counter()
+        try:
+            await client.request("$SRV.PING.pyats-ro", b"", timeout=10)
+            seen.append(time.perf_counter() - started)
+        except Exception:  # noqa: BLE001 - a missed ping counts as the timeout
+            seen.append(10.0)
+        await asyncio.sleep(every)
 
 
 def sequential(group: Group) -> list[Row]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -54,11 +55,22 @@ def service_env(nats_url: str, backend: str, concurrency: int, max_devices: int,
 class ServiceProcess:
     """``with ServiceProcess(env, log_path) as service: service.pid``; ready once entered."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, nats_url: str) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, nats_url: str, external_workers: int = 0) -> None:
+        self._external_workers = external_workers
         self._env = env
         self._log_path = log_path
         self._nats_url = nats_url
         self._process: subprocess.Popen[bytes] | None = None
+
+    def _command(self) -> list[str]:
+        """``pyats-ro serve``; with external workers, ``pyats-ro worker`` commands started first by a shell
+        that then becomes the service (``exec``), so the workers count in the service's process tree."""
+        serve = [sys.executable, "-m", "service", "serve", "--env-file", os.devnull]
+        if not self._external_workers:
+            return serve
+        worker = f"{shlex.quote(sys.executable)} -m service worker --env-file /dev/null --id"
+        starts = " ".join(f"{worker} bench-x{n} &" for n in range(1, self._external_workers + 1))
+        return ["/bin/sh", "-c", f"{starts} exec {shlex.join(serve)}"]
 
     @property
     def pid(self) -> int:
@@ -79,7 +91,7 @@ class ServiceProcess:
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         with self._log_path.open("ab") as log:
             self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "service", "serve", "--env-file", os.devnull],
+                self._command(),
                 env=self._env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

@@ -84,6 +84,10 @@ class ServiceMetrics:
         )
         self.bytes_published = Counter("pyats_bytes_published", "Bytes of replies published", ["kind"], registry=r)
 
+    def observe_connect(self, os: Any, seconds: float, reused: bool) -> None:
+        """A session became usable: a new login or a warm one checked alive (``os``: a DeviceOS)."""
+        self.connect_duration.labels(os.value, "reused" if reused else "new").observe(seconds)
+
     def watch_workers(self, directory: Callable[[], Any], remote: Callable[[], Any]) -> None:
         """Expose the device workers (``pyats_device_workers``, ``pyats_worker_*``) at scrape time."""
         self.registry.register(_WorkerCollector(directory, remote))

@@ -4,11 +4,11 @@ way for the front's own process (no device workers) and for each device worker."
 from __future__ import annotations
 
 from service.config import Settings
-from service.domain.models import DeviceOS
+from service.domain.models import DeviceTarget
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.ports import DeviceSessionFactory, OutputParser
 from service.pipeline.rate_limit import LoginLimiter
-from service.pipeline.runner import DeviceRunner, ResultParser
+from service.pipeline.runner import ConnectObserver, DeviceRunner, ResultParser
 from service.pipeline.scheduler import Scheduler, SchedulerLimits
 from service.pipeline.session_pool import SessionPool
 
@@ -19,12 +19,16 @@ def build_engine(
     parser: OutputParser,
     metrics: ServiceMetrics,
     login_rate: float | None = None,
+    on_connect: ConnectObserver | None = None,
 ) -> tuple[Scheduler, SessionPool]:
-    """``login_rate``: new logins per second for this engine (the service's, by default)."""
+    """``login_rate``: new logins per second for this engine (the service's, by default);
+    ``on_connect``: told of every usable session too (a device worker reports them to its front)."""
     sessions = SessionPool(factory, settings.session_idle_ttl, settings.max_warm_sessions)
 
-    def connected(os: DeviceOS, seconds: float, reused: bool) -> None:
-        metrics.connect_duration.labels(os.value, "reused" if reused else "new").observe(seconds)
+    def connected(request_id: str, target: DeviceTarget, seconds: float, reused: bool) -> None:
+        metrics.observe_connect(target.os, seconds, reused)
+        if on_connect is not None:
+            on_connect(request_id, target, seconds, reused)
 
     runner = DeviceRunner(sessions, settings.connect_retries, settings.connect_retry_delay, on_connect=connected)
     scheduler = Scheduler(

@@ -23,8 +23,9 @@ from service.pipeline.session_pool import SessionPool
 
 RETRYABLE_CONNECT = frozenset({ErrorCode.CONNECT_REFUSED, ErrorCode.CONNECT_TIMEOUT, ErrorCode.OVERLOADED})
 
-# (os, seconds, reused): told after every session that became usable, for the connect histogram.
-ConnectObserver = Callable[[DeviceOS, float, bool], None]
+# (request id, device, seconds, reused): told after every session that became usable, for the
+# connect histogram and the login counters (a device worker passes them on to its front).
+ConnectObserver = Callable[[str, DeviceTarget, float, bool], None]
 
 
 class AbortHandle:
@@ -85,7 +86,7 @@ class DeviceRunner:
             logger.warning("login failed: {} ({})", exc.message, exc.code)
             return device_result(request_id, target, [], self._clock() - started, exc)
         if self._on_connect is not None:
-            self._on_connect(target.os, self._clock() - started, reused)
+            self._on_connect(request_id, target, self._clock() - started, reused)
         abort.attach(session)
         results: list[CommandResult] = []
         healthy = True

@@ -35,15 +35,20 @@ class Membership:
         self.map = PartitionMap(())
 
     def beat(self, heartbeat: Heartbeat) -> list[str] | None:
-        """Take a heartbeat; the workers that left if the live set changed, else None."""
+        """Take a heartbeat; the workers that left if the live set changed, else None. A worker
+        restarted under its id (a new instance) counts as gone: what the old one held is lost."""
+        known = self.live.get(heartbeat.worker)
         if heartbeat.leaving:
+            if known is None or known.instance != heartbeat.instance:
+                return None  # an old instance leaving late says nothing about the live one
             return [heartbeat.worker] if self._drop(heartbeat.worker) else None
-        new = heartbeat.worker not in self.live
         self.live[heartbeat.worker] = heartbeat
         self._seen[heartbeat.worker] = self._clock()
-        if new:
+        if known is None:
             self.map = PartitionMap(self.live)
             return []
+        if known.instance != heartbeat.instance:
+            return [heartbeat.worker]  # same id, same map; the old instance's work is lost
         return None
 
     def expire(self) -> list[str]:
@@ -130,7 +135,9 @@ class WorkerDirectory:
         old = self.membership.map
         gone = self.membership.beat(heartbeat)
         if gone is not None:
-            if gone:
+            if gone and heartbeat.worker in self.membership.live:
+                logger.warning("device worker {} restarted (now pid {})", heartbeat.worker, heartbeat.pid)
+            elif gone:
                 logger.info("device worker {} left", heartbeat.worker)
             else:
                 logger.info("device worker {} joined ({} on {})", heartbeat.worker, heartbeat.pid, heartbeat.host)

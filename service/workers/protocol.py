@@ -66,6 +66,7 @@ class Heartbeat(Struct, frozen=True, kw_only=True):
     """A worker says it is alive (every ``PYATS_WORKER_HEARTBEAT`` s) or leaving."""
 
     worker: str
+    instance: str  # new at every start: a worker restarted under the same id is another instance
     host: str
     pid: int
     version: str

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from loguru import logger
@@ -27,6 +28,7 @@ from service.workers.partition import PartitionMap
 from service.workers.protocol import decode_result, encode, job_of
 
 PART_HEADER = "Pyats-Part"  # "i/n" on each piece of a result larger than one message
+CONNECTS_HEADER = "Pyats-Connects"  # JSON [[seconds, reused], ...]: the sessions the job used
 ATTEMPTS = 2
 WORKER_GRACE = 10.0  # past a device's deadline, how long the front still waits for its worker's answer
 
@@ -63,7 +65,9 @@ class RemoteDevices:
         subjects: InternalSubjects,
         wait_for_worker: float,
         grace: float,
+        on_connect: Callable[[DeviceOS, float, bool], None] | None = None,
     ) -> None:
+        self._on_connect = on_connect
         self._client = client
         self._directory = directory
         self._subjects = subjects
@@ -92,7 +96,7 @@ class RemoteDevices:
                 if worker is None:
                     continue
             try:
-                return await self._on_worker(worker, body, timeouts.device + self._grace)
+                result, connects = await self._on_worker(worker, body, timeouts.device + self._grace)
             except WorkerLostError:
                 if attempt < ATTEMPTS:
                     self.retries += 1
@@ -104,6 +108,11 @@ class RemoteDevices:
                     ErrorCode.DEVICE_TIMEOUT,
                     f"no result within the device deadline ({timeouts.device:g}s)",
                 )
+            else:
+                if self._on_connect is not None:
+                    for seconds, reused in connects:
+                        self._on_connect(target.os, seconds, reused)
+                return result
         return _failed(
             plan,
             target,
@@ -111,7 +120,9 @@ class RemoteDevices:
             "the device workers were lost twice while working on this device",
         )
 
-    async def _on_worker(self, worker: str, body: bytes, timeout: float) -> DeviceResult:
+    async def _on_worker(
+        self, worker: str, body: bytes, timeout: float
+    ) -> tuple[DeviceResult, list[tuple[float, bool]]]:
         lost = self._lost.setdefault(worker, asyncio.Event())
         inbox = self._client.new_inbox()
         sub = await self._client.subscribe(inbox)
@@ -128,11 +139,12 @@ class RemoteDevices:
                     with contextlib.suppress(asyncio.CancelledError):
                         await collect
             if collect in done:
-                data = collect.result()
-                if data is None:  # no responders: the worker's subscription is gone
+                answer = collect.result()
+                if answer is None:  # no responders: the worker's subscription is gone
                     self._directory.forget(worker)
                     raise WorkerLostError(worker)
-                return decode_result(data)
+                data, headers = answer
+                return decode_result(data), _connects(headers.get(CONNECTS_HEADER))
             if gone in done:
                 raise WorkerLostError(worker)
             raise TimeoutError
@@ -141,22 +153,30 @@ class RemoteDevices:
                 await sub.unsubscribe()
 
     @staticmethod
-    async def _collect(sub: object) -> bytes | None:
-        """The result's bytes, from one message or ``n`` parts; None for "no responders"."""
+    async def _collect(sub: object) -> tuple[bytes, dict[str, str]] | None:
+        """The result's bytes and the last message's headers, from one message or ``n`` parts;
+        None for "no responders"."""
         parts: list[bytes] = []
         async for msg in sub.messages:  # type: ignore[attr-defined]
-            headers = msg.headers or {}
+            headers: dict[str, str] = msg.headers or {}
             if headers.get("Status") == "503":
                 return None
             part = headers.get(PART_HEADER)
             data: bytes = msg.data
             parts.append(data)
             if part is None:
-                return data
+                return data, headers
             index, _, total = part.partition("/")
             if index == total:
-                return b"".join(parts)
+                return b"".join(parts), headers
         return None
+
+
+def _connects(header: str | None) -> list[tuple[float, bool]]:
+    try:
+        return [(float(seconds), bool(reused)) for seconds, reused in json.loads(header or "[]")]
+    except (ValueError, TypeError):
+        return []
 
 
 def _failed(plan: ExecutionPlan, target: DeviceTarget, code: ErrorCode, message: str) -> DeviceResult:

@@ -52,7 +52,7 @@ class WorkerSupervisor:
         self._thread.start()
 
     def _spawn(self, child: _Child) -> None:
-        command = [sys.executable, "-m", "service", "worker", "--id", child.worker_id]
+        command = [sys.executable, "-m", "service", "worker", "--id", child.worker_id, "--parent", str(os.getpid())]
         if self._env_file:
             command += ["--env-file", self._env_file]
         child.process = subprocess.Popen(command, env=self._env, stdin=subprocess.DEVNULL)  # noqa: S603 - our own module

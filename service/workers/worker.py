@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import time
-from typing import Any
+import uuid
 
 from loguru import logger
 from nats.aio.client import Client
@@ -26,6 +27,7 @@ from nats.aio.msg import Msg
 from service import __version__
 from service.config import Settings
 from service.contract.messages import DeviceResult
+from service.domain.models import DeviceTarget
 from service.errors import DeviceError, ErrorCode
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.engine import build_engine
@@ -35,7 +37,7 @@ from service.transport.connection import connect
 from service.workers.directory import WorkerDirectory
 from service.workers.partition import PartitionMap
 from service.workers.protocol import DeviceJob, Heartbeat, decode_job, encode, plan_of
-from service.workers.remote import PART_HEADER, InternalSubjects
+from service.workers.remote import CONNECTS_HEADER, PART_HEADER, InternalSubjects
 
 PART_OVERHEAD = 4096  # headers and framing kept free in each piece of a large result
 
@@ -47,7 +49,10 @@ class DeviceWorker:
         worker_id: str,
         factory: DeviceSessionFactory | None = None,
         parser: OutputParser | None = None,
+        parent: int | None = None,
     ) -> None:
+        self._parent = parent  # started by serve: stop when that process is gone (even after a kill -9)
+        self._stop: asyncio.Event | None = None
         if factory is None or parser is None:
             from service.app import default_device_layer
 
@@ -59,16 +64,25 @@ class DeviceWorker:
         self.metrics = ServiceMetrics()
         # the service's login rate is shared by the workers this host starts
         rate = settings.login_rate_per_second / max(1, settings.worker_processes())
-        self.scheduler, self.sessions = build_engine(settings, factory, parser, self.metrics, login_rate=rate)
+        self._connects: dict[tuple[str, str, int], list[tuple[float, bool]]] = {}
+        self.scheduler, self.sessions = build_engine(
+            settings, factory, parser, self.metrics, login_rate=rate, on_connect=self._connected
+        )
         self.subjects = InternalSubjects(settings.subject_prefix, settings.worker_group)
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: Client | None = None
         self._directory: WorkerDirectory | None = None
         self.jobs = 0
+        self.instance = uuid.uuid4().hex
+
+    def _connected(self, request_id: str, target: DeviceTarget, seconds: float, reused: bool) -> None:
+        """Kept for the job's answer: the front counts logins and times connects from them."""
+        self._connects.setdefault((request_id, target.hostname, target.port), []).append((seconds, reused))
 
     def heartbeat(self, leaving: bool = False) -> Heartbeat:
         return Heartbeat(
             worker=self.worker_id,
+            instance=self.instance,
             host=socket.gethostname(),
             pid=os.getpid(),
             version=__version__,
@@ -84,6 +98,7 @@ class DeviceWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings
+        self._stop = stop
         loop = asyncio.get_running_loop()
         prewarm = loop.run_in_executor(None, self.parser.prewarm, settings.prewarm_pairs())
         client = self._client = await connect(settings, f"{settings.service_name}-worker-{self.worker_id}")
@@ -118,6 +133,10 @@ class DeviceWorker:
     async def _beat(self) -> None:
         assert self._client is not None
         while True:
+            if self._parent is not None and os.getppid() != self._parent and self._stop is not None:
+                logger.warning("device worker {}: the service that started it is gone; stopping", self.worker_id)
+                self._stop.set()
+                return
             with contextlib.suppress(Exception):  # a reconnecting client buffers; never fatal
                 await self._client.publish(self.subjects.heartbeats, encode(self.heartbeat()))
             await asyncio.sleep(self.settings.worker_heartbeat)
@@ -169,8 +188,9 @@ class DeviceWorker:
                 time.monotonic() - started,
                 DeviceError(ErrorCode.INTERNAL_ERROR, f"internal error ({type(exc).__name__})"),
             )
+        connects = self._connects.pop((job.request_id, job.target.hostname, job.target.port), [])
         if msg.reply:
-            await self._reply(msg.reply, encode(result))
+            await self._reply(msg.reply, encode(result), {CONNECTS_HEADER: json.dumps(connects)})
 
     async def _run(self, job: DeviceJob) -> DeviceResult:
         plan = plan_of(job)
@@ -178,19 +198,21 @@ class DeviceWorker:
             results = await self.scheduler.run(plan)
         return results[0]
 
-    async def _reply(self, subject: str, body: bytes) -> None:
+    async def _reply(self, subject: str, body: bytes, headers: dict[str, str]) -> None:
+        """One message, or pieces of at most the server's max_payload (the last carries ``headers``)."""
         assert self._client is not None
         size = max(1024, self._client.max_payload - PART_OVERHEAD)
         if len(body) <= size:
-            await self._client.publish(subject, body)
+            await self._client.publish(subject, body, headers=headers)
             return
         total = (len(body) + size - 1) // size
         for index in range(total):
             piece = body[index * size : (index + 1) * size]
-            await self._client.publish(subject, piece, headers={PART_HEADER: f"{index + 1}/{total}"})
+            last = headers if index + 1 == total else {}
+            await self._client.publish(subject, piece, headers={**last, PART_HEADER: f"{index + 1}/{total}"})
 
 
-def run_worker(settings: Settings, worker_id: str) -> int:
+def run_worker(settings: Settings, worker_id: str, parent: int | None = None) -> int:
     import signal
 
     async def main() -> None:
@@ -198,7 +220,7 @@ def run_worker(settings: Settings, worker_id: str) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await DeviceWorker(settings, worker_id).run(stop)
+        await DeviceWorker(settings, worker_id, parent=parent).run(stop)
 
     asyncio.run(main())
     return 0
@@ -206,6 +228,3 @@ def run_worker(settings: Settings, worker_id: str) -> int:
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
-
-
-__all__ = ["Any", "DeviceWorker", "default_worker_id", "run_worker"]

@@ -74,7 +74,7 @@ def opened(lab: Any, ports: set[int]) -> int:
 @pytest.fixture(scope="module")
 def two_workers(service_factory: Callable[..., ServiceProcess]) -> ServiceProcess:
     return service_factory(
-        PYATS_DEVICE_WORKERS="2", PYATS_WORKER_GROUP="two", PYATS_WORKER_HEARTBEAT="0.5", PYATS_SESSION_IDLE_TTL="120"
+        PYATS_DEVICE_WORKERS="2", PYATS_WORKER_GROUP="two", PYATS_SESSION_IDLE_TTL="120"
     ).wait_ready()
 
 
@@ -185,3 +185,48 @@ async def test_requesters_cannot_reach_the_internal_subjects(
     for subject in ("pyats.v1.internal.default.work.x", "pyats.v1.internal.default.workers"):
         await alice.client.publish(subject, b"{}")
         await alice.wait_error(f'permissions violation for publish to "{subject}"')
+
+
+async def test_replicas_of_one_group_share_the_workers_and_each_device_s_session_limit(
+    service_factory: Callable[..., ServiceProcess],
+    client: Client,
+    lab: Any,
+    lab_device: Lab,
+    nats_server: LocalNatsServer,
+) -> None:
+    shared = {"PYATS_SUBJECT_PREFIX": "wshare.v1", "PYATS_WORKER_GROUP": "shared"}
+    with_workers = service_factory(**shared, PYATS_DEVICE_WORKERS="2").wait_ready()
+    front_only = service_factory(**shared, PYATS_DEVICE_WORKERS="0", PYATS_EXTERNAL_WORKERS="true").wait_ready()
+    assert with_workers and front_only
+    device = lab_device("one-line")  # a device with one VTY line
+    body = {"devices": [wire_device(device)], "commands": [{"command": "show clock"}, {"command": "show version"}]}
+    replies = await asyncio.gather(
+        *(client.request("wshare.v1.execute.vty", json.dumps(body).encode(), timeout=60) for _ in range(8))
+    )
+    assert all(json.loads(r.data)["successful_devices"] == 1 for r in replies)
+    assert lab.max_concurrent_sessions()[device["port"]] == 1
+    stats = await collect_status(nats_server.url, "pyats-ro", 1.0)
+    fronts = [row for row in stats if row["subject_prefix"] == "wshare.v1"]
+    assert len(fronts) == 2 and all(len(row["workers"]) == 2 for row in fronts)  # both fronts see both workers
+
+
+async def test_the_workers_of_a_killed_service_stop_too(
+    service_factory: Callable[..., ServiceProcess], client: Client
+) -> None:
+    service = service_factory(PYATS_DEVICE_WORKERS="2", PYATS_WORKER_GROUP="orphans").wait_ready()
+    pids = [beat.pid for beat in (await until_workers(client, "orphans", 2)).values()]
+    assert service._process is not None
+    os.kill(service._process.pid, signal.SIGKILL)
+    for _ in range(100):  # 20 s
+        if not any(alive(pid) for pid in pids):
+            break
+        await asyncio.sleep(0.2)
+    assert not any(alive(pid) for pid in pids), "orphaned device workers kept running"
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except OSError:
+        return False

@@ -182,7 +182,14 @@ async def test_readiness_follows_the_nats_server(
         assert down["checks"]["nats_connected"] is False
         server.start()
         up = await until(True)
-        checks = {"nats_connected": True, "serving": True, "pool": True, "parsers": True, "jetstream": True}
+        checks = {
+            "nats_connected": True,
+            "serving": True,
+            "pool": True,
+            "parsers": True,
+            "workers": True,
+            "jetstream": True,
+        }
         assert up["checks"] == checks
         plain = await nats.connect(server.url)  # and it serves again
         try:

@@ -54,6 +54,7 @@ _GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range":
 def exported_series() -> frozenset[str]:
     metrics = ServiceMetrics()
     metrics.watch_logins(lambda: (0, 0))  # app.py registers it on every instance
+    metrics.watch_workers(lambda: None, lambda: None)  # and this one on a front with device workers
     names: set[str] = set()
     for family in metrics.registry.collect():
         assert family.type in SERIES_SUFFIXES, f"{family.name}: no suffixes known for type {family.type}"

@@ -46,8 +46,8 @@ def test_no_worker_no_owner() -> None:
     assert PartitionMap([]).owner("r1", 22) is None
 
 
-def beat(worker: str, leaving: bool = False) -> Heartbeat:
-    return Heartbeat(worker=worker, host="h", pid=1, version="v", capacity=4, leaving=leaving)
+def beat(worker: str, leaving: bool = False, instance: str = "i1") -> Heartbeat:
+    return Heartbeat(worker=worker, instance=instance, host="h", pid=1, version="v", capacity=4, leaving=leaving)
 
 
 def test_membership_follows_heartbeats_silence_and_leaving() -> None:
@@ -65,3 +65,13 @@ def test_membership_follows_heartbeats_silence_and_leaving() -> None:
     assert members.beat(beat("w1", leaving=True)) == ["w1"]
     assert members.map.owner("r1", 22) is None
     assert members.beat(beat("w1", leaving=True)) is None  # already gone
+
+
+def test_a_worker_restarted_under_its_id_is_another_instance() -> None:
+    members = Membership(expiry=3.0, clock=lambda: 0.0)
+    members.beat(beat("w1"))
+    before = members.map
+    assert members.beat(beat("w1", instance="i2")) == ["w1"]  # the old instance's work is lost
+    assert members.map.workers == before.workers == ("w1",)
+    assert members.beat(beat("w1", leaving=True, instance="i1")) is None  # the old one leaving late: ignored
+    assert members.map.workers == ("w1",)
