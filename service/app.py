@@ -87,7 +87,7 @@ class App:
         self.metrics.busy_workers.set_function(lambda: self.scheduler.busy)
         self.metrics.queued_devices.set_function(lambda: self.scheduler.queued)
         if self.uses_workers:
-            self.metrics.warm_sessions.set_function(lambda: self._worker_sum("warm_sessions"))
+            self.metrics.warm_sessions.set_function(lambda: self.remote.warm_sessions() if self.remote else 0)
             self.metrics.watch_logins(lambda: (self._logins, self._reuses))
             self.metrics.watch_workers(lambda: self.workers, lambda: self.remote)
         else:
@@ -141,11 +141,6 @@ class App:
             self._reuses += 1
         else:
             self._logins += 1
-
-    def _worker_sum(self, field: str) -> int:
-        """A heartbeat counter summed over the live device workers."""
-        live = self.workers.live.values() if self.workers is not None else ()
-        return sum(int(getattr(heartbeat, field)) for heartbeat in live)
 
     async def _start_workers(self) -> None:
         """Device workers: start this host's own, then follow every worker's heartbeats."""

@@ -151,6 +151,8 @@ class Usage:
         self._cpu_start = 0.0
         self._neighbour_start = 0.0
         self.cpu_s = 0.0
+        self._root_start = 0.0
+        self.root_cpu_s = 0.0  # the root process alone (the front, when device workers are its children)
         self.neighbour_cpu_s: float | None = None
         self._machine_start = 0.0
         self.other_cpu_s = 0.0  # the rest of the machine: requester, nats-server, anything else running
@@ -159,6 +161,7 @@ class Usage:
 
     def __enter__(self) -> Usage:
         self._cpu_start = ProcessTree(self._root).cpu_seconds()
+        self._root_start = cpu_seconds([self._root])
         if self._neighbour is not None:
             self._neighbour_start = ProcessTree(self._neighbour).cpu_seconds()
         self._machine_start = machine_busy_seconds()
@@ -168,6 +171,7 @@ class Usage:
     def __exit__(self, *exc: object) -> None:
         self._peak.__exit__(*exc)
         self.cpu_s = ProcessTree(self._root).cpu_seconds() - self._cpu_start
+        self.root_cpu_s = cpu_seconds([self._root]) - self._root_start
         if self._neighbour is not None:
             self.neighbour_cpu_s = ProcessTree(self._neighbour).cpu_seconds() - self._neighbour_start
         machine = machine_busy_seconds() - self._machine_start

@@ -51,6 +51,10 @@ class Membership:
             return [heartbeat.worker]  # same id, same map; the old instance's work is lost
         return None
 
+    def seen(self, worker: str) -> float:
+        """When the worker's last heartbeat came (0: never)."""
+        return self._seen.get(worker, 0.0)
+
     def expire(self) -> list[str]:
         """Forget workers silent for longer than the expiry; those forgotten."""
         now = self._clock()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from service.workers.protocol import decode_result, encode, job_of
 
 PART_HEADER = "Pyats-Part"  # "i/n" on each piece of a result larger than one message
 CONNECTS_HEADER = "Pyats-Connects"  # JSON [[seconds, reused], ...]: the sessions the job used
+WARM_HEADER = "Pyats-Warm-Sessions"  # the worker's warm sessions once the job's session went back
 ATTEMPTS = 2
 WORKER_GRACE = 10.0  # past a device's deadline, how long the front still waits for its worker's answer
 
@@ -74,6 +76,7 @@ class RemoteDevices:
         self._wait_for_worker = wait_for_worker
         self._grace = grace
         self._lost: dict[str, asyncio.Event] = {}
+        self._warm: dict[str, tuple[float, int]] = {}  # worker -> (when, warm sessions) from its last answer
         self.retries = 0
         self.lost = 0
         directory.listen(self._on_map)
@@ -96,7 +99,7 @@ class RemoteDevices:
                 if worker is None:
                     continue
             try:
-                result, connects = await self._on_worker(worker, body, timeouts.device + self._grace)
+                result, headers = await self._on_worker(worker, body, timeouts.device + self._grace)
             except WorkerLostError:
                 if attempt < ATTEMPTS:
                     self.retries += 1
@@ -109,9 +112,7 @@ class RemoteDevices:
                     f"no result within the device deadline ({timeouts.device:g}s)",
                 )
             else:
-                if self._on_connect is not None:
-                    for seconds, reused in connects:
-                        self._on_connect(target.os, seconds, reused)
+                self._answered(worker, target, headers)
                 return result
         return _failed(
             plan,
@@ -120,9 +121,23 @@ class RemoteDevices:
             "the device workers were lost twice while working on this device",
         )
 
-    async def _on_worker(
-        self, worker: str, body: bytes, timeout: float
-    ) -> tuple[DeviceResult, list[tuple[float, bool]]]:
+    def _answered(self, worker: str, target: DeviceTarget, headers: dict[str, str]) -> None:
+        """What the worker's answer says besides the result: the sessions it used, its warm count."""
+        if self._on_connect is not None:
+            for seconds, reused in _connects(headers.get(CONNECTS_HEADER)):
+                self._on_connect(target.os, seconds, reused)
+        with contextlib.suppress(ValueError):
+            self._warm[worker] = (time.monotonic(), int(headers.get(WARM_HEADER, "")))
+
+    def warm_sessions(self) -> int:
+        """Warm sessions of the live workers: from an answer when newer than the last heartbeat."""
+        total = 0
+        for worker, beat in self._directory.live.items():
+            at, count = self._warm.get(worker, (0.0, beat.warm_sessions))
+            total += count if at > self._directory.membership.seen(worker) else beat.warm_sessions
+        return total
+
+    async def _on_worker(self, worker: str, body: bytes, timeout: float) -> tuple[DeviceResult, dict[str, str]]:
         lost = self._lost.setdefault(worker, asyncio.Event())
         inbox = self._client.new_inbox()
         sub = await self._client.subscribe(inbox)
@@ -144,7 +159,7 @@ class RemoteDevices:
                     self._directory.forget(worker)
                     raise WorkerLostError(worker)
                 data, headers = answer
-                return decode_result(data), _connects(headers.get(CONNECTS_HEADER))
+                return decode_result(data), headers
             if gone in done:
                 raise WorkerLostError(worker)
             raise TimeoutError

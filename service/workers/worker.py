@@ -37,7 +37,7 @@ from service.transport.connection import connect
 from service.workers.directory import WorkerDirectory
 from service.workers.partition import PartitionMap
 from service.workers.protocol import DeviceJob, Heartbeat, decode_job, encode, plan_of
-from service.workers.remote import CONNECTS_HEADER, PART_HEADER, InternalSubjects
+from service.workers.remote import CONNECTS_HEADER, PART_HEADER, WARM_HEADER, InternalSubjects
 
 PART_OVERHEAD = 4096  # headers and framing kept free in each piece of a large result
 
@@ -190,7 +190,8 @@ class DeviceWorker:
             )
         connects = self._connects.pop((job.request_id, job.target.hostname, job.target.port), [])
         if msg.reply:
-            await self._reply(msg.reply, encode(result), {CONNECTS_HEADER: json.dumps(connects)})
+            headers = {CONNECTS_HEADER: json.dumps(connects), WARM_HEADER: str(self.sessions.idle_count())}
+            await self._reply(msg.reply, encode(result), headers)
 
     async def _run(self, job: DeviceJob) -> DeviceResult:
         plan = plan_of(job)

@@ -31,17 +31,19 @@ __all__ = ["auth_server", "auth_service", "connect_as"]  # fixtures, used by nam
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
 
-SUBJECT = "pyats.v1.execute.alice"
+# each test's services have a prefix of their own: the session's other services (one queue group on
+# pyats.v1) must never take these requests, and these fronts never take theirs
+TWO, EXT, ORPHANS = "wtwo.v1", "wext.v1", "worphans.v1"
 FLEET = [f"fleet-{i:02d}" for i in range(12)]
 Lab = Callable[[str], dict[str, Any]]
 
 
-async def ask(client: Client, body: dict[str, Any], timeout: float = 90) -> dict[str, Any]:
-    msg = await client.request(SUBJECT, json.dumps(body).encode(), timeout=timeout)
+async def ask(client: Client, body: dict[str, Any], prefix: str = TWO, timeout: float = 90) -> dict[str, Any]:
+    msg = await client.request(f"{prefix}.execute.alice", json.dumps(body).encode(), timeout=timeout)
     return dict(json.loads(msg.data))
 
 
-async def heartbeats(client: Client, group: str, seconds: float = 1.5) -> dict[str, Heartbeat]:
+async def heartbeats(client: Client, prefix: str, group: str, seconds: float = 1.5) -> dict[str, Heartbeat]:
     """The live workers of ``group`` as their heartbeats say (the last one of each)."""
     seen: dict[str, Heartbeat] = {}
 
@@ -52,16 +54,18 @@ async def heartbeats(client: Client, group: str, seconds: float = 1.5) -> dict[s
         else:
             seen[beat.worker] = beat
 
-    sub = await client.subscribe(InternalSubjects("pyats.v1", group).heartbeats, cb=take)
+    sub = await client.subscribe(InternalSubjects(prefix, group).heartbeats, cb=take)
     await asyncio.sleep(seconds)
     await sub.unsubscribe()
     return seen
 
 
-async def until_workers(client: Client, group: str, count: int, timeout: float = 60) -> dict[str, Heartbeat]:
+async def until_workers(
+    client: Client, prefix: str, group: str, count: int, timeout: float = 60
+) -> dict[str, Heartbeat]:
     deadline = time.monotonic() + timeout
     while True:
-        live = await heartbeats(client, group, 1.2)
+        live = await heartbeats(client, prefix, group, 1.2)
         if len(live) == count or time.monotonic() > deadline:
             assert len(live) == count, live
             return live
@@ -74,7 +78,7 @@ def opened(lab: Any, ports: set[int]) -> int:
 @pytest.fixture(scope="module")
 def two_workers(service_factory: Callable[..., ServiceProcess]) -> ServiceProcess:
     return service_factory(
-        PYATS_DEVICE_WORKERS="2", PYATS_WORKER_GROUP="two", PYATS_SESSION_IDLE_TTL="120"
+        PYATS_SUBJECT_PREFIX=TWO, PYATS_DEVICE_WORKERS="2", PYATS_WORKER_GROUP="two", PYATS_SESSION_IDLE_TTL="120"
     ).wait_ready()
 
 
@@ -90,7 +94,7 @@ def metrics_text(port: int) -> str:
 async def test_the_devices_are_spread_and_each_stays_on_its_worker(
     two_workers: ServiceProcess, client: Client, lab: Any, lab_device: Lab, nats_server: LocalNatsServer
 ) -> None:
-    live = await until_workers(client, "two", 2)
+    live = await until_workers(client, TWO, "two", 2)
     devices = [wire_device(lab_device(name)) for name in FLEET]
     ports = {d["port"] for d in devices}
     body = {"devices": devices, "commands": [{"command": "show version"}, {"command": "show clock"}]}
@@ -98,10 +102,10 @@ async def test_the_devices_are_spread_and_each_stays_on_its_worker(
     assert first["successful_devices"] == len(FLEET), first
     owners = PartitionMap(live).counts()
     assert sorted(owners) == sorted(live) and sum(owners.values()) == 256
-    jobs = {worker: beat.jobs for worker, beat in (await heartbeats(client, "two")).items()}
+    jobs = {worker: beat.jobs for worker, beat in (await heartbeats(client, TWO, "two")).items()}
     assert all(count > 0 for count in jobs.values()), jobs  # both workers did device work
     rows = await collect_status(nats_server.url, "pyats-ro", 1.0)
-    [row] = [r for r in rows if r["workers"] and {w["id"] for w in r["workers"]} == set(live)]
+    [row] = [r for r in rows if r["subject_prefix"] == TWO]
     assert sum(w["partitions"] for w in row["workers"]) == 256
     assert sum(w["jobs"] for w in row["workers"]) >= len(FLEET)
     metrics = metrics_text(two_workers.metrics_port)
@@ -121,7 +125,7 @@ async def test_the_devices_are_spread_and_each_stays_on_its_worker(
 async def test_killing_a_worker_mid_request_still_gives_every_device_one_result(
     two_workers: ServiceProcess, client: Client, lab_device: Lab
 ) -> None:
-    live = await until_workers(client, "two", 2)
+    live = await until_workers(client, TWO, "two", 2)
     names = [*FLEET, "slow"]
     victim = PartitionMap(live).owner(lab_device("slow")["host"], lab_device("slow")["port"])
     assert victim is not None
@@ -139,7 +143,7 @@ async def test_killing_a_worker_mid_request_still_gives_every_device_one_result(
     assert slow["success"] or slow["error_code"] in ("service_unavailable", "device_timeout"), slow
     assert slow["success"], slow  # sent once more, to the worker that took its partition
     assert time.monotonic() - started < 60
-    live_again = await until_workers(client, "two", 2)  # the supervisor started it again
+    live_again = await until_workers(client, TWO, "two", 2)  # the supervisor started it again
     assert live_again[victim].pid != live[victim].pid
 
 
@@ -151,7 +155,9 @@ def worker_env(service: ServiceProcess, worker_id: str) -> tuple[list[str], dict
 async def test_a_worker_started_alone_joins_and_leaves(
     service_factory: Callable[..., ServiceProcess], client: Client, lab_device: Lab, tmp_path: Any
 ) -> None:
-    front = service_factory(PYATS_DEVICE_WORKERS="0", PYATS_EXTERNAL_WORKERS="true", PYATS_WORKER_GROUP="ext")
+    front = service_factory(
+        PYATS_SUBJECT_PREFIX=EXT, PYATS_DEVICE_WORKERS="0", PYATS_EXTERNAL_WORKERS="true", PYATS_WORKER_GROUP="ext"
+    )
     body = {"devices": [wire_device(lab_device(n)) for n in FLEET[:6]], "commands": [{"command": "show clock"}]}
     started: list[subprocess.Popen[bytes]] = []
     try:
@@ -161,19 +167,20 @@ async def test_a_worker_started_alone_joins_and_leaves(
                 started.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))  # noqa: ASYNC220
             if worker_id == "ext-a":
                 front.wait_ready()  # not ready before a worker is live
-                assert (await ask(client, body))["successful_devices"] == 6
-        live = await until_workers(client, "ext", 2)
+                assert (await ask(client, body, EXT))["successful_devices"] == 6
+        live = await until_workers(client, EXT, "ext", 2)
         assert set(live) == {"ext-a", "ext-b"}
-        assert (await ask(client, body))["successful_devices"] == 6
+        assert (await ask(client, body, EXT))["successful_devices"] == 6
         started[0].send_signal(signal.SIGTERM)  # leaves: its partitions move to ext-b at once
         assert started[0].wait(30) == 0
-        assert set(await until_workers(client, "ext", 1)) == {"ext-b"}
-        assert (await ask(client, body))["successful_devices"] == 6
+        assert set(await until_workers(client, EXT, "ext", 1)) == {"ext-b"}
+        assert (await ask(client, body, EXT))["successful_devices"] == 6
     finally:
         for process in started:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+        front.stop()
 
 
 async def test_requesters_cannot_reach_the_internal_subjects(
@@ -213,8 +220,10 @@ async def test_replicas_of_one_group_share_the_workers_and_each_device_s_session
 async def test_the_workers_of_a_killed_service_stop_too(
     service_factory: Callable[..., ServiceProcess], client: Client
 ) -> None:
-    service = service_factory(PYATS_DEVICE_WORKERS="2", PYATS_WORKER_GROUP="orphans").wait_ready()
-    pids = [beat.pid for beat in (await until_workers(client, "orphans", 2)).values()]
+    service = service_factory(
+        PYATS_SUBJECT_PREFIX=ORPHANS, PYATS_DEVICE_WORKERS="2", PYATS_WORKER_GROUP="orphans"
+    ).wait_ready()
+    pids = [beat.pid for beat in (await until_workers(client, ORPHANS, "orphans", 2)).values()]
     assert service._process is not None
     os.kill(service._process.pid, signal.SIGKILL)
     for _ in range(100):  # 20 s
