@@ -76,6 +76,7 @@ LAB_DEVICES: list[dict[str, Any]] = [
         },
     },
     {"name": "one-line", "os": "iosxe", "max_sessions": 1, "latency": 0.1},
+    {"name": "one-line-shared", "os": "iosxe", "max_sessions": 1, "latency": 0.1},  # device workers' own
     {"name": "slow-login", "os": "iosxe", "login_delay": 5.0},
     {"name": "tech", "os": "iosxe", "large_outputs": {"show tech-support": {"size": 20_000_000, "kind": "logging"}}},
     # real accounts: privilege 1 (no enable), AAA command authorization

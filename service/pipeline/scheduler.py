@@ -3,9 +3,12 @@
 Unicon is synchronous, so each device runs in a worker thread; the event loop only
 awaits futures, so ``$SRV.PING`` and other requests stay responsive.
 
-- One pool of ``max_workers`` slots is shared by every request. Waiting devices are
-  dispatched round-robin across requests, so a 1-device request is not stuck behind
-  a 500-device one; a request also never holds more than ``max_parallel_per_request``.
+- One pool of ``max_workers`` slots is shared by every request. A free slot goes to the
+  request with the fewest devices running (least recently served among equals), so a
+  1-device request takes the next free slot even behind a 500-device one; a request also
+  never holds more than ``max_parallel_per_request``.
+- With device workers (``remote``) the slots are devices in flight to the workers, which
+  keep the per-device session limits, login pacing, threads and parsers themselves.
 - At most ``max_sessions_per_device`` sessions per host:port (devices have few VTY lines).
 - New logins are paced (``LoginLimiter``); reused warm sessions are not.
 - Deadlines by phase: queue wait, request, device (a watchdog tears down the session
@@ -160,22 +163,30 @@ class Scheduler:
             self._requests.pop(key, None)
 
     def _pump(self) -> None:
-        """Start waiting devices while slots are free: round-robin over requests."""
+        """Start waiting devices while slots are free. A free slot goes to the request with the
+        fewest devices running (a request that just arrived has none), the least recently served
+        among equals: a 1-device request sent during a 500-device one takes the next free slot."""
+        cap = self._limits.max_parallel_per_request
         while self._free > 0:
-            for key, request in self._requests.items():
-                if request.jobs and request.running < self._limits.max_parallel_per_request:
-                    job = request.jobs.popleft()
-                    self.queued -= 1
-                    request.running += 1
-                    self._free -= 1
-                    self._progress_at = self._clock()
-                    self._requests.move_to_end(key)  # served: to the back of the line
-                    task = asyncio.get_running_loop().create_task(self._start(request, job))
-                    request.tasks.add(task)
-                    task.add_done_callback(request.tasks.discard)
-                    break
-            else:
+            chosen: tuple[int, int] | None = None  # (running, key)
+            for key, request in self._requests.items():  # least recently served first
+                if request.jobs and request.running < cap and (chosen is None or request.running < chosen[0]):
+                    chosen = (request.running, key)
+                    if request.running == 0:
+                        break
+            if chosen is None:
                 return
+            key = chosen[1]
+            request = self._requests[key]
+            job = request.jobs.popleft()
+            self.queued -= 1
+            request.running += 1
+            self._free -= 1
+            self._progress_at = self._clock()
+            self._requests.move_to_end(key)  # served: to the back of the line
+            task = asyncio.get_running_loop().create_task(self._start(request, job))
+            request.tasks.add(task)
+            task.add_done_callback(request.tasks.discard)
 
     async def _start(self, request: _Request, job: _Job) -> None:
         try:

@@ -205,7 +205,7 @@ async def test_replicas_of_one_group_share_the_workers_and_each_device_s_session
     with_workers = service_factory(**shared, PYATS_DEVICE_WORKERS="2").wait_ready()
     front_only = service_factory(**shared, PYATS_DEVICE_WORKERS="0", PYATS_EXTERNAL_WORKERS="true").wait_ready()
     assert with_workers and front_only
-    device = lab_device("one-line")  # a device with one VTY line
+    device = lab_device("one-line-shared")  # a device with one VTY line, no other test's warm session on it
     body = {"devices": [wire_device(device)], "commands": [{"command": "show clock"}, {"command": "show version"}]}
     replies = await asyncio.gather(
         *(client.request("wshare.v1.execute.vty", json.dumps(body).encode(), timeout=60) for _ in range(8))

@@ -223,3 +223,50 @@ async def test_late_output_flags_the_earlier_command_and_the_next_runs_on_a_fres
     assert result.success and factory.opened == ["r1", "r1"]
     assert factory.sessions[0].closed  # the out-of-step session is not kept warm
     assert result.privilege == "enabled"
+
+
+class GatedRemote:
+    """A device worker stand-in: each device waits until the test lets it finish."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.gates: dict[str, asyncio.Event] = {}
+
+    async def run(self, plan: ExecutionPlan, target: DeviceTarget, timeouts: Timeouts) -> DeviceResult:
+        self.started.append(target.hostname)
+        gate = self.gates.setdefault(target.hostname, asyncio.Event())
+        await gate.wait()
+        return DeviceResult(
+            request_id=plan.request_id, hostname=target.hostname, port=22, os="iosxe", success=True, commands=[]
+        )
+
+    def finish(self, host: str) -> None:
+        self.gates.setdefault(host, asyncio.Event()).set()
+
+
+async def test_with_device_workers_a_small_request_takes_the_next_free_slot() -> None:
+    """The front's own scheduling: a 1-device request sent while 40 devices wait is dispatched
+    as soon as one slot frees, before the big request's waiting devices (no clock involved)."""
+    scheduler, _ = make(FakeSessionFactory({}), workers=4, per_request=4)
+    remote = scheduler.remote = GatedRemote()
+    big = asyncio.create_task(scheduler.run(plan([f"big{i}" for i in range(40)], "big")))
+    await settle()
+    assert remote.started == ["big0", "big1", "big2", "big3"]  # every slot taken
+    small = asyncio.create_task(scheduler.run(plan(["small"], "small")))
+    await settle()
+    assert "small" not in remote.started  # no slot yet: it waits in its own queue
+    remote.finish("big0")
+    for _ in range(5):
+        await settle()
+    assert remote.started[4] == "small"  # the first slot that frees goes to the small request
+    remote.finish("small")
+    assert (await small)[0].success
+    for i in range(40):
+        remote.finish(f"big{i}")
+    assert len(await big) == 40
+
+
+async def settle() -> None:
+    """Let every ready task run (task hand-offs take a few loop turns)."""
+    for _ in range(10):
+        await asyncio.sleep(0)
