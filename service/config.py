@@ -202,6 +202,15 @@ class Settings(BaseSettings):
         default=False,
         description="Send device work to workers started elsewhere ('pyats-ro worker'), even with no local ones.",
     )
+    worker_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description=(
+            "Most devices one worker process works on at once (empty: max_concurrent_devices); below it the worker "
+            "keeps as many as its CPU can serve, and the rest wait, served fairly across requests."
+        ),
+    )
     worker_group: str = Field(
         default="default",
         pattern=r"^[A-Za-z0-9_-]{1,64}$",

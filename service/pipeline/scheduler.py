@@ -57,20 +57,26 @@ class SchedulerLimits:
     watchdog_grace: float = 5.0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Job:
+    plan: ExecutionPlan
     target: DeviceTarget
     future: asyncio.Future[DeviceResult]
     enqueued: float
+    task: asyncio.Task[None] | None = None
 
 
 @dataclass(slots=True)
 class _Request:
-    plan: ExecutionPlan
+    """A fairness bucket: one request's devices (or, in a device worker, every device of one
+    front request, which arrive one plan at a time)."""
+
     deadline: float
+    bucket: str | None = None
     jobs: deque[_Job] = field(default_factory=deque)
     running: int = 0
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    users: int = 0
+    served: int = -1  # when it last got a slot (a serial number; -1: never)
 
 
 class Scheduler:
@@ -94,6 +100,9 @@ class Scheduler:
         self._workers = ThreadPoolExecutor(max_workers=limits.max_workers, thread_name_prefix="device")
         self._parsers = ThreadPoolExecutor(max_workers=limits.parse_workers, thread_name_prefix="parse")
         self._requests: OrderedDict[int, _Request] = OrderedDict()
+        self._buckets: dict[str, int] = {}
+        self._serial = 0
+        self._limit = limits.max_workers  # slots in use now; a device worker tunes it (set_limit)
         self._free = limits.max_workers
         self._device_gates: dict[tuple[str, int], asyncio.Semaphore] = {}
         self._next_key = 0
@@ -110,7 +119,19 @@ class Scheduler:
 
     @property
     def busy(self) -> int:
-        return self._limits.max_workers - self._free
+        return self._limit - self._free
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    def set_limit(self, limit: int) -> None:
+        """Work on at most ``limit`` devices at once (1..max_workers); devices past it wait."""
+        limit = max(1, min(limit, self._limits.max_workers))
+        self._free += limit - self._limit
+        self._limit = limit
+        if self._free > 0 and self.queued:
+            self._pump()
 
     def wedged(self, stall_after: float) -> bool:
         """Every worker thread is held by a device past its deadline, or devices are waiting, every
@@ -122,19 +143,28 @@ class Scheduler:
             return True  # every worker thread is held by a device past its deadline
         return self.queued > 0 and self._free <= 0 and self._clock() - self._progress_at > stall_after
 
-    async def run(self, plan: ExecutionPlan, on_result: ResultCallback | None = None) -> list[DeviceResult]:
-        """Run every device of ``plan``; results come back in request order.
+    async def run(
+        self, plan: ExecutionPlan, on_result: ResultCallback | None = None, bucket: str | None = None
+    ) -> list[DeviceResult]:
+        """Run every device of ``plan``; results come back in request order. Plans with the same
+        ``bucket`` share one place in the line (a device worker gets a front request's devices
+        one plan each, and must still treat them as one request).
 
         If cancelled (shutdown), devices not finished are reported as ``service_unavailable``.
         """
         loop = asyncio.get_running_loop()
-        request = _Request(plan, self._clock() + self._limits.request_timeout)
-        for target in plan.targets:
-            request.jobs.append(_Job(target, loop.create_future(), self._clock()))
-        jobs = list(request.jobs)
-        key = self._next_key
-        self._next_key += 1
-        self._requests[key] = request
+        key = self._buckets.get(bucket) if bucket is not None else None
+        request = self._requests.get(key) if key is not None else None
+        if request is None or key is None:
+            request = _Request(self._clock() + self._limits.request_timeout, bucket)
+            key = self._next_key
+            self._next_key += 1
+            self._requests[key] = request
+            if bucket is not None:
+                self._buckets[bucket] = key
+        request.users += 1
+        jobs = [_Job(plan, target, loop.create_future(), self._clock()) for target in plan.targets]
+        request.jobs.extend(jobs)
         self.queued += len(jobs)
         self._pump()
 
@@ -147,8 +177,9 @@ class Scheduler:
         try:
             return list(await asyncio.gather(*(deliver(job) for job in jobs)))
         except asyncio.CancelledError:
-            for task in list(request.tasks):
-                task.cancel()  # tears down the sessions of devices still running
+            for job in jobs:
+                if job.task is not None:
+                    job.task.cancel()  # tears down the sessions of devices still running
             return [
                 job.future.result()
                 if job.future.done() and not job.future.cancelled()
@@ -158,44 +189,46 @@ class Scheduler:
                 for job in jobs
             ]
         finally:
-            self.queued -= sum(1 for job in request.jobs)
-            request.jobs.clear()
-            self._requests.pop(key, None)
+            waiting = [job for job in request.jobs if job in jobs]
+            self.queued -= len(waiting)
+            for job in waiting:
+                request.jobs.remove(job)
+            request.users -= 1
+            if request.users == 0:
+                self._requests.pop(key, None)
+                if request.bucket is not None:
+                    self._buckets.pop(request.bucket, None)
 
     def _pump(self) -> None:
         """Start waiting devices while slots are free. A free slot goes to the request with the
-        fewest devices running (a request that just arrived has none), the least recently served
-        among equals: a 1-device request sent during a 500-device one takes the next free slot."""
+        fewest devices running (a request that just arrived has none), the one served longest
+        ago among equals: a 1-device request sent during a 500-device one takes the next free slot."""
         cap = self._limits.max_parallel_per_request
         while self._free > 0:
-            chosen: tuple[int, int] | None = None  # (running, key)
-            for key, request in self._requests.items():  # least recently served first
-                if request.jobs and request.running < cap and (chosen is None or request.running < chosen[0]):
-                    chosen = (request.running, key)
-                    if request.running == 0:
-                        break
-            if chosen is None:
+            waiting = [
+                (request.running, request.served, key)
+                for key, request in self._requests.items()
+                if request.jobs and request.running < cap
+            ]
+            if not waiting:
                 return
-            key = chosen[1]
+            key = min(waiting)[2]  # fewest running, then served longest ago (or never)
             request = self._requests[key]
+            request.served = self._serial
+            self._serial += 1
             job = request.jobs.popleft()
             self.queued -= 1
             request.running += 1
             self._free -= 1
             self._progress_at = self._clock()
-            self._requests.move_to_end(key)  # served: to the back of the line
-            task = asyncio.get_running_loop().create_task(self._start(request, job))
-            request.tasks.add(task)
-            task.add_done_callback(request.tasks.discard)
+            job.task = asyncio.get_running_loop().create_task(self._start(request, job))
 
     async def _start(self, request: _Request, job: _Job) -> None:
         try:
             result = await self._run_job(request, job)
         except Exception as exc:  # noqa: BLE001 - a bug must fail one device, not the request
             logger.opt(exception=exc).error("device worker crashed: {}", type(exc).__name__)
-            result = _failed(
-                request.plan, job.target, ErrorCode.INTERNAL_ERROR, f"internal error ({type(exc).__name__})"
-            )
+            result = _failed(job.plan, job.target, ErrorCode.INTERNAL_ERROR, f"internal error ({type(exc).__name__})")
         finally:
             request.running -= 1
             self._free += 1
@@ -205,7 +238,7 @@ class Scheduler:
             job.future.set_result(result)
 
     async def _run_job(self, request: _Request, job: _Job) -> DeviceResult:
-        plan, target = request.plan, job.target
+        plan, target = job.plan, job.target
         now = self._clock()
         if self._on_queue_wait is not None:
             self._on_queue_wait(now - job.enqueued)
@@ -218,14 +251,14 @@ class Scheduler:
                 plan, target, ErrorCode.REQUEST_TIMEOUT, "the request deadline passed before this device started"
             )
         if self.remote is not None:
-            return await self.remote.run(plan, target, self._timeouts(request))
+            return await self.remote.run(plan, target, self._timeouts(plan, request.deadline))
         gate = self._device_gates.setdefault(
             (target.hostname, target.port), asyncio.Semaphore(self._limits.max_sessions_per_device)
         )
         async with gate:
             if not self._pool.has_warm(target):
                 await self._logins.wait()
-            result = await self._in_worker(plan, target, self._timeouts(request))
+            result = await self._in_worker(plan, target, self._timeouts(plan, request.deadline))
         if plan.output_format.wants_parse or plan.redact:
             loop = asyncio.get_running_loop()
             call = functools.partial(
@@ -234,9 +267,9 @@ class Scheduler:
             result = await loop.run_in_executor(self._parsers, call)
         return result
 
-    def _timeouts(self, request: _Request) -> Timeouts:
+    def _timeouts(self, plan: ExecutionPlan, deadline: float) -> Timeouts:
         """The plan's deadlines, the device's cut to what is left of the request's."""
-        plan, remaining = request.plan, request.deadline - self._clock()
+        remaining = deadline - self._clock()
         return Timeouts(
             connect=plan.timeouts.connect,
             command=plan.timeouts.command,

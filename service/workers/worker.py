@@ -35,11 +35,15 @@ from service.pipeline.ports import DeviceSessionFactory, OutputParser
 from service.pipeline.runner import device_result
 from service.transport.connection import connect
 from service.workers.directory import WorkerDirectory
+from service.workers.governor import ConcurrencyGovernor
 from service.workers.partition import PartitionMap
 from service.workers.protocol import DeviceJob, Heartbeat, decode_job, encode, plan_of
 from service.workers.remote import CONNECTS_HEADER, PART_HEADER, WARM_HEADER, InternalSubjects
 
 PART_OVERHEAD = 4096  # headers and framing kept free in each piece of a large result
+GOVERNOR_INTERVAL = 0.1  # seconds between two looks at the CPU
+GOVERNOR_START = 16  # devices at once before the first look
+GOVERNOR_FLOOR = 4
 
 
 class DeviceWorker:
@@ -65,10 +69,16 @@ class DeviceWorker:
         # the service's login rate is shared by the workers this host starts
         rate = settings.login_rate_per_second / max(1, settings.worker_processes())
         self._connects: dict[tuple[str, str, int], list[tuple[float, bool]]] = {}
+        threads = settings.worker_threads or settings.max_concurrent_devices
+        engine_settings = settings.model_copy(
+            update={"max_concurrent_devices": threads, "max_parallel_per_request": threads}
+        )
         self.scheduler, self.sessions = build_engine(
-            settings, factory, parser, self.metrics, login_rate=rate, on_connect=self._connected
+            engine_settings, factory, parser, self.metrics, login_rate=rate, on_connect=self._connected
         )
         self.subjects = InternalSubjects(settings.subject_prefix, settings.worker_group)
+        self.governor = ConcurrencyGovernor(floor=min(GOVERNOR_FLOOR, threads), ceiling=threads)
+        self.scheduler.set_limit(min(GOVERNOR_START, threads))
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: Client | None = None
         self._directory: WorkerDirectory | None = None
@@ -86,7 +96,7 @@ class DeviceWorker:
             host=socket.gethostname(),
             pid=os.getpid(),
             version=__version__,
-            capacity=self.scheduler.max_workers,
+            capacity=self.scheduler.limit,
             busy=self.scheduler.busy,
             queued=self.scheduler.queued,
             warm_sessions=self.sessions.idle_count(),
@@ -112,7 +122,12 @@ class DeviceWorker:
         ping = await client.subscribe(f"{self.subjects.heartbeats}.ping", cb=self._on_ping)
         beats = asyncio.create_task(self._beat())
         sweeper = asyncio.create_task(self._sweep())
-        logger.info("device worker {} ready ({} device threads)", self.worker_id, self.scheduler.max_workers)
+        governing = asyncio.create_task(self._govern())
+        logger.info(
+            "device worker {} ready (up to {} devices at once, tuned to its CPU)",
+            self.worker_id,
+            self.scheduler.max_workers,
+        )
         try:
             await stop.wait()
         finally:
@@ -123,6 +138,7 @@ class DeviceWorker:
                 await ping.unsubscribe()
             beats.cancel()
             sweeper.cancel()
+            governing.cancel()
             if self._tasks:
                 await asyncio.wait(set(self._tasks), timeout=settings.shutdown_grace)
             await directory.stop()
@@ -140,6 +156,17 @@ class DeviceWorker:
             with contextlib.suppress(Exception):  # a reconnecting client buffers; never fatal
                 await self._client.publish(self.subjects.heartbeats, encode(self.heartbeat()))
             await asyncio.sleep(self.settings.worker_heartbeat)
+
+    async def _govern(self) -> None:
+        """Devices at once: as many as keep this process's core busy, not more (see governor)."""
+        while True:
+            await asyncio.sleep(GOVERNOR_INTERVAL)
+            limit = self.governor.next_limit(self.scheduler.limit, self.scheduler.queued)
+            if limit != self.scheduler.limit:
+                logger.debug(
+                    "devices at once {} -> {} (CPU {:.0%})", self.scheduler.limit, limit, self.governor.utilisation
+                )
+                self.scheduler.set_limit(limit)
 
     async def _on_ping(self, msg: Msg) -> None:
         assert self._client is not None
@@ -196,7 +223,7 @@ class DeviceWorker:
     async def _run(self, job: DeviceJob) -> DeviceResult:
         plan = plan_of(job)
         with logger.contextualize(request_id=job.request_id, requester=job.requester):
-            results = await self.scheduler.run(plan)
+            results = await self.scheduler.run(plan, bucket=f"{job.requester}/{job.request_id}")
         return results[0]
 
     async def _reply(self, subject: str, body: bytes, headers: dict[str, str]) -> None:

@@ -270,3 +270,36 @@ async def settle() -> None:
     """Let every ready task run (task hand-offs take a few loop turns)."""
     for _ in range(10):
         await asyncio.sleep(0)
+
+
+async def test_a_lower_limit_holds_devices_back_and_a_higher_one_releases_them() -> None:
+    scheduler, _ = make(FakeSessionFactory({}), workers=8, per_request=8)
+    remote = scheduler.remote = GatedRemote()
+    scheduler.set_limit(2)
+    run = asyncio.create_task(scheduler.run(plan([f"d{i}" for i in range(6)], "r")))
+    await settle()
+    assert remote.started == ["d0", "d1"] and scheduler.busy == 2
+    scheduler.set_limit(3)
+    await settle()
+    assert remote.started == ["d0", "d1", "d2"]
+    for i in range(6):
+        remote.finish(f"d{i}")
+    assert len(await run) == 6
+
+
+async def test_plans_of_one_bucket_share_one_place_in_the_line() -> None:
+    """A device worker gets a front request's devices one plan each: in one bucket they count as
+    one request, so another request's device is not queued behind all of them."""
+    scheduler, _ = make(FakeSessionFactory({}), workers=1, per_request=1)
+    remote = scheduler.remote = GatedRemote()
+    first = asyncio.create_task(scheduler.run(plan(["a0"], "a"), bucket="alice/a"))
+    await settle()
+    second = asyncio.create_task(scheduler.run(plan(["a1"], "a"), bucket="alice/a"))
+    other = asyncio.create_task(scheduler.run(plan(["b0"], "b"), bucket="bob/b"))
+    await settle()
+    remote.finish("a0")
+    await settle()
+    assert remote.started == ["a0", "b0"]  # bob's device before alice's second one
+    remote.finish("b0")
+    remote.finish("a1")
+    assert [len(await t) for t in (first, second, other)] == [1, 1, 1]
