@@ -56,18 +56,18 @@ typecheck: $(STAMP)
 bench-deps: $(STAMP)
 	@$(BIN)/python -c 'import scrapli, nornir, nornir_netmiko, shutil; assert shutil.which("py-spy")' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[test,bench]'
 
-## bench: cold, warm, warm 1-device and sequential scenarios, 100 lab devices x 2 commands at 100 ms, and the peers (scrapli, Nornir + netmiko) on the same lab (docs/PERFORMANCE.md)
+## bench: cold, warm, warm 1-device and sequential scenarios, 100 lab devices x 2 commands at 100 ms, with 1 and 2 device workers, and the peers (scrapli, Nornir + netmiko) on the same lab (docs/PERFORMANCE.md)
 bench: $(STAMP) ssh-client bench-deps
-	$(BIN)/python ops/bench/run.py --scenarios cold,warm,warm1,sequential --devices 100 --latency 0.1 --concurrency 100 $(BENCH_ARGS)
+	$(BIN)/python ops/bench/run.py --scenarios cold,warm,warm1,sequential --devices 100 --latency 0.1 --concurrency 100 --backend paramiko:w1,paramiko:w2 $(BENCH_ARGS)
 	$(BIN)/python ops/bench/log_cost.py --lines 5000
 
 ## bench-logs: the cost of one log line, text and JSON, with and without enqueue
 bench-logs: $(STAMP)
 	$(BIN)/python ops/bench/log_cost.py --lines 20000
 
-## bench-full: every scenario (adds fairness with 500 devices and big with 1000) on both SSH backends
+## bench-full: every scenario (adds fairness with 500 devices and big with 1000, with $$SRV.PING latencies) on both SSH backends, the service's work in one process, 2 workers, and 2 separate `pyats-ro worker` commands
 bench-full: $(STAMP) ssh-client bench-deps
-	$(BIN)/python ops/bench/run.py --scenarios cold,warm,warm1,fairness,big,sequential --backend pty,paramiko $(BENCH_ARGS)
+	$(BIN)/python ops/bench/run.py --scenarios cold,warm,warm1,fairness,big,sequential --backend pty,paramiko:w0,paramiko:w2,paramiko:x2 $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .coverage

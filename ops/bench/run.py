@@ -7,6 +7,11 @@ scenario (see docs/PERFORMANCE.md).  Examples::
     .venv/bin/python ops/bench/run.py                      # cold,warm,warm1,sequential; 100 devices
     .venv/bin/python ops/bench/run.py --scenarios fairness,big --backend pty,paramiko
     .venv/bin/python ops/bench/run.py --devices 20 --latency 0.05 --scenarios cold,warm
+    .venv/bin/python ops/bench/run.py --backend paramiko:w0,paramiko:w1,paramiko:w2,paramiko:x2
+
+A backend may name the device workers after a colon: ``w2`` (serve starts 2), ``w0`` (none:
+the device work in the service's own process), ``x2`` (2 separate ``pyats-ro worker``
+commands beside a front that starts none); without it, the service's default (one per core).
 
 A backend the service cannot start with (unknown value, import error) is skipped
 with its error; the other backends still run.  Exit code 1 when any request failed
@@ -46,7 +51,11 @@ DEFAULT_SCENARIOS = "cold,warm,warm1,sequential"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--scenarios", default=DEFAULT_SCENARIOS, help=f"comma list of {','.join(ALL_SCENARIOS)}")
-    parser.add_argument("--backend", default="paramiko", help="comma list of SSH backends: pty, paramiko")
+    parser.add_argument(
+        "--backend",
+        default="paramiko",
+        help="comma list of SSH backends: pty, paramiko; with device workers: paramiko:w2, :w0, :x2",
+    )
     parser.add_argument("--devices", type=int, default=100, help="N: devices of cold/warm")
     parser.add_argument("--latency", type=float, default=0.1, help="L: lab seconds before each answer")
     parser.add_argument("--concurrency", type=int, default=100, help="service concurrency for cold/warm/warm1")
