@@ -86,7 +86,7 @@ def _worker_table(rows: list[dict[str, Any]]) -> Table | None:
     if not workers:
         return None
     table = Table(title=f"{len(workers)} device worker(s)")
-    for column in ("worker", "host", "pid", "partitions", "busy", "threads", "warm sessions", "devices sent"):
+    for column in ("worker", "host", "pid", "partitions", "busy", "at once", "warm sessions", "devices sent"):
         table.add_column(column)
     for worker in sorted(workers.values(), key=lambda w: w["id"]):
         table.add_row(

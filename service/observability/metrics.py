@@ -114,7 +114,9 @@ class _WorkerCollector(Collector):
         gauges = {
             "partitions": GaugeMetricFamily("pyats_worker_partitions", "Partitions a worker owns", labels=["worker"]),
             "busy": GaugeMetricFamily("pyats_worker_busy", "Devices a worker is working on", labels=["worker"]),
-            "capacity": GaugeMetricFamily("pyats_worker_capacity", "A worker's device threads", labels=["worker"]),
+            "capacity": GaugeMetricFamily(
+                "pyats_worker_capacity", "Devices a worker works on at once now (its governor)", labels=["worker"]
+            ),
             "warm_sessions": GaugeMetricFamily(
                 "pyats_worker_sessions_warm", "A worker's warm sessions", labels=["worker"]
             ),

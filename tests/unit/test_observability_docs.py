@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from service.observability.metrics import ServiceMetrics
+from service.workers.partition import PartitionMap
+from service.workers.protocol import Heartbeat
 
 pytestmark = pytest.mark.unit
 DOC = Path(__file__).resolve().parents[2] / "docs" / "OBSERVABILITY.md"
@@ -18,6 +21,9 @@ def exported() -> dict[str, set[str]]:
     """Exposed family name -> label names, from a registry built as the service builds it."""
     metrics = ServiceMetrics()
     metrics.watch_logins(lambda: (0, 0))
+    beat = Heartbeat(worker="w1", instance="i", host="h", pid=1, version="v", capacity=4)
+    directory = SimpleNamespace(live={"w1": beat}, map=PartitionMap(["w1"]))  # a front with one worker
+    metrics.watch_workers(lambda: directory, lambda: SimpleNamespace(lost=0, retries=0))
     families: dict[str, set[str]] = {}
     for family in metrics.registry.collect():
         labels = {name for sample in family.samples for name in sample.labels if name != "le"}
