@@ -239,3 +239,27 @@ def alive(pid: int) -> bool:
             return stat.read().split()[2] != "Z"
     except OSError:
         return False
+
+
+async def test_a_small_request_is_answered_while_a_big_one_still_runs(
+    service_factory: Callable[..., ServiceProcess], client: Client, lab_device: Lab
+) -> None:
+    """Four devices in flight at once: the 20-device request needs several rounds, and the
+    1-device request sent during it takes the next free slot instead of waiting for the end."""
+    prefix = "wfair.v1"
+    service_factory(
+        PYATS_SUBJECT_PREFIX=prefix, PYATS_WORKER_GROUP="fair", PYATS_MAX_CONCURRENT_DEVICES="4"
+    ).wait_ready()
+    commands = [{"command": "show clock"}, {"command": "show version"}]
+    big = {"devices": [wire_device(lab_device(f"fleet-{i:02d}")) for i in range(20)], "commands": commands}
+    small = {"devices": [wire_device(lab_device("iosxe-1"))], "commands": commands}
+    started = time.monotonic()
+    big_reply = asyncio.ensure_future(ask(client, big, prefix))
+    await asyncio.sleep(0.3)
+    small_reply = await ask(client, small, prefix)
+    small_done = time.monotonic() - started
+    assert small_reply["successful_devices"] == 1
+    assert not big_reply.done(), "the big request finished first: nothing to compare"
+    assert (await big_reply)["successful_devices"] == 20
+    big_done = time.monotonic() - started
+    assert small_done < big_done / 2, (small_done, big_done)
