@@ -77,7 +77,10 @@ GROUPS: list[tuple[str, list[str]]] = [
         ],
     ),
     ("Concurrency", ["max_concurrent_devices", "max_parallel_per_request", "max_sessions_per_device"]),
-    ("Device workers", ["device_workers", "external_workers", "worker_group", "worker_heartbeat", "worker_wait"]),
+    (
+        "Device workers",
+        ["device_workers", "external_workers", "worker_threads", "worker_group", "worker_heartbeat", "worker_wait"],
+    ),
     ("Warm sessions", ["session_idle_ttl", "max_warm_sessions"]),
     ("Inventory", ["inventory_file", "allow_inline_credentials", "inventory_poll_interval"]),
     ("Connection retries", ["connect_retries", "connect_retry_delay"]),
