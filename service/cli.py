@@ -155,10 +155,21 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(devices=args.devices, latency=args.latency, data_dir=Path(args.data_dir))
 
 
+class _ExactParser(argparse.ArgumentParser):
+    """Options only as spelt in full: argparse's abbreviations took ``--enable-password cisco``
+    silently as ``--enable-password-env cisco``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="pyats-ro", description="Read-only Cisco show commands over NATS.")
+    root = argparse.ArgumentParser(
+        prog="pyats-ro", description="Read-only Cisco show commands over NATS.", allow_abbrev=False
+    )
     root.add_argument("--version", action="version", version=f"pyats-ro {__version__}")
-    commands = root.add_subparsers(dest="verb", required=True)
+    commands = root.add_subparsers(dest="verb", required=True, parser_class=_ExactParser)
 
     serve = commands.add_parser("serve", help="run the service (settings from PYATS_* variables and .env)")
     serve.add_argument("--env-file", default=".env", help="settings file (default: .env)")

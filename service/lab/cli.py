@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pyats-ro lab",
         description="Fake Cisco SSH device lab.",
         epilog="Every device flag is a default; a --spec file can override any of them per device.",
+        allow_abbrev=False,
     )
     parser.add_argument("--count", type=int, default=1, help="number of devices")
     parser.add_argument("--base-port", type=int, default=0, help="first port; 0 picks a free consecutive range")

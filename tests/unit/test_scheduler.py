@@ -135,10 +135,21 @@ async def test_a_warm_session_the_device_closed_is_retried_once_on_a_fresh_login
 
 
 async def test_parsing_happens_after_the_device_work() -> None:
-    factory = FakeSessionFactory()
-    scheduler, _ = make(factory)
+    """The session (and the device's VTY line) is back in the pool before any parsing starts."""
+    pool = SessionPool(FakeSessionFactory(), idle_ttl=60, max_idle=100)
+    sessions_back_when_parsing: list[int] = []
+
+    class Watching(FakeParser):
+        def parse(self, os: DeviceOS, line: str, output: str) -> Any:
+            sessions_back_when_parsing.append(pool.idle_count())
+            return super().parse(os, line, output)
+
+    limits = SchedulerLimits(4, 4, 1, 60, 60, 1, 5.0)
+    runner = DeviceRunner(pool, connect_retries=0, connect_retry_delay=0)
+    scheduler = Scheduler(runner, ResultParser(Watching(), 10_000), pool, limits)
     [result] = await scheduler.run(plan(["r1"], output_format=OutputFormat.PARSED))
     assert result.commands[0].parse_status == "ok" and result.commands[0].output is None
+    assert sessions_back_when_parsing == [1]  # parsed once, with the session already released
 
 
 async def test_cancelled_request_reports_unfinished_devices() -> None:

@@ -1,0 +1,35 @@
+"""The CLI takes options only as spelt in full."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.cli import parser
+from service.lab.cli import build_parser
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["request", "-d", "r1", "-c", "show clock", "--enable-password", "cisco"],  # a prefix of --enable-password-env
+        ["request", "-d", "r1", "-c", "show clock", "--pass", "PW"],  # a prefix of --password-env
+        ["history", "--requ", "alice"],
+        ["status", "--wai", "2"],
+    ],
+)
+def test_an_abbreviated_option_is_refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parser().parse_args(argv)
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_options_spelt_in_full_still_work() -> None:
+    args = parser().parse_args(["request", "-d", "r1", "-c", "show clock", "--enable-password-env", "ENABLE"])
+    assert args.enable_password_env == "ENABLE"
+
+
+def test_the_lab_refuses_abbreviations_too() -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--cou", "2"])
