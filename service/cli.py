@@ -161,7 +161,36 @@ class _ExactParser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)  # keeps the examples' lines
         super().__init__(*args, **kwargs)
+
+
+EXAMPLES = {
+    "serve": """examples:
+  pyats-ro serve --with-nats                 # the service and a bundled nats-server with JetStream
+  PYATS_NATS_URL=nats://nats:4222 pyats-ro serve
+  PYATS_DEVICE_WORKERS=4 pyats-ro serve      # 4 device worker processes (default: one per core)""",
+    "worker": """examples:
+  pyats-ro worker --id lab-host-1            # on another machine, with the same PYATS_* settings
+  PYATS_WORKER_GROUP=core pyats-ro worker    # join the fronts of group 'core' only""",
+    "request": """examples:
+  pyats-ro request -d 10.0.0.1 -c 'show version' --os iosxe
+  pyats-ro request -d r1:2222 -d r2 -c 'show ip interface brief | include up' -f parsed
+  pyats-ro request -d r1 -c 'show clock' --requester alice --nats-user alice --inbox-prefix _INBOX.alice
+  pyats-ro request --file request.json --json""",
+    "status": """examples:
+  pyats-ro status                            # replicas, then their device workers
+  pyats-ro status --json --wait 2""",
+    "demo": """examples:
+  pyats-ro demo                              # nats-server, 10 lab devices, the service, one request
+  pyats-ro demo --devices 50 --latency 0.2""",
+    "history": """examples:
+  pyats-ro history -d 10.0.0.1 -c 'show version' --since 24h
+  pyats-ro history --requester alice --latest --json""",
+    "diff": """examples:
+  pyats-ro diff -d 10.0.0.1 -c 'show ip route' --from 24h --to latest
+  pyats-ro diff --a REQUEST_ID_1 --b REQUEST_ID_2 --text""",
+}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -171,7 +200,9 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--version", action="version", version=f"pyats-ro {__version__}")
     commands = root.add_subparsers(dest="verb", required=True, parser_class=_ExactParser)
 
-    serve = commands.add_parser("serve", help="run the service (settings from PYATS_* variables and .env)")
+    serve = commands.add_parser(
+        "serve", help="run the service (settings from PYATS_* variables and .env)", epilog=EXAMPLES["serve"]
+    )
     serve.add_argument("--env-file", default=".env", help="settings file (default: .env)")
     serve.add_argument(
         "--with-nats", action="store_true", help="also start the bundled nats-server unless PYATS_NATS_URL is set"
@@ -182,12 +213,15 @@ def parser() -> argparse.ArgumentParser:
     worker = commands.add_parser(
         "worker",
         help="run one device worker (serve starts its own; run this on more machines to add their cores)",
+        epilog=EXAMPLES["worker"],
     )
     worker.add_argument("--env-file", default=".env", help="settings file (default: .env)")
     worker.add_argument("--id", help="worker id, unique on the bus (default: <hostname>-<pid>)")
     worker.add_argument("--parent", type=int, help=argparse.SUPPRESS)  # serve's pid: stop when it is gone
 
-    request = commands.add_parser("request", help="send a request and show results per device")
+    request = commands.add_parser(
+        "request", help="send a request and show results per device", epilog=EXAMPLES["request"]
+    )
     request.add_argument("--file", help="a request as JSON (the wire format)")
     request.add_argument("-d", "--device", action="append", help="host or host:port; repeat for more devices")
     request.add_argument(
@@ -218,19 +252,23 @@ def parser() -> argparse.ArgumentParser:
 
     from service.history_cli import add_diff_parser, add_history_parser
 
-    add_history_parser(commands)
-    add_diff_parser(commands)
+    add_history_parser(commands, EXAMPLES["history"])
+    add_diff_parser(commands, EXAMPLES["diff"])
 
     commands.add_parser("lab", help="run the fake Cisco device lab (pyats-ro lab --help)", add_help=False)
 
-    status = commands.add_parser("status", help="every replica's version, uptime, requests, errors and latency")
+    status = commands.add_parser(
+        "status", help="every replica's version, uptime, requests, errors and latency", epilog=EXAMPLES["status"]
+    )
     status.add_argument("--nats-url", default=os.environ.get("PYATS_NATS_URL", "nats://127.0.0.1:4222"))
     status.add_argument("--nats-user", default=os.environ.get("PYATS_NATS_USER"))
     status.add_argument("--service", default="pyats-ro", help="nats.micro service name")
     status.add_argument("--wait", type=float, default=1.0, help="seconds to collect replies")
     status.add_argument("--json", action="store_true")
 
-    demo = commands.add_parser("demo", help="nats-server + lab + service, one sample request, results printed")
+    demo = commands.add_parser(
+        "demo", help="nats-server + lab + service, one sample request, results printed", epilog=EXAMPLES["demo"]
+    )
     demo.add_argument("--devices", type=int, default=10)
     demo.add_argument("--latency", type=float, default=0.1)
     demo.add_argument("--data-dir", default=".data/demo")

@@ -49,9 +49,10 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
-def add_history_parser(commands: Any) -> None:
+def add_history_parser(commands: Any, epilog: str | None = None) -> None:
     history = commands.add_parser(
         "history",
+        epilog=epilog,
         help="list past results kept in JetStream",
         description="Past results, filtered by device, command, requester, request id and time.",
     )
@@ -69,9 +70,10 @@ def add_history_parser(commands: Any) -> None:
     add_connection_arguments(history)
 
 
-def add_diff_parser(commands: Any) -> None:
+def add_diff_parser(commands: Any, epilog: str | None = None) -> None:
     diff = commands.add_parser(
         "diff",
+        epilog=epilog,
         help="compare two stored results of one command on one device",
         description=(
             "Compare two stored results: by time (--from 24h --to latest; a time picks the newest result "

@@ -63,7 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pyats-ro lab",
         description="Fake Cisco SSH device lab.",
-        epilog="Every device flag is a default; a --spec file can override any of them per device.",
+        epilog=(
+            "Every device flag is a default; a --spec file can override any of them per device.\n\n"
+            "examples:\n"
+            "  pyats-ro lab --count 10 --os iosxe --latency 0.1\n"
+            "  pyats-ro lab --spec lab.json --log lab.jsonl      # the log holds every line a device received"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
     parser.add_argument("--count", type=int, default=1, help="number of devices")

@@ -33,3 +33,17 @@ def test_options_spelt_in_full_still_work() -> None:
 def test_the_lab_refuses_abbreviations_too() -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--cou", "2"])
+
+
+@pytest.mark.parametrize("verb", ["serve", "worker", "request", "history", "diff", "status", "demo"])
+def test_every_command_s_help_shows_examples(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parser().parse_args([verb, "--help"])
+    help_text = capsys.readouterr().out
+    assert "examples:" in help_text and f"pyats-ro {verb}" in help_text.split("examples:", 1)[1]
+
+
+def test_the_lab_s_help_shows_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    assert "pyats-ro lab --count" in capsys.readouterr().out.split("examples:", 1)[1]
