@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test demo lab lint typecheck bench bench-deps bench-logs bench-full clean ssh-client promtool schemas config-docs
+.PHONY: run test test-fast demo lab lint typecheck bench bench-deps bench-logs bench-full clean ssh-client promtool schemas config-docs
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed (PYTHON=$(PYTHON))"; exit 1; }
@@ -31,6 +31,10 @@ promtool:
 ## run: the service on a bundled nats-server with JetStream (data in ./.data); Ctrl-C stops both
 run: $(STAMP) ssh-client
 	$(BIN)/pyats-ro serve --with-nats
+
+## test-fast: the unit and lab tiers, for the edit loop (about a minute; CI runs `make test`)
+test-fast: $(STAMP) ssh-client
+	$(BIN)/python -m pytest -q -m "unit or lab" $(PYTEST_ARGS)
 
 ## test: the whole suite (unit, lab, bus, corpus) with branch coverage
 test: $(STAMP) ssh-client promtool lint typecheck
