@@ -21,6 +21,7 @@ from nats.micro.request import Request
 from nats.micro.service import Service
 
 from service import __version__
+from service.contract import headers
 from service.contract.codec import encode
 from service.contract.messages import (
     DeviceResult,
@@ -50,11 +51,11 @@ from service.transport.large_outputs import LargeOutputs
 from service.transport.micro_stats import EndpointStats
 from service.transport.subjects import Subjects
 
-REQUEST_ID_HEADER = "Pyats-Request-Id"
-REQUEST_INFO_HEADER = "Nats-Request-Info"
+REQUEST_ID_HEADER = headers.REQUEST_ID
+REQUEST_INFO_HEADER = headers.REQUEST_INFO
 MESSAGE_KIND_HEADER = MESSAGE_KIND
-ERROR_HEADER = "Nats-Service-Error"
-ERROR_CODE_HEADER = "Nats-Service-Error-Code"
+ERROR_HEADER = headers.SERVICE_ERROR
+ERROR_CODE_HEADER = headers.SERVICE_ERROR_CODE
 
 
 class NatsReplySink:

@@ -29,16 +29,17 @@ from nats.aio.msg import Msg
 from nats.js import api
 from nats.js.client import JetStreamContext
 
+from service.contract import headers
 from service.contract.codec import encode
 from service.contract.messages import CommandResult, DeviceResult, HistoryRequest
 from service.transport.inbox import error_of, streamed_replies
 from service.transport.results import REQUESTER
 from service.transport.subjects import SUMMARY_TOKEN, Subjects, device_token
 
-STORED_AT = "Pyats-Stored-At"
-SEQUENCE = "Pyats-Sequence"
-SUBJECT = "Pyats-Subject"
-TRUNCATED = "Pyats-Truncated"
+STORED_AT = headers.STORED_AT
+SEQUENCE = headers.SEQUENCE
+SUBJECT = headers.SUBJECT
+TRUNCATED = headers.TRUNCATED
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

@@ -11,9 +11,10 @@ import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from service.contract import headers
 from service.contract.messages import ErrorReply
 
-MESSAGE_KIND = "Pyats-Message"
+MESSAGE_KIND = headers.MESSAGE
 
 
 @asynccontextmanager

@@ -22,6 +22,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
 
+from service.contract import headers
 from service.contract.codec import encode
 from service.contract.messages import DeviceResult, ErrorDetail, ErrorReply, ExecuteResponse, RequestSummary
 from service.domain.replies import ReplyRule
@@ -32,7 +33,7 @@ from service.transport.endpoint import MESSAGE_KIND_HEADER
 from service.transport.subjects import Subjects
 
 CONSUMER = "pyats-ro-jobs"
-REQUEST_INFO_HEADER = "Nats-Request-Info"
+REQUEST_INFO_HEADER = headers.REQUEST_INFO
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from nats.aio.client import Client
 from nats.js import api
 from nats.js.client import JetStreamContext
 
+from service.contract import headers
 from service.contract.codec import encode
 from service.contract.messages import DeviceResult, RequestSummary
 from service.errors import ConfigError, ErrorCode
@@ -26,11 +27,11 @@ from service.observability.metrics import ServiceMetrics
 from service.transport.large_outputs import LargeOutputs
 from service.transport.subjects import SUMMARY_TOKEN, Subjects, device_token, sanitize_token
 
-REQUEST_ID = "Pyats-Request-Id"
-REQUESTER = "Pyats-Requester"
-DEVICE = "Pyats-Device"
-STATUS = "Pyats-Status"
-MSG_ID = "Nats-Msg-Id"
+REQUEST_ID = headers.REQUEST_ID
+REQUESTER = headers.REQUESTER
+DEVICE = headers.DEVICE
+STATUS = headers.STATUS
+MSG_ID = headers.MSG_ID
 CONNECTED_ATTEMPTS = 3
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from loguru import logger
 from nats.aio.client import Client
 
+from service.contract import headers
 from service.contract.messages import DeviceResult
 from service.domain.models import DeviceOS, DeviceTarget, ExecutionPlan, ParseOutcome, Timeouts
 from service.errors import DeviceError, ErrorCode
@@ -28,9 +29,9 @@ from service.workers.directory import WorkerDirectory
 from service.workers.partition import PartitionMap
 from service.workers.protocol import decode_result, encode, job_of
 
-PART_HEADER = "Pyats-Part"  # "i/n" on each piece of a result larger than one message
-CONNECTS_HEADER = "Pyats-Connects"  # JSON [[seconds, reused], ...]: the sessions the job used
-WARM_HEADER = "Pyats-Warm-Sessions"  # the worker's warm sessions once the job's session went back
+PART_HEADER = headers.PART
+CONNECTS_HEADER = headers.CONNECTS
+WARM_HEADER = headers.WARM_SESSIONS
 ATTEMPTS = 2
 WORKER_GRACE = 10.0  # past a device's deadline, how long the front still waits for its worker's answer
 
