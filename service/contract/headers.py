@@ -23,3 +23,4 @@ SERVICE_ERROR_CODE = "Nats-Service-Error-Code"
 PART = "Pyats-Part"  # "i/n" on each piece of a result larger than one message
 CONNECTS = "Pyats-Connects"  # JSON [[seconds, reused], ...]: the sessions a job used
 WARM_SESSIONS = "Pyats-Warm-Sessions"  # the worker's warm sessions once the job's session went back
+REFUSED = "Pyats-Refused"  # a worker that could not read a job says why (other versions during an upgrade)

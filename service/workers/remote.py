@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from loguru import logger
 from nats.aio.client import Client
 
+from service import __version__
 from service.contract import headers
 from service.contract.messages import DeviceResult
 from service.domain.models import DeviceOS, DeviceTarget, ExecutionPlan, ParseOutcome, Timeouts
@@ -32,6 +33,7 @@ from service.workers.protocol import decode_result, encode, job_of
 PART_HEADER = headers.PART
 CONNECTS_HEADER = headers.CONNECTS
 WARM_HEADER = headers.WARM_SESSIONS
+REFUSED_HEADER = headers.REFUSED
 ATTEMPTS = 2
 WORKER_GRACE = 10.0  # past a device's deadline, how long the front still waits for its worker's answer
 
@@ -113,6 +115,13 @@ class RemoteDevices:
                     f"no result within the device deadline ({timeouts.device:g}s)",
                 )
             else:
+                if result is None:
+                    return _failed(
+                        plan,
+                        target,
+                        ErrorCode.INTERNAL_ERROR,
+                        f"the device worker could not read the job: {headers.get(REFUSED_HEADER)}, front {__version__}",
+                    )
                 self._answered(worker, target, headers)
                 return result
         return _failed(
@@ -138,7 +147,8 @@ class RemoteDevices:
             total += count if at > self._directory.membership.seen(worker) else beat.warm_sessions
         return total
 
-    async def _on_worker(self, worker: str, body: bytes, timeout: float) -> tuple[DeviceResult, dict[str, str]]:
+    async def _on_worker(self, worker: str, body: bytes, timeout: float) -> tuple[DeviceResult | None, dict[str, str]]:
+        """The worker's result (None: it refused the job) and the answer's headers."""
         lost = self._lost.setdefault(worker, asyncio.Event())
         inbox = self._client.new_inbox()
         sub = await self._client.subscribe(inbox)
@@ -159,8 +169,10 @@ class RemoteDevices:
                 if answer is None:  # no responders: the worker's subscription is gone
                     self._directory.forget(worker)
                     raise WorkerLostError(worker)
-                data, headers = answer
-                return decode_result(data), headers
+                data, answer_headers = answer
+                if answer_headers.get(REFUSED_HEADER) is not None:
+                    return None, answer_headers
+                return decode_result(data), answer_headers
             if gone in done:
                 raise WorkerLostError(worker)
             raise TimeoutError

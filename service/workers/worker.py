@@ -26,6 +26,7 @@ from nats.aio.msg import Msg
 
 from service import __version__
 from service.config import Settings
+from service.contract import headers
 from service.contract.messages import DeviceResult
 from service.domain.models import DeviceTarget
 from service.errors import DeviceError, ErrorCode
@@ -201,7 +202,9 @@ class DeviceWorker:
         try:
             job = decode_job(msg.data)
         except Exception:  # noqa: BLE001 - never echo the body: it holds credentials
-            logger.error("ignored a malformed device job")
+            logger.error("refused a device job it cannot read (a front of another version?)")
+            if msg.reply:  # the front fails that device at once instead of waiting out its deadline
+                await self._reply(msg.reply, b"", {headers.REFUSED: f"worker {self.worker_id} ({__version__})"})
             return
         try:
             result = await self._run(job)
@@ -217,8 +220,8 @@ class DeviceWorker:
             )
         connects = self._connects.pop((job.request_id, job.target.hostname, job.target.port), [])
         if msg.reply:
-            headers = {CONNECTS_HEADER: json.dumps(connects), WARM_HEADER: str(self.sessions.idle_count())}
-            await self._reply(msg.reply, encode(result), headers)
+            answer = {CONNECTS_HEADER: json.dumps(connects), WARM_HEADER: str(self.sessions.idle_count())}
+            await self._reply(msg.reply, encode(result), answer)
 
     async def _run(self, job: DeviceJob) -> DeviceResult:
         plan = plan_of(job)

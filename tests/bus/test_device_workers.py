@@ -263,3 +263,11 @@ async def test_a_small_request_is_answered_while_a_big_one_still_runs(
     assert (await big_reply)["successful_devices"] == 20
     big_done = time.monotonic() - started
     assert small_done < big_done / 2, (small_done, big_done)
+
+
+async def test_a_job_a_worker_cannot_read_is_refused_at_once(two_workers: ServiceProcess, client: Client) -> None:
+    """A front of another version (a rolling upgrade): the worker says so instead of staying silent."""
+    live = await until_workers(client, TWO, "two", 2)
+    worker = sorted(live)[0]
+    reply = await client.request(InternalSubjects(TWO, "two").work(worker), b"\x00 not a job", timeout=10)
+    assert worker in (reply.headers or {}).get("Pyats-Refused", "")
