@@ -158,7 +158,13 @@ class App:
         )
         await self.workers.start()
         self.remote = RemoteDevices(
-            client, self.workers, internal, settings.worker_wait, WORKER_GRACE, on_connect=self._worker_connect
+            client,
+            self.workers,
+            internal,
+            settings.worker_wait,
+            WORKER_GRACE,
+            on_connect=self._worker_connect,
+            leave_grace=settings.shutdown_grace + WORKER_GRACE,  # a worker that leaves has that long to finish
         )
         self.scheduler.remote = self.remote
         count = settings.worker_processes()

@@ -20,8 +20,9 @@ from nats.aio.msg import Msg
 from service.workers.partition import PartitionMap
 from service.workers.protocol import Heartbeat, decode_heartbeat
 
-# (old map, new map, workers that went away)
-MapListener = Callable[[PartitionMap, PartitionMap, list[str]], None]
+# (old map, new map, workers that went away, whether they said they were leaving: a worker that
+# leaves still answers the devices it has, up to its shutdown grace; one that died never will)
+MapListener = Callable[[PartitionMap, PartitionMap, list[str], bool], None]
 
 
 class Membership:
@@ -145,7 +146,7 @@ class WorkerDirectory:
                 logger.info("device worker {} left", heartbeat.worker)
             else:
                 logger.info("device worker {} joined ({} on {})", heartbeat.worker, heartbeat.pid, heartbeat.host)
-            self._changed_to(old, gone)
+            self._changed_to(old, gone, heartbeat.leaving)
 
     async def _sweep(self) -> None:
         while True:
@@ -156,11 +157,11 @@ class WorkerDirectory:
                 logger.warning("device worker(s) {} missed their heartbeats; their partitions move", ", ".join(gone))
                 self._changed_to(old, gone)
 
-    def _changed_to(self, old: PartitionMap, gone: list[str]) -> None:
+    def _changed_to(self, old: PartitionMap, gone: list[str], leaving: bool = False) -> None:
         self._changed.set()
         new = self.membership.map
         for listener in self._listeners:
             try:
-                listener(old, new, gone)
+                listener(old, new, gone, leaving)
             except Exception as exc:  # noqa: BLE001 - one listener must not stop the others
                 logger.opt(exception=exc).error("partition map listener failed")

@@ -71,7 +71,9 @@ class RemoteDevices:
         wait_for_worker: float,
         grace: float,
         on_connect: Callable[[DeviceOS, float, bool], None] | None = None,
+        leave_grace: float = 35.0,
     ) -> None:
+        self._leave_grace = leave_grace
         self._on_connect = on_connect
         self._client = client
         self._directory = directory
@@ -84,11 +86,15 @@ class RemoteDevices:
         self.lost = 0
         directory.listen(self._on_map)
 
-    def _on_map(self, old: PartitionMap, new: PartitionMap, gone: list[str]) -> None:
+    def _on_map(self, old: PartitionMap, new: PartitionMap, gone: list[str], leaving: bool) -> None:
         for worker in gone:
             self.lost += 1
-            event = self._lost.pop(worker, None)
-            if event is not None:
+            event = self._lost.pop(worker, None)  # new jobs to a restarted worker wait on a new event
+            if event is None:
+                continue
+            if leaving:  # it finishes what it has: send those devices elsewhere only if it does not
+                asyncio.get_running_loop().call_later(self._leave_grace, event.set)
+            else:
                 event.set()
 
     async def run(self, plan: ExecutionPlan, target: DeviceTarget, timeouts: Timeouts) -> DeviceResult:

@@ -180,7 +180,7 @@ class DeviceWorker:
             await asyncio.sleep(interval)
             await loop.run_in_executor(None, self.sessions.sweep)
 
-    def _on_map(self, old: PartitionMap, new: PartitionMap, gone: list[str]) -> None:
+    def _on_map(self, old: PartitionMap, new: PartitionMap, gone: list[str], leaving: bool) -> None:
         """Let go of idle sessions to devices another worker owns now (their VTY lines)."""
 
         def elsewhere(hostname: str, port: int) -> bool:

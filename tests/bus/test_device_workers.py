@@ -271,3 +271,26 @@ async def test_a_job_a_worker_cannot_read_is_refused_at_once(two_workers: Servic
     worker = sorted(live)[0]
     reply = await client.request(InternalSubjects(TWO, "two").work(worker), b"\x00 not a job", timeout=10)
     assert worker in (reply.headers or {}).get("Pyats-Refused", "")
+
+
+async def test_a_worker_that_is_stopped_finishes_its_devices_and_none_runs_twice(
+    service_factory: Callable[..., ServiceProcess], client: Client, lab: Any, lab_device: Lab
+) -> None:
+    """SIGTERM to a worker while it works on a slow device: it says it is leaving (its partitions
+    move at once) but answers that device itself; the front does not send it elsewhere meanwhile."""
+    prefix = "wleave.v1"
+    service_factory(
+        PYATS_SUBJECT_PREFIX=prefix, PYATS_WORKER_GROUP="leave", PYATS_DEVICE_WORKERS="2", PYATS_SHUTDOWN_GRACE="40"
+    ).wait_ready()
+    live = await until_workers(client, prefix, "leave", 2)
+    slow = lab_device("slow")  # 3 s per answer
+    owner = PartitionMap(live).owner(slow["host"], slow["port"])
+    assert owner is not None
+    before = opened(lab, {slow["port"]})
+    body = {"devices": [wire_device(slow)], "commands": [{"command": "show clock"}]}
+    pending = asyncio.ensure_future(ask(client, body, prefix, timeout=120))
+    await asyncio.sleep(2.0)  # logging in
+    os.kill(live[owner].pid, signal.SIGTERM)
+    reply = await pending
+    assert reply["successful_devices"] == 1, reply
+    assert opened(lab, {slow["port"]}) == before + 1  # one session: the leaving worker's own
