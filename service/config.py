@@ -505,7 +505,10 @@ class Settings(BaseSettings):
 
     def worker_processes(self) -> int:
         """How many device worker processes ``serve`` starts."""
-        return (os.cpu_count() or 1) if self.device_workers is None else self.device_workers
+        if self.device_workers is not None:
+            return self.device_workers
+        # the cores this process may run on (a container pinned with --cpuset-cpus sees its own)
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
     @property
     def uses_workers(self) -> bool:
