@@ -23,7 +23,7 @@ from service.domain.models import DeviceOS
 from service.errors import ConfigError
 from service.observability.health import HealthServer
 from service.observability.metrics import ServiceMetrics
-from service.pipeline.engine import build_engine
+from service.pipeline.engine import build_engine, sweep_idle_sessions
 from service.pipeline.handler import RequestHandler
 from service.pipeline.policy_file import load_policy
 from service.pipeline.ports import DeviceSessionFactory, OutputParser
@@ -213,14 +213,6 @@ class App:
         publisher.start()
         return publisher, jetstream
 
-    async def _sweep_sessions(self) -> None:
-        """Close warm sessions idle past their TTL, off the event loop."""
-        loop = asyncio.get_running_loop()
-        interval = max(1.0, min(10.0, self.settings.session_idle_ttl / 4 or 10.0))
-        while True:
-            await asyncio.sleep(interval)
-            await loop.run_in_executor(None, self.scheduler.sweep_sessions)
-
     def reload(self) -> None:
         """SIGHUP: re-read the inventory and the requester policy; keep the old ones if broken."""
         self.inventory.reload()
@@ -325,7 +317,7 @@ class App:
             results_stream=settings.results_stream,
             workers=self.worker_rows if self.uses_workers else None,
         )
-        sweeper = asyncio.create_task(self._sweep_sessions())
+        sweeper = asyncio.create_task(sweep_idle_sessions(self.sessions, settings.session_idle_ttl))
         watcher = asyncio.create_task(self._watch_inventory())
         try:
             if self.uses_workers:  # after everything that may refuse to start; stopped in the finally

@@ -191,6 +191,16 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNatsS
         server.stop()
 
 
+# /readyz of a ready service with device workers and JetStream
+READY_CHECKS = {
+    "nats_connected": True,
+    "serving": True,
+    "pool": True,
+    "parsers": True,
+    "workers": True,
+    "jetstream": True,
+}
+
 SERVE = [sys.executable, "-m", "service", "serve", "--env-file", os.devnull]
 
 

@@ -3,6 +3,8 @@ way for the front's own process (no device workers) and for each device worker."
 
 from __future__ import annotations
 
+import asyncio
+
 from service.config import Settings
 from service.domain.models import DeviceTarget
 from service.observability.metrics import ServiceMetrics
@@ -47,3 +49,12 @@ def build_engine(
         on_queue_wait=metrics.queue_wait.observe,
     )
     return scheduler, sessions
+
+
+async def sweep_idle_sessions(sessions: SessionPool, idle_ttl: float) -> None:
+    """Close warm sessions idle past their TTL, off the event loop, until cancelled."""
+    loop = asyncio.get_running_loop()
+    interval = max(1.0, min(10.0, idle_ttl / 4 or 10.0))
+    while True:
+        await asyncio.sleep(interval)
+        await loop.run_in_executor(None, sessions.sweep)

@@ -309,9 +309,6 @@ class Scheduler:
                     f"no result within the device deadline ({timeouts.device:g}s)",
                 )
 
-    def sweep_sessions(self) -> int:
-        return self._pool.sweep()
-
     def shutdown(self) -> None:
         self._workers.shutdown(wait=True, cancel_futures=True)
         self._parsers.shutdown(wait=True, cancel_futures=True)

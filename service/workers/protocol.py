@@ -72,10 +72,7 @@ class Heartbeat(Struct, frozen=True, kw_only=True):
     version: str
     capacity: int  # device threads
     busy: int = 0
-    queued: int = 0
     warm_sessions: int = 0
-    logins: int = 0
-    reuses: int = 0
     jobs: int = 0
     leaving: bool = False
 

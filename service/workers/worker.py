@@ -31,7 +31,7 @@ from service.contract.messages import DeviceResult
 from service.domain.models import DeviceTarget
 from service.errors import DeviceError, ErrorCode
 from service.observability.metrics import ServiceMetrics
-from service.pipeline.engine import build_engine
+from service.pipeline.engine import build_engine, sweep_idle_sessions
 from service.pipeline.ports import DeviceSessionFactory, OutputParser
 from service.pipeline.runner import device_result
 from service.transport.connection import connect
@@ -99,10 +99,7 @@ class DeviceWorker:
             version=__version__,
             capacity=self.scheduler.limit,
             busy=self.scheduler.busy,
-            queued=self.scheduler.queued,
             warm_sessions=self.sessions.idle_count(),
-            logins=self.sessions.logins,
-            reuses=self.sessions.reuses,
             jobs=self.jobs,
             leaving=leaving,
         )
@@ -122,7 +119,7 @@ class DeviceWorker:
         work = await client.subscribe(self.subjects.work(self.worker_id), cb=self._on_job)
         ping = await client.subscribe(f"{self.subjects.heartbeats}.ping", cb=self._on_ping)
         beats = asyncio.create_task(self._beat())
-        sweeper = asyncio.create_task(self._sweep())
+        sweeper = asyncio.create_task(sweep_idle_sessions(self.sessions, settings.session_idle_ttl))
         governing = asyncio.create_task(self._govern())
         logger.info(
             "device worker {} ready (up to {} devices at once, tuned to its CPU)",
@@ -172,13 +169,6 @@ class DeviceWorker:
     async def _on_ping(self, msg: Msg) -> None:
         assert self._client is not None
         await self._client.publish(self.subjects.heartbeats, encode(self.heartbeat()))
-
-    async def _sweep(self) -> None:
-        interval = max(1.0, min(30.0, self.settings.session_idle_ttl / 2 or 30.0))
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(interval)
-            await loop.run_in_executor(None, self.sessions.sweep)
 
     def _on_map(self, old: PartitionMap, new: PartitionMap, gone: list[str], leaving: bool) -> None:
         """Let go of idle sessions to devices another worker owns now (their VTY lines)."""

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import ServiceProcess
+from tests.conftest import READY_CHECKS, ServiceProcess
 
 pytestmark = pytest.mark.bus
 
@@ -25,14 +25,7 @@ def test_healthz_and_readyz(service: ServiceProcess) -> None:
     assert get(service.metrics_port, "/healthz") == (200, '{"status": "alive"}\n')
     status, body = get(service.metrics_port, "/readyz")
     assert status == 200
-    checks = {
-        "nats_connected": True,
-        "serving": True,
-        "pool": True,
-        "parsers": True,
-        "workers": True,
-        "jetstream": True,
-    }
+    checks = READY_CHECKS
     assert json.loads(body) == {"ready": True, "checks": checks}
     assert get(service.metrics_port, "/nope")[0] == 404
 

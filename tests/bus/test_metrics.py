@@ -17,7 +17,7 @@ from nats.aio.client import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.transport.local_server import LocalNatsServer, free_port
-from tests.conftest import ServiceProcess, wire_device
+from tests.conftest import READY_CHECKS, ServiceProcess, wire_device
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
 
@@ -182,14 +182,7 @@ async def test_readiness_follows_the_nats_server(
         assert down["checks"]["nats_connected"] is False
         server.start()
         up = await until(True)
-        checks = {
-            "nats_connected": True,
-            "serving": True,
-            "pool": True,
-            "parsers": True,
-            "workers": True,
-            "jetstream": True,
-        }
+        checks = READY_CHECKS
         assert up["checks"] == checks
         plain = await nats.connect(server.url)  # and it serves again
         try:
