@@ -79,8 +79,8 @@ clean:
 ## schemas: regenerate schemas/ (JSON Schema of the msgspec Structs, nats.micro replies, AsyncAPI)
 schemas: $(STAMP)
 	$(BIN)/python -m service.contract.schema schemas
-	$(BIN)/python -m service.transport.asyncapi schemas
+	$(BIN)/python -m service.contract_docs.asyncapi schemas
 
 ## config-docs: regenerate the settings tables in docs/CONFIGURATION.md and .env.example
 config-docs: $(STAMP)
-	$(BIN)/python -m service.config_docs
+	$(BIN)/python -m service.devtools.config_docs

@@ -15,12 +15,12 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.domain.errors import ConfigError, ErrorCode
 from service.domain.legacy_ssh import LEGACY_ALGORITHMS, parse_legacy_algorithms
 from service.domain.models import FREE_TEXT_PREFIXES, DeviceOS, Timeouts
 from service.domain.policy import Limits
 from service.domain.replies import REQUESTER_FIELD, ReplyRule, well_formed
 from service.domain.requester_policy import RateRule
-from service.errors import ConfigError, ErrorCode
 
 ENV_PREFIX = "PYATS_"
 

@@ -23,8 +23,8 @@ from loguru import logger
 from nats.aio.client import Client
 
 from service.device.unicon_session import SessionOptions, UniconSessionFactory
-from service.lab.runner import LabProcess
-from service.transport.local_server import LocalNatsServer, free_port
+from service.devtools.lab.runner import LabProcess
+from service.devtools.local_server import LocalNatsServer, free_port
 from tests.mockdevice import cases as mockdevice_cases
 
 SHARED_OUTPUTS = Path(

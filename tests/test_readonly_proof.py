@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.lab.runner import LabProcess
+from service.devtools.lab.runner import LabProcess
 from tests.conftest import LAB_ENABLE, LAB_PASSWORD
 
 pytestmark = [pytest.mark.lab, pytest.mark.readonly_proof]

@@ -33,8 +33,8 @@ def measure(cache: bool, commands: int) -> dict[str, float]:
 
     if not cache:
         assert inspect.getfullargspec is real
+    from service.devtools.lab.runner import LabProcess
     from service.domain.models import DeviceOS, DeviceTarget, Secret
-    from service.lab.runner import LabProcess
     from service.observability.logging import setup_logging
 
     setup_logging(level="WARNING")

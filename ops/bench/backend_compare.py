@@ -25,7 +25,7 @@ from typing import Any
 
 from unicon import Connection
 
-from service.lab.runner import LabProcess
+from service.devtools.lab.runner import LabProcess
 
 BACKENDS = {"pty": "unicon.eal.backend.pty_backend", "paramiko": "service.device.paramiko_backend"}
 SETTINGS: dict[str, Any] = {

@@ -18,7 +18,7 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 
-from service.transport.client import wait_until_serving
+from service.client.execute import wait_until_serving
 
 SUBJECT = "pyats.v1.execute.bench"
 PING = "$SRV.PING.pyats-ro"

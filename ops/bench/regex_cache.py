@@ -26,8 +26,8 @@ def measure(size: int, devices: int, rounds: int) -> dict[str, float]:
     from service.device import regex_cache, unicon_session
 
     regex_cache.make_room = lambda size=size: setattr(re, "_MAXCACHE", size)  # this variant's size, exactly
+    from service.devtools.lab.runner import LabProcess
     from service.domain.models import DeviceOS, DeviceTarget, Secret
-    from service.lab.runner import LabProcess
     from service.observability.logging import setup_logging
 
     setup_logging(level="WARNING")

@@ -23,9 +23,9 @@ from pathlib import Path
 import nats
 import nats.errors
 
-from service.lab.runner import LabProcess
-from service.transport.client import wait_until_serving
-from service.transport.local_server import LocalNatsServer, free_port
+from service.client.execute import wait_until_serving
+from service.devtools.lab.runner import LabProcess
+from service.devtools.local_server import LocalNatsServer, free_port
 
 COMMANDS = ["show version", "show ip interface brief", "show clock", "show inventory"]
 

@@ -41,8 +41,8 @@ from report import header, scenario_tables, table  # noqa: E402
 from scenarios import FAIRNESS_SPARES, Config, Group, progress  # noqa: E402
 from stack import ServiceStartError  # noqa: E402
 
-from service.lab.runner import LabProcess, LabStartError  # noqa: E402
-from service.transport.local_server import LocalNatsServer  # noqa: E402
+from service.devtools.lab.runner import LabProcess, LabStartError  # noqa: E402
+from service.devtools.local_server import LocalNatsServer  # noqa: E402
 
 ALL_SCENARIOS = ("cold", "warm", "warm1", "fairness", "big", "sequential")
 DEFAULT_SCENARIOS = "cold,warm,warm1,sequential"

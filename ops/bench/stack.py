@@ -21,7 +21,7 @@ from pathlib import Path
 from bus import wait_ready
 from procfs import ProcessTree, stat_fields
 
-from service.transport.local_server import free_port
+from service.devtools.local_server import free_port
 
 SERVICE_START_TIMEOUT = 90.0
 SERVICE_STOP_TIMEOUT = 30.0

@@ -24,11 +24,11 @@ from typing import Any
 import yaml
 from loguru import logger
 
+from service.domain.errors import ConfigError, ErrorCode
 from service.domain.inventory import Inventory, InventoryDevice
 from service.domain.legacy_ssh import parse_legacy_algorithms
 from service.domain.models import DeviceOS, Secret
 from service.domain.policy import check_hostname
-from service.errors import ConfigError, ErrorCode
 
 _ENV = re.compile(r"%ENV\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

@@ -28,9 +28,9 @@ from unicon.utils import Utils
 
 from service.device import reading_services, regex_cache
 from service.device.device_text import OutputLimitError, over_limit, replaced_so_far, start_command
+from service.domain.errors import CommandError, ConnectError, ErrorCode, SessionOutOfStepError
 from service.domain.legacy_ssh import AlgorithmKind, of_kind
 from service.domain.models import FREE_TEXT_PREFIXES, DeviceOS, DeviceTarget
-from service.errors import CommandError, ConnectError, ErrorCode, SessionOutOfStepError
 from service.observability.logging import LIVE_SECRETS, forget_library_logger, route_library_logger
 
 # Sent after login, best effort: a device (or AAA command authorization) may refuse them,

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from service.contract.messages import CommandSpec, DeviceSpec, ExecuteRequest
+from service.domain.errors import ErrorCode, PolicyError
 from service.domain.inventory import Inventory
 from service.domain.models import (
     DeviceOS,
@@ -22,7 +23,6 @@ from service.domain.models import (
     ShowCommand,
     Timeouts,
 )
-from service.errors import ErrorCode, PolicyError
 
 
 @dataclass(frozen=True, slots=True)

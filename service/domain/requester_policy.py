@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from service.domain.errors import ErrorCode, PolicyError
 from service.domain.models import ShowCommand
-from service.errors import ErrorCode, PolicyError
 
 
 @dataclass(frozen=True, slots=True)

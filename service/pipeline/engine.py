@@ -10,7 +10,8 @@ from service.domain.models import DeviceTarget
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.ports import DeviceSessionFactory, OutputParser
 from service.pipeline.rate_limit import LoginLimiter
-from service.pipeline.runner import ConnectObserver, DeviceRunner, ResultParser
+from service.pipeline.result_parser import ResultParser
+from service.pipeline.runner import ConnectObserver, DeviceRunner
 from service.pipeline.scheduler import Scheduler, SchedulerLimits
 from service.pipeline.session_pool import SessionPool
 

@@ -16,12 +16,12 @@ from loguru import logger
 
 from service.contract.codec import decode_request
 from service.contract.messages import DeviceResult, ExecuteResponse, RequestSummary
+from service.domain.errors import ErrorCode, PyatsRoError, RequestError
 from service.domain.ids import new_request_id
 from service.domain.inventory import Inventory
 from service.domain.models import ExecutionPlan, Timeouts
 from service.domain.policy import Limits, build_plan, check_request_id
 from service.domain.requester_policy import RateRule, RequesterPolicy, RequesterRules
-from service.errors import ErrorCode, PyatsRoError, RequestError
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.ports import ResultPublisher
 from service.pipeline.rate_limit import RequesterLimiter

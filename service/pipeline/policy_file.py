@@ -21,8 +21,8 @@ from pathlib import Path
 
 import msgspec
 
+from service.domain.errors import ConfigError, ErrorCode
 from service.domain.requester_policy import RateRule, RequesterPolicy, RequesterRules
-from service.errors import ConfigError, ErrorCode
 
 
 class _Rate(msgspec.Struct, forbid_unknown_fields=True):

@@ -13,8 +13,8 @@ from collections import OrderedDict
 
 from aiolimiter import AsyncLimiter
 
+from service.domain.errors import ErrorCode, PolicyError
 from service.domain.requester_policy import RateRule
-from service.errors import ErrorCode, PolicyError
 
 
 class _Buckets:

@@ -31,10 +31,11 @@ from typing import Protocol
 from loguru import logger
 
 from service.contract.messages import DeviceResult
+from service.domain.errors import DeviceError, ErrorCode
 from service.domain.models import DeviceTarget, ExecutionPlan, Timeouts
-from service.errors import DeviceError, ErrorCode
 from service.pipeline.rate_limit import LoginLimiter
-from service.pipeline.runner import AbortHandle, DeviceRunner, ResultParser, device_result
+from service.pipeline.result_parser import ResultParser
+from service.pipeline.runner import AbortHandle, DeviceRunner, device_result
 from service.pipeline.session_pool import SessionPool
 
 ResultCallback = Callable[[DeviceResult], Awaitable[None]]

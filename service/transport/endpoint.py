@@ -32,8 +32,8 @@ from service.contract.messages import (
     OutputRef,
     RequestSummary,
 )
+from service.domain.errors import ErrorCode, PyatsRoError, RequestError, status_for
 from service.domain.replies import ReplyRule
-from service.errors import ErrorCode, PyatsRoError, RequestError, status_for
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
 from service.transport.history import (
@@ -46,14 +46,13 @@ from service.transport.history import (
     parse_time,
     stored_headers,
 )
-from service.transport.inbox import MESSAGE_KIND
 from service.transport.large_outputs import LargeOutputs
 from service.transport.micro_stats import EndpointStats
 from service.transport.subjects import Subjects
 
 REQUEST_ID_HEADER = headers.REQUEST_ID
 REQUEST_INFO_HEADER = headers.REQUEST_INFO
-MESSAGE_KIND_HEADER = MESSAGE_KIND
+MESSAGE_KIND_HEADER = headers.MESSAGE
 ERROR_HEADER = headers.SERVICE_ERROR
 ERROR_CODE_HEADER = headers.SERVICE_ERROR_CODE
 

@@ -25,8 +25,8 @@ from nats.js import api
 from service.contract import headers
 from service.contract.codec import encode
 from service.contract.messages import DeviceResult, ErrorDetail, ErrorReply, ExecuteResponse, RequestSummary
+from service.domain.errors import ConfigError, ErrorCode, PyatsRoError, RequestError
 from service.domain.replies import ReplyRule
-from service.errors import ConfigError, ErrorCode, PyatsRoError, RequestError
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
 from service.transport.endpoint import MESSAGE_KIND_HEADER

@@ -28,8 +28,8 @@ from service import __version__
 from service.config import Settings
 from service.contract import headers
 from service.contract.messages import DeviceResult
+from service.domain.errors import DeviceError, ErrorCode
 from service.domain.models import DeviceTarget
-from service.errors import DeviceError, ErrorCode
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.engine import build_engine, sweep_idle_sessions
 from service.pipeline.ports import DeviceSessionFactory, OutputParser

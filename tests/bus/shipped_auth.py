@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 from nats.aio.client import Client
 
-from service.transport.local_server import LocalNatsServer
+from service.devtools.local_server import LocalNatsServer
 from tests.conftest import ServiceProcess
 
 AUTH_CONF = Path(__file__).resolve().parents[2] / "ops" / "nats" / "auth.conf"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from service.transport.local_server import LocalNatsServer
+from service.devtools.local_server import LocalNatsServer
 from tests.conftest import LAB_PASSWORD, ServiceProcess
 
 pytestmark = pytest.mark.bus

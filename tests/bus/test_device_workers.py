@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 
-from service.status_cli import collect_status
-from service.transport.local_server import LocalNatsServer
+from service.cli.status import collect_status
+from service.devtools.local_server import LocalNatsServer
 from service.workers.partition import PartitionMap
 from service.workers.protocol import Heartbeat, decode_heartbeat
 from service.workers.remote import InternalSubjects

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 
-from service.transport.client import ServiceReplyError, execute, execute_streamed
+from service.client.execute import ServiceReplyError, execute, execute_streamed
 from tests.conftest import ServiceProcess, wire_device
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]

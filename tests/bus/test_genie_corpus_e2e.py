@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 
-from service.cli import _parse_command
+from service.cli.main import _parse_command
 from tests.conftest import CORPUS, SHARED_OUTPUTS, ServiceProcess, wire_device
 
 pytestmark = [pytest.mark.bus, pytest.mark.corpus, pytest.mark.asyncio]

@@ -22,10 +22,11 @@ import pytest
 import pytest_asyncio
 from nats.aio.client import Client
 
+from service.client.history import latest, query_results, result_at, result_of_request
 from service.contract.codec import encode
 from service.contract.messages import DeviceResult
-from service.transport.history import HistoryQuery, latest, query_results, result_at, result_of_request
-from service.transport.local_server import LocalNatsServer
+from service.devtools.local_server import LocalNatsServer
+from service.transport.history import HistoryQuery
 from service.transport.subjects import device_token
 from tests.conftest import ServiceProcess, wire_device
 

@@ -24,10 +24,11 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
 
+from service.client.execute import execute
+from service.client.history import query_results
+from service.client.outputs import OutputFetchError, OutputRoute, fetch_output_from_service
 from service.contract.messages import DeviceResult
-from service.transport.client import execute
-from service.transport.history import HistoryQuery, query_results
-from service.transport.large_outputs import OutputFetchError, OutputRoute, fetch_output_from_service
+from service.transport.history import HistoryQuery
 from tests.bus.shipped_auth import PASSWORDS, Requester, auth_server, auth_service, connect_as, log_records
 from tests.conftest import ServiceProcess, wire_device
 

@@ -14,11 +14,12 @@ import nats
 import pytest
 from nats.aio.client import Client
 
+from service.client.execute import execute, execute_streamed
+from service.client.outputs import resolve_outputs
 from service.contract.messages import CommandResult, DeviceResult
-from service.lab.generated import generated_output
-from service.transport.client import execute, execute_streamed
-from service.transport.large_outputs import BUCKET, LargeOutputs, _Utf8Reader, resolve_outputs
-from service.transport.local_server import LocalNatsServer
+from service.devtools.lab.generated import generated_output
+from service.devtools.local_server import LocalNatsServer
+from service.transport.large_outputs import BUCKET, LargeOutputs, _Utf8Reader
 from tests.conftest import ServiceProcess, wire_device
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]

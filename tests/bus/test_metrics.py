@@ -16,7 +16,7 @@ import pytest
 from nats.aio.client import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.transport.local_server import LocalNatsServer, free_port
+from service.devtools.local_server import LocalNatsServer, free_port
 from tests.conftest import READY_CHECKS, ServiceProcess, wire_device
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]

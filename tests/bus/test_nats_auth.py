@@ -29,8 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from service.config import Settings
+from service.devtools.local_server import LocalNatsServer, free_port
 from service.transport.connection import connect_options
-from service.transport.local_server import LocalNatsServer, free_port
 from tests.conftest import ServiceProcess, serve_until_exit
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]

@@ -17,14 +17,11 @@ import msgspec
 import nats
 import pytest
 
-from service.transport.client import execute, execute_streamed
-from service.transport.history import HistoryError, HistoryQuery, query_results, query_via_service
-from service.transport.large_outputs import (
-    OutputFetchError,
-    OutputRoute,
-    fetch_output_from_service,
-)
-from service.transport.local_server import LocalNatsServer, nats_server_binary
+from service.client.execute import execute, execute_streamed
+from service.client.history import query_results, query_via_service
+from service.client.outputs import OutputFetchError, OutputRoute, fetch_output_from_service
+from service.devtools.local_server import LocalNatsServer, nats_server_binary
+from service.transport.history import HistoryError, HistoryQuery
 from tests.bus.shipped_auth import AUTH_CONF, PASSWORDS, auth_server, auth_service, connect_as, log_records
 from tests.conftest import ServiceProcess, wire_device
 

@@ -11,7 +11,7 @@ from typing import Any
 import nats
 import pytest
 
-from service.transport.local_server import LocalNatsServer
+from service.devtools.local_server import LocalNatsServer
 from tests.bus.test_jobs import inventory_file
 from tests.conftest import LAB_PASSWORD, ServiceProcess, wire_device
 

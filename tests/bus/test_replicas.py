@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 
-from service.transport.local_server import LocalNatsServer
+from service.devtools.local_server import LocalNatsServer
 from tests.conftest import ServiceProcess, wire_device
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]

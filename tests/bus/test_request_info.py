@@ -10,7 +10,7 @@ from typing import Any
 import nats
 import pytest
 
-from service.transport.local_server import LocalNatsServer, free_port
+from service.devtools.local_server import LocalNatsServer, free_port
 from tests.conftest import ServiceProcess, wire_device
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]

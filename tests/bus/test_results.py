@@ -13,7 +13,7 @@ import pytest
 from nats.aio.client import Client
 from nats.js import api
 
-from service.transport.local_server import LocalNatsServer, free_port
+from service.devtools.local_server import LocalNatsServer, free_port
 from tests.conftest import ServiceProcess, serve_until_exit, wire_device
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]

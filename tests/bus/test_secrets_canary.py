@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 
-from service.lab.runner import LabProcess
+from service.devtools.lab.runner import LabProcess
 from tests.conftest import ServiceProcess
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from service.transport.local_server import free_port
+from service.devtools.local_server import free_port
 from tests.conftest import serve_until_exit, wait_for_services
 
 pytestmark = pytest.mark.bus

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import pytest
 
-from service.cli import parser as cli_parser
+from service.cli.main import parser as cli_parser
 from service.config import Settings
 
 pytestmark = pytest.mark.bus

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.lab.outputs import builtin_outputs
+from service.devtools.lab.outputs import builtin_outputs
 
 
 def lines(text: str) -> list[str]:

@@ -30,9 +30,9 @@ from service.device.paramiko_backend import (
     parse_ssh_command,
 )
 from service.device.unicon_session import SessionOptions, UniconSession, UniconSessionFactory, ssh_command
+from service.devtools.lab.runner import LabProcess
+from service.domain.errors import ConnectError, ErrorCode
 from service.domain.models import DeviceOS, DeviceTarget, Secret
-from service.errors import ConnectError, ErrorCode
-from service.lab.runner import LabProcess
 from tests.lab.expected_output import expected, lines
 
 pytestmark = pytest.mark.lab

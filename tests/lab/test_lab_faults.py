@@ -17,13 +17,13 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from service.lab.cli import build_parser, devices_from_args
-from service.lab.generated import GENERATED_KINDS, generated_output, infer_kind, minimum_size
-from service.lab.log import config_lines, max_concurrent_sessions, read_entries, read_events, read_log
-from service.lab.outputs import device_output
-from service.lab.runner import LabProcess
-from service.lab.spec import DeviceSpec, LargeOutput, SpecError, apply_overrides, parse_large_output
-from service.lab.terminal import Pacing
+from service.devtools.lab.cli import build_parser, devices_from_args
+from service.devtools.lab.generated import GENERATED_KINDS, generated_output, infer_kind, minimum_size
+from service.devtools.lab.log import config_lines, max_concurrent_sessions, read_entries, read_events, read_log
+from service.devtools.lab.outputs import device_output
+from service.devtools.lab.runner import LabProcess
+from service.devtools.lab.spec import DeviceSpec, LargeOutput, SpecError, apply_overrides, parse_large_output
+from service.devtools.lab.terminal import Pacing
 from tests.lab.test_lab_shell import Terminal, iosxe, lab_of, session
 
 pytestmark = pytest.mark.lab

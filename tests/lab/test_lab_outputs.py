@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from service.lab.filters import FilterError, parse_filter
-from service.lab.outputs import OutputStore
-from service.lab.spec import DeviceSpec, SpecError, apply_overrides, build_devices, load_spec_file
+from service.devtools.lab.filters import FilterError, parse_filter
+from service.devtools.lab.outputs import OutputStore
+from service.devtools.lab.spec import DeviceSpec, SpecError, apply_overrides, build_devices, load_spec_file
 
 pytestmark = pytest.mark.lab
 

@@ -20,7 +20,7 @@ import asyncssh
 import paramiko
 import pytest
 
-from service.lab.runner import LabProcess, LabStartError, config_lines, read_log
+from service.devtools.lab.runner import LabProcess, LabStartError, config_lines, read_log
 
 pytestmark = pytest.mark.lab
 
@@ -138,7 +138,7 @@ def test_cli_prints_ready_line_and_exits_zero_on_sigterm(tmp_path: Path) -> None
     fingerprints = []
     for _ in range(2):
         process = subprocess.Popen(
-            [sys.executable, "-m", "service.lab", "--count", "2", "--host-key", str(key)],
+            [sys.executable, "-m", "service.devtools.lab", "--count", "2", "--host-key", str(key)],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )

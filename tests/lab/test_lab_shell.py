@@ -16,10 +16,10 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from service.lab.log import config_lines, read_log
-from service.lab.server import LabServer
-from service.lab.spec import DeviceSpec
-from service.lab.terminal import MORE_PROMPT
+from service.devtools.lab.log import config_lines, read_log
+from service.devtools.lab.server import LabServer
+from service.devtools.lab.spec import DeviceSpec
+from service.devtools.lab.terminal import MORE_PROMPT
 
 pytestmark = pytest.mark.lab
 

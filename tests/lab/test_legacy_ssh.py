@@ -16,8 +16,8 @@ import pytest
 
 from service.device.inventory import parse_testbed
 from service.device.unicon_session import SessionOptions, UniconSessionFactory
+from service.domain.errors import ConnectError, ErrorCode
 from service.domain.models import DeviceTarget
-from service.errors import ConnectError, ErrorCode
 from tests.conftest import LAB_PASSWORD
 
 pytestmark = pytest.mark.lab

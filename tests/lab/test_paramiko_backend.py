@@ -39,10 +39,10 @@ from service.device.unicon_session import (
     settle,
     ssh_command,
 )
+from service.devtools.lab.runner import LabProcess
+from service.devtools.local_server import free_port
+from service.domain.errors import CommandError, ConnectError, ErrorCode
 from service.domain.models import DeviceOS, DeviceTarget, Secret
-from service.errors import CommandError, ConnectError, ErrorCode
-from service.lab.runner import LabProcess
-from service.transport.local_server import free_port
 from tests.conftest import LAB_ENABLE, LAB_PASSWORD
 from tests.lab.expected_output import expected, lines
 

@@ -12,9 +12,9 @@ from functools import cached_property
 
 import pytest
 
+from service.devtools.lab.mock import MockUnavailableError, check_mock
+from service.devtools.lab.spec import MockSpec
 from service.domain.models import ParseStatus
-from service.lab.mock import MockUnavailableError, check_mock
-from service.lab.spec import MockSpec
 
 # The enable password the mock data of every OS expects (its ``Password:`` state accepts only this).
 MOCK_ENABLE = "cisco"

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
+from service.devtools.lab.mock import mock_program_available
 from service.domain.models import DeviceOS, DeviceTarget, Secret
-from service.lab.mock import mock_program_available
 from tests.conftest import LAB_PASSWORD
 from tests.mockdevice.cases import MockCase, skip_if_unavailable
 

@@ -9,9 +9,9 @@ import pytest
 
 from service.device.genie_parser import GenieOutputParser
 from service.device.unicon_session import UniconSessionFactory
+from service.devtools.lab.runner import LabProcess
+from service.domain.errors import CommandError, ErrorCode
 from service.domain.models import DeviceOS, DeviceTarget
-from service.errors import CommandError, ErrorCode
-from service.lab.runner import LabProcess
 from tests.mockdevice.cases import MOCK_CASES, MockCase
 
 pytestmark = pytest.mark.mockdevice

@@ -14,11 +14,11 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from service.lab.log import PASSWORD_PLACEHOLDER, config_lines, read_log
-from service.lab.mock import MockUnavailableError
-from service.lab.runner import LabProcess, LabStartError
-from service.lab.server import MOCK_NO_EXEC, LabServer
-from service.lab.spec import DeviceSpec, MockSpec, SpecError, apply_overrides
+from service.devtools.lab.log import PASSWORD_PLACEHOLDER, config_lines, read_log
+from service.devtools.lab.mock import MockUnavailableError
+from service.devtools.lab.runner import LabProcess, LabStartError
+from service.devtools.lab.server import MOCK_NO_EXEC, LabServer
+from service.devtools.lab.spec import DeviceSpec, MockSpec, SpecError, apply_overrides
 from tests.mockdevice.cases import MOCK_CASES, MOCK_ENABLE, skip_if_unavailable
 
 pytestmark = pytest.mark.mockdevice

@@ -7,8 +7,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from service.domain.errors import CommandError, ConnectError, ErrorCode, SessionOutOfStepError
 from service.domain.models import DeviceOS, DeviceTarget, ParseOutcome, ParseStatus
-from service.errors import CommandError, ConnectError, ErrorCode, SessionOutOfStepError
 
 
 @dataclass

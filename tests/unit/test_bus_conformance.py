@@ -28,14 +28,15 @@ from nats.js import api
 from nats.nuid import NUID
 
 from service.config import Settings
+from service.domain.errors import ErrorCode
 from service.domain.inventory import Inventory, InventoryDevice
 from service.domain.models import DeviceOS, Secret, Timeouts
 from service.domain.policy import Limits
 from service.domain.replies import ReplyRule
-from service.errors import ErrorCode
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
-from service.pipeline.runner import DeviceRunner, ResultParser
+from service.pipeline.result_parser import ResultParser
+from service.pipeline.runner import DeviceRunner
 from service.pipeline.scheduler import Scheduler, SchedulerLimits
 from service.pipeline.session_pool import SessionPool
 from service.transport.endpoint import MESSAGE_KIND_HEADER, REQUEST_ID_HEADER, ExecuteService

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.cli import parser
-from service.lab.cli import build_parser
+from service.cli.main import parser
+from service.devtools.lab.cli import build_parser
 
 pytestmark = pytest.mark.unit
 

@@ -5,7 +5,7 @@ import pytest
 
 from service.contract.codec import decode_request, encode
 from service.contract.messages import CommandResult, DeviceSpec
-from service.errors import ErrorCode, RequestError
+from service.domain.errors import ErrorCode, RequestError
 
 pytestmark = pytest.mark.unit
 

@@ -31,8 +31,8 @@ from nats.micro.service import ServiceVerb, control_subject
 
 from service.config import Settings
 from service.contract.schema import MESSAGES, schema_documents
+from service.contract_docs.asyncapi import FILE_NAME, documents
 from service.transport import endpoint, history, results
-from service.transport.asyncapi import FILE_NAME, documents
 from service.transport.subjects import Subjects
 
 pytestmark = pytest.mark.unit

@@ -6,8 +6,9 @@ import datetime as dt
 
 import pytest
 
+from service.client.history import latest
 from service.domain.diff import Change, diff_outputs, diff_parsed, diff_text
-from service.transport.history import HistoryError, latest, parse_device, parse_time, same_command
+from service.transport.history import HistoryError, parse_device, parse_time, same_command
 
 pytestmark = pytest.mark.unit
 

@@ -7,12 +7,13 @@ from typing import Any
 import pytest
 
 from service.contract.messages import DeviceResult, ExecuteResponse, RequestSummary
+from service.domain.errors import ErrorCode, PyatsRoError
 from service.domain.models import Timeouts
 from service.domain.policy import Limits
-from service.errors import ErrorCode, PyatsRoError
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
-from service.pipeline.runner import DeviceRunner, ResultParser
+from service.pipeline.result_parser import ResultParser
+from service.pipeline.runner import DeviceRunner
 from service.pipeline.scheduler import Scheduler, SchedulerLimits
 from service.pipeline.session_pool import SessionPool
 from tests.unit.fakes import FakeDevice, FakeParser, FakeSessionFactory

@@ -8,9 +8,9 @@ import pytest
 
 from service.contract.messages import CommandSpec, DeviceSpec, ExecuteRequest
 from service.device.inventory import InventoryStore, parse_testbed
+from service.domain.errors import ConfigError, ErrorCode, PolicyError
 from service.domain.models import DeviceOS, Secret, Timeouts
 from service.domain.policy import Limits, build_plan
-from service.errors import ConfigError, ErrorCode, PolicyError
 
 pytestmark = pytest.mark.unit
 

@@ -25,9 +25,9 @@ import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
 
-from service.cli import parser as cli_parser
+from service.cli.main import parser as cli_parser
 from service.config import Settings
-from service.lab.cli import build_parser as lab_parser
+from service.devtools.lab.cli import build_parser as lab_parser
 
 pytestmark = pytest.mark.unit
 

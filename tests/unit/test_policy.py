@@ -5,9 +5,9 @@ from typing import Any
 import pytest
 
 from service.contract.messages import CommandSpec, DeviceSpec, ExecuteRequest
+from service.domain.errors import ErrorCode, PolicyError
 from service.domain.models import DeviceOS, OutputFormat, PipeOption, Secret, Timeouts
 from service.domain.policy import Limits, build_plan, check_hostname
-from service.errors import ErrorCode, PolicyError
 
 pytestmark = pytest.mark.unit
 

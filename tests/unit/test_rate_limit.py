@@ -3,8 +3,8 @@ import tracemalloc
 
 import pytest
 
+from service.domain.errors import ErrorCode, PolicyError
 from service.domain.requester_policy import RateRule
-from service.errors import ErrorCode, PolicyError
 from service.pipeline.rate_limit import LoginLimiter, RequesterLimiter
 
 pytestmark = [pytest.mark.unit, pytest.mark.asyncio]

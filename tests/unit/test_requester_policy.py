@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
+from service.domain.errors import ConfigError, ErrorCode, PolicyError
 from service.domain.models import ShowCommand
 from service.domain.requester_policy import RateRule
-from service.errors import ConfigError, ErrorCode, PolicyError
 from service.pipeline.policy_file import load_policy
 
 pytestmark = pytest.mark.unit

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from service.contract.messages import DeviceResult
+from service.domain.errors import ErrorCode
 from service.domain.models import DeviceOS, DeviceTarget, ExecutionPlan, OutputFormat, Secret, ShowCommand, Timeouts
-from service.errors import ErrorCode
-from service.pipeline.runner import DeviceRunner, ResultParser
+from service.pipeline.result_parser import ResultParser
+from service.pipeline.runner import DeviceRunner
 from service.pipeline.scheduler import Scheduler, SchedulerLimits
 from service.pipeline.session_pool import SessionPool
 from tests.unit.fakes import FakeDevice, FakeParser, FakeSessionFactory

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from service.config import Settings, env_name, load_settings
+from service.domain.errors import ConfigError
 from service.domain.models import DeviceOS
-from service.errors import ConfigError
 
 pytestmark = pytest.mark.unit
 
@@ -90,7 +90,7 @@ def test_every_setting_is_documented(document: str) -> None:
 
 
 def test_generated_settings_docs_are_current() -> None:
-    from service.config_docs import env_example, tables
+    from service.devtools.config_docs import env_example, tables
 
     assert tables() in (ROOT / "docs/CONFIGURATION.md").read_text(), "run make config-docs"
     assert (ROOT / ".env.example").read_text() == env_example(), "run make config-docs"

@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from service.cli_client import run_request
-from service.lab.runner import LabProcess, config_lines, read_log
-from service.transport.client import wait_until_serving
-from service.transport.local_server import LocalNatsServer
+from service.cli.execute import run_request
+from service.client.execute import wait_until_serving
+from service.devtools.lab.runner import LabProcess, config_lines, read_log
+from service.devtools.local_server import LocalNatsServer
 
 DEMO_PASSWORD = "demo-password"  # the lab's own fake devices; not a real credential  # noqa: S105
 

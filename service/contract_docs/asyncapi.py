@@ -20,10 +20,10 @@ from nats.micro.service import ServiceVerb, control_subject
 
 from service.config import Settings
 from service.contract.schema import write_documents
-from service.transport.asyncapi_messages import EXAMPLE_REQUEST_ID, messages
+from service.contract_docs.asyncapi_messages import EXAMPLE_REQUEST_ID, messages
+from service.contract_docs.micro_schemas import micro_schema_documents
 from service.transport.jobs import CONSUMER
 from service.transport.large_outputs import BUCKET
-from service.transport.micro_schemas import micro_schema_documents
 from service.transport.results import MSG_ID
 from service.transport.subjects import SUMMARY_TOKEN, Subjects
 

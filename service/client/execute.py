@@ -13,9 +13,9 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 
+from service.client.inbox import MESSAGE_KIND, reply_inbox
+from service.client.outputs import OutputRoute, resolve_outputs
 from service.contract.messages import DeviceResult, ErrorReply, ExecuteResponse, RequestSummary
-from service.transport.inbox import MESSAGE_KIND, reply_inbox
-from service.transport.large_outputs import OutputRoute, resolve_outputs
 
 
 class ServiceReplyError(Exception):

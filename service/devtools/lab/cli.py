@@ -1,11 +1,11 @@
-"""``python -m service.lab`` / ``pyats-ro lab``: start a lab and serve until signalled.
+"""``python -m service.devtools.lab`` / ``pyats-ro lab``: start a lab and serve until signalled.
 
 The one line this prints (or writes to ``--ready-file``) is the contract with
 whoever started the lab: the devices with their real ports and the log path.
 
 Example::
 
-    python -m service.lab --count 10 --os iosxe,nxos --latency 0.1 \
+    python -m service.devtools.lab --count 10 --os iosxe,nxos --latency 0.1 \
         --spec spec.json --log lab.jsonl --ready-file ready.json
 
 ``spec.json`` is ``{"defaults": {...}, "devices": [{...}, ...]}``; keys are the
@@ -18,11 +18,11 @@ fields of ``DeviceSpec`` (``name``, ``os``, ``port``, ``password``,
 ``--count``.  A ``"bastion": true`` entry is a jump host (no shell; forwards to
 loopback ports and logs ``forward`` events).  A ``"mock": {"os": "iosxe", "state":
 "general_exec"}`` entry serves its sessions with Cisco's Unicon mock device for
-that OS and state (``service.lab.mock``), still logging every line received.
+that OS and state (``service.devtools.lab.mock``), still logging every line received.
 
 Slow and big devices, from the command line (every device) or per device::
 
-    python -m service.lab --chunk-size 512 --chunk-delay 0.05 \
+    python -m service.devtools.lab --chunk-size 512 --chunk-delay 0.05 \
         --pause-after '^{hostname}#$' --pause-after '^Router#$' --pause-seconds 2 \
         --large-output 'show logging=5000000' \
         --large-output 'show ip interface brief=200000:ip-brief:prompt' \
@@ -46,9 +46,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from service.lab.generated import GENERATED_KINDS
-from service.lab.server import LabServer, load_host_key
-from service.lab.spec import (
+from service.devtools.lab.generated import GENERATED_KINDS
+from service.devtools.lab.server import LabServer, load_host_key
+from service.devtools.lab.spec import (
     DeviceSpec,
     SpecError,
     apply_overrides,

@@ -15,12 +15,12 @@ import random
 import re
 from enum import StrEnum
 
-from service.lab.filters import FilterError, parse_filter
-from service.lab.log import PASSWORD_PLACEHOLDER, CommandLog, enters_config_mode
-from service.lab.outputs import OutputStore, StoredOutput, normalise_command
-from service.lab.platforms import PLATFORMS, Platform
-from service.lab.spec import DeviceSpec, expand_pattern
-from service.lab.terminal import CTRL_Z, Channel, LineReader, Pacing, page_out
+from service.devtools.lab.filters import FilterError, parse_filter
+from service.devtools.lab.log import PASSWORD_PLACEHOLDER, CommandLog, enters_config_mode
+from service.devtools.lab.outputs import OutputStore, StoredOutput, normalise_command
+from service.devtools.lab.platforms import PLATFORMS, Platform
+from service.devtools.lab.spec import DeviceSpec, expand_pattern
+from service.devtools.lab.terminal import CTRL_Z, Channel, LineReader, Pacing, page_out
 
 CONFIG_BANNER = "Enter configuration commands, one per line.  End with CNTL/Z."
 CHATTER_LINE = "*Mar 26 14:03:30.001: %LINEPROTO-5-UPDOWN: Line protocol on Interface Loopback9, changed state to up"

@@ -17,19 +17,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from service.client.history import latest, per_command, query_results, result_at, result_of_request
+from service.client.outputs import OutputRoute, resolve_outputs
 from service.domain.diff import OutputDiff, diff_outputs
-from service.transport.history import (
-    HistoryError,
-    HistoryQuery,
-    StoredResult,
-    latest,
-    parse_time,
-    per_command,
-    query_results,
-    result_at,
-    result_of_request,
-)
-from service.transport.large_outputs import OutputRoute, resolve_outputs
+from service.transport.history import HistoryError, HistoryQuery, StoredResult, parse_time
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:

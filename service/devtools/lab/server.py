@@ -8,7 +8,7 @@ Sessions are counted per device: an SSH connection counts as open from its
 successful authentication until it closes (one connection is one VTY line).
 ``LabServer.session_stats[name]`` holds the open count, the peak, the total and
 the refusals, and every change is logged as a session event (see
-``service.lab.log``).  A device with ``max_sessions`` N refuses the N+1th
+``service.devtools.lab.log``).  A device with ``max_sessions`` N refuses the N+1th
 connection after authentication: its session gets ``NO_FREE_VTY`` and exit
 status 1, then the connection closes (after ``REFUSED_GRACE`` seconds if the
 client never opens a session).
@@ -19,7 +19,7 @@ device (password or ``authorized_keys``), refuses shells, and forwards
 ``forward`` event.
 
 A device with ``mock`` set serves each interactive session with Cisco's Unicon
-mock device (``service.lab.mock``) instead of the lab's own shell; auth, VTY
+mock device (``service.devtools.lab.mock``) instead of the lab's own shell; auth, VTY
 accounting and the line log stay the lab's.
 """
 
@@ -37,11 +37,11 @@ from typing import Any
 
 import asyncssh
 
-from service.lab.log import CommandLog, enters_config_mode
-from service.lab.mock import MockShell, check_mock
-from service.lab.outputs import OutputStore
-from service.lab.shell import DeviceShell
-from service.lab.spec import DeviceSpec
+from service.devtools.lab.log import CommandLog, enters_config_mode
+from service.devtools.lab.mock import MockShell, check_mock
+from service.devtools.lab.outputs import OutputStore
+from service.devtools.lab.shell import DeviceShell
+from service.devtools.lab.spec import DeviceSpec
 
 _PORT_ATTEMPTS = 50
 NO_FREE_VTY = "% All VTY lines are busy; connection refused by {hostname} (max_sessions {limit})"

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from service.lab.log import config_lines, max_concurrent_sessions, read_events, read_log
+from service.devtools.lab.log import config_lines, max_concurrent_sessions, read_events, read_log
 
 __all__ = ["LabProcess", "LabStartError", "config_lines", "max_concurrent_sessions", "read_events", "read_log"]
 
@@ -59,7 +59,7 @@ class LabProcess:
         self.log_path = self._requested_log or folder / "lab.jsonl"
         ready = folder / "ready.json"
         self._stderr = (folder / "stderr.txt").open("w+b")
-        command = [sys.executable, "-m", "service.lab", *self._args]
+        command = [sys.executable, "-m", "service.devtools.lab", *self._args]
         command += ["--ready-file", str(ready), "--log", str(self.log_path)]
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr

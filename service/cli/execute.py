@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from service.client.execute import ServiceReplyError, StreamedResult, execute_streamed
 from service.contract.messages import DeviceResult
-from service.transport.client import ServiceReplyError, StreamedResult, execute_streamed
 from service.transport.subjects import sanitize_token
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from service import __version__
-from service.errors import ConfigError
+from service.domain.errors import ConfigError
 
 
 def _settings(env_file: str) -> Any:
@@ -41,7 +41,7 @@ def _settings(env_file: str) -> Any:
 
 def _serve(args: argparse.Namespace) -> int:
     from service.app import App
-    from service.transport.local_server import LocalNatsServer
+    from service.devtools.local_server import LocalNatsServer
 
     settings = _settings(args.env_file)
     if settings is None:
@@ -138,19 +138,19 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _request(args: argparse.Namespace) -> int:
-    from service.cli_client import run_request
+    from service.cli.execute import run_request
 
     return asyncio.run(run_request(args, build_request(args)))
 
 
 def _lab(args: argparse.Namespace, rest: list[str]) -> int:
-    from service.lab.cli import main as lab_main
+    from service.devtools.lab.cli import main as lab_main
 
     return lab_main(rest)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from service.demo import run_demo
+    from service.cli.demo import run_demo
 
     return run_demo(devices=args.devices, latency=args.latency, data_dir=Path(args.data_dir))
 
@@ -250,7 +250,7 @@ def parser() -> argparse.ArgumentParser:
     request.add_argument("--json", action="store_true", help="print JSON instead of tables")
     request.add_argument("--show-output", action="store_true", help="print each command's output under the table")
 
-    from service.history_cli import add_diff_parser, add_history_parser
+    from service.cli.history import add_diff_parser, add_history_parser
 
     add_history_parser(commands, EXAMPLES["history"])
     add_diff_parser(commands, EXAMPLES["diff"])
@@ -287,11 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.verb == "request":
         return _request(args)
     if args.verb in ("history", "diff"):
-        from service.history_cli import diff_main, history_main
+        from service.cli.history import diff_main, history_main
 
         return history_main(args) if args.verb == "history" else diff_main(args)
     if args.verb == "status":
-        from service.status_cli import run_status
+        from service.cli.status import run_status
 
         return run_status(args)
     return _demo(args)

@@ -41,9 +41,9 @@ import termios
 from functools import cache
 from pathlib import Path
 
-from service.lab.log import PASSWORD_PLACEHOLDER, CommandLog, enters_config_mode
-from service.lab.spec import DeviceSpec, MockSpec, SpecError
-from service.lab.terminal import CTRL_C, CTRL_Z, Channel
+from service.devtools.lab.log import PASSWORD_PLACEHOLDER, CommandLog, enters_config_mode
+from service.devtools.lab.spec import DeviceSpec, MockSpec, SpecError
+from service.devtools.lab.terminal import CTRL_C, CTRL_Z, Channel
 
 # What the ``mock_device_cli`` console script runs, without depending on PATH.
 MOCK_PROGRAM = "import sys; from unicon.mock import main; sys.argv[0] = 'mock_device_cli'; sys.exit(main())"

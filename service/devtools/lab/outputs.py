@@ -11,7 +11,7 @@ OS.  A device may also get a folder of outputs; it is read in two layouts:
 
 Folder outputs win over built-ins, so tests can pin any command's text while the
 login commands (``show version``) keep working.  A device's ``large_outputs``
-(generated text of an exact size, see ``service.lab.generated``) win over both.
+(generated text of an exact size, see ``service.devtools.lab.generated``) win over both.
 ``device_output(device, command)`` returns the exact text a device serves for a
 command (before ``\r\n`` conversion, paging and pipes), so a test can compute
 what it expects without SSH.
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from service.lab.generated import GENERATED_KINDS, generated_output
-from service.lab.platforms import PLATFORMS
-from service.lab.spec import DeviceSpec, LargeOutput
+from service.devtools.lab.generated import GENERATED_KINDS, generated_output
+from service.devtools.lab.platforms import PLATFORMS
+from service.devtools.lab.spec import DeviceSpec, LargeOutput
 
 __all__ = [
     "GENERATED_KINDS",

@@ -14,7 +14,7 @@ Fault and load fields (all per device, all off by default):
   ``{hostname}`` in a regex stands for the device name (escaped), so
   ``"^{hostname}#$"`` matches a line equal to the device's prompt;
 * ``large_outputs``: generated outputs of an exact size (see
-  ``service.lab.generated``), JSON ``{"show logging": 5000000}`` or
+  ``service.devtools.lab.generated``), JSON ``{"show logging": 5000000}`` or
   ``{"show logging": {"size": 5000000, "kind": "logging", "prompt_line": true}}``;
 * ``max_sessions``: authenticated SSH connections served at once (0 =
   unlimited); one more is refused like a device with no free VTY line;
@@ -45,7 +45,7 @@ Access fields:
   accepted for ``username`` besides the password;
 * ``bastion``: the listener is a jump host, not a device: no shell, only
   ``direct-tcpip`` forwarding to loopback ports, each one logged as a ``forward``
-  event (see ``service.lab.log``);
+  event (see ``service.devtools.lab.log``);
 * ``auth_methods``: the login methods offered besides ``authorized_keys``, a subset
   of ``password`` and ``keyboard-interactive`` (default both); ``["keyboard-interactive"]``
   is a device behind an AAA server that prompts through keyboard-interactive only.
@@ -62,7 +62,7 @@ Peer field:
 * ``mock``: JSON ``{"os": "iosxe", "state": "general_exec"}``: after our SSH
   login, the session's shell is Cisco's own Unicon mock device
   (``mock_device_cli``) for that OS and state, with the mock data shipped in the
-  installed unicon package (see ``service.lab.mock``).  The lab still logs every
+  installed unicon package (see ``service.devtools.lab.mock``).  The lab still logs every
   line received; the lab's own outputs, faults and paging do not apply.
 """
 
@@ -74,7 +74,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from service.lab.generated import GENERATED_KINDS, infer_kind
+from service.devtools.lab.generated import GENERATED_KINDS, infer_kind
 
 SUPPORTED_OS: tuple[str, ...] = ("ios", "iosxe", "nxos", "iosxr", "asa")
 AUTH_METHODS: tuple[str, ...] = ("password", "keyboard-interactive")
