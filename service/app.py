@@ -18,8 +18,8 @@ from nats.aio.client import Client
 
 from service import __version__
 from service.config import Settings
+from service.contract.errors import ConfigError
 from service.device.inventory import InventoryStore
-from service.domain.errors import ConfigError
 from service.domain.models import DeviceOS
 from service.observability.health import HealthServer
 from service.observability.metrics import ServiceMetrics

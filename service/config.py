@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.domain.errors import ConfigError, ErrorCode
+from service.contract.errors import ConfigError, ErrorCode
 from service.domain.legacy_ssh import LEGACY_ALGORITHMS, parse_legacy_algorithms
 from service.domain.models import FREE_TEXT_PREFIXES, DeviceOS, Timeouts
 from service.domain.policy import Limits

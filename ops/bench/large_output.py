@@ -22,10 +22,10 @@ sys.path.insert(0, str(REPO))
 
 
 def main() -> None:
+    from service.contract.errors import CommandError
     from service.device.unicon_session import SessionOptions, UniconSessionFactory
     from service.devtools.lab.server import LabServer
     from service.devtools.lab.spec import DeviceSpec, LargeOutput
-    from service.domain.errors import CommandError
     from service.domain.models import DeviceOS, DeviceTarget, Secret
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -16,12 +16,28 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from service.cli.execute import run_request
+from service.cli.request import run_request
 from service.client.execute import wait_until_serving
 from service.devtools.lab.runner import LabProcess, config_lines, read_log
 from service.devtools.local_server import LocalNatsServer
 
+EXAMPLES = """examples:
+  pyats-ro demo                              # nats-server, 10 lab devices, the service, one request
+  pyats-ro demo --devices 50 --latency 0.2"""
 DEMO_PASSWORD = "demo-password"  # the lab's own fake devices; not a real credential  # noqa: S105
+
+
+def add_parser(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo", help="nats-server + lab + service, one sample request, results printed", epilog=EXAMPLES
+    )
+    demo.add_argument("--devices", type=int, default=10)
+    demo.add_argument("--latency", type=float, default=0.1)
+    demo.add_argument("--data-dir", default=".data/demo")
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_demo(devices=args.devices, latency=args.latency, data_dir=Path(args.data_dir))
 
 
 def run_demo(devices: int, latency: float, data_dir: Path) -> int:

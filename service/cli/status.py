@@ -1,4 +1,4 @@
-"""``pyats-ro status``: every replica's $SRV.INFO and $SRV.STATS as one table."""
+"""``pyats-ro status``: every replica's $SRV.INFO and $SRV.STATS as one table, then its device workers."""
 
 from __future__ import annotations
 
@@ -6,75 +6,28 @@ import argparse
 import asyncio
 import json
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
-import nats
-import nats.errors
 from rich.console import Console
 from rich.table import Table
 
+from service.cli.common import add_bus_arguments, bus_address, fail
+from service.client.connect import BusUnreachableError
+from service.client.status import collect_status
 
-async def _gather(client: Any, subject: str, wait: float) -> list[dict[str, Any]]:
-    replies: list[dict[str, Any]] = []
-
-    async def collect(msg: Any) -> None:
-        if msg.data:
-            replies.append(json.loads(msg.data))
-
-    inbox = client.new_inbox()
-    subscription = await client.subscribe(inbox, cb=collect)
-    await client.publish(subject, b"", reply=inbox)
-    await asyncio.sleep(wait)
-    await subscription.unsubscribe()
-    return replies
+EXAMPLES = """examples:
+  pyats-ro status                            # replicas, then their device workers
+  pyats-ro status --json --wait 2"""
 
 
-def _uptime(started: str | None) -> str:
-    if not started:
-        return "-"
-    try:
-        begun = datetime.fromisoformat(started.replace("Z", "+00:00"))
-    except ValueError:
-        return "-"
-    if begun.tzinfo is None:
-        begun = begun.replace(tzinfo=UTC)
-    seconds = int((datetime.now(UTC) - begun).total_seconds())
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"
-
-
-async def collect_status(url: str, service: str, wait: float, **connect: Any) -> list[dict[str, Any]]:
-    """One row per replica: id, version, uptime, the execute endpoint's numbers and the device
-    workers it sends to."""
-    client = await nats.connect(url, **connect)
-    try:
-        infos, stats = await asyncio.gather(
-            _gather(client, f"$SRV.INFO.{service}", wait), _gather(client, f"$SRV.STATS.{service}", wait)
-        )
-    finally:
-        await client.close()
-    by_id = {info["id"]: info for info in infos}
-    rows = []
-    for stat in stats:
-        data: dict[str, Any] = {}
-        for endpoint in stat.get("endpoints", []):
-            if endpoint.get("name") == "execute" and isinstance(endpoint.get("data"), dict):
-                data = endpoint["data"]
-        info = by_id.get(stat["id"], {})
-        rows.append(
-            {
-                "replica": stat["id"],
-                "version": stat.get("version") or info.get("version", "-"),
-                "uptime": _uptime(stat.get("started")),
-                "requests": data.get("requests", 0),
-                "errors": data.get("errors", 0),
-                "average_latency_s": data.get("average_latency_s", 0.0),
-                "in_flight": data.get("in_flight", 0),
-                "subject_prefix": info.get("metadata", {}).get("subject_prefix", "-"),
-                "workers": data.get("workers", []),
-            }
-        )
-    return sorted(rows, key=lambda row: row["replica"])
+def add_parser(commands: Any) -> None:
+    status = commands.add_parser(
+        "status", help="every replica's version, uptime, requests, errors and latency", epilog=EXAMPLES
+    )
+    add_bus_arguments(status, requester_side=False)
+    status.add_argument("--service", default="pyats-ro", help="nats.micro service name")
+    status.add_argument("--wait", type=float, default=1.0, help="seconds to collect replies")
+    status.add_argument("--json", action="store_true")
 
 
 def _worker_table(rows: list[dict[str, Any]]) -> Table | None:
@@ -102,16 +55,11 @@ def _worker_table(rows: list[dict[str, Any]]) -> Table | None:
     return table
 
 
-def run_status(args: argparse.Namespace) -> int:
-    import os
-
-    connect: dict[str, Any] = {"connect_timeout": 5, "max_reconnect_attempts": 1}
-    if args.nats_user:
-        connect.update(user=args.nats_user, password=os.environ.get("PYATS_NATS_PASSWORD"))
+def run(args: argparse.Namespace) -> int:
     try:
-        rows = asyncio.run(collect_status(args.nats_url, args.service, args.wait, **connect))
-    except (OSError, TimeoutError, nats.errors.Error):
-        print(f"pyats-ro status: cannot reach NATS at {args.nats_url}", file=sys.stderr)  # noqa: T201
+        rows = asyncio.run(collect_status(bus_address(args), args.service, args.wait))
+    except BusUnreachableError as exc:
+        fail(f"status: {exc}")
         return 3
     if args.json:
         sys.stdout.write(json.dumps(rows) + "\n")

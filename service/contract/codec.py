@@ -7,8 +7,8 @@ from typing import Any
 
 import msgspec
 
+from service.contract.errors import ErrorCode, RequestError
 from service.contract.messages import CommandSpec, DeviceSpec, ExecuteRequest, JobRequest
-from service.domain.errors import ErrorCode, RequestError
 
 _request_decoder = msgspec.json.Decoder(ExecuteRequest)
 _job_decoder = msgspec.json.Decoder(JobRequest)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.domain.errors import ErrorCode, status_for
+from service.contract.errors import ErrorCode, status_for
 from service.transport.endpoint import (
     ERROR_CODE_HEADER,
     ERROR_HEADER,

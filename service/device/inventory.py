@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from loguru import logger
 
-from service.domain.errors import ConfigError, ErrorCode
+from service.contract.errors import ConfigError, ErrorCode
 from service.domain.inventory import Inventory, InventoryDevice
 from service.domain.legacy_ssh import parse_legacy_algorithms
 from service.domain.models import DeviceOS, Secret

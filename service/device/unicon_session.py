@@ -26,9 +26,9 @@ from unicon import Connection
 from unicon.core import errors as unicon_errors
 from unicon.utils import Utils
 
+from service.contract.errors import CommandError, ConnectError, ErrorCode, SessionOutOfStepError
 from service.device import reading_services, regex_cache
 from service.device.device_text import OutputLimitError, over_limit, replaced_so_far, start_command
-from service.domain.errors import CommandError, ConnectError, ErrorCode, SessionOutOfStepError
 from service.domain.legacy_ssh import AlgorithmKind, of_kind
 from service.domain.models import FREE_TEXT_PREFIXES, DeviceOS, DeviceTarget
 from service.observability.logging import LIVE_SECRETS, forget_library_logger, route_library_logger

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from service.domain.errors import ConfigError, ErrorCode
+from service.contract.errors import ConfigError, ErrorCode
 
 
 def nats_server_binary() -> str:

@@ -10,8 +10,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from service.contract.errors import ErrorCode, PolicyError
 from service.contract.messages import CommandSpec, DeviceSpec, ExecuteRequest
-from service.domain.errors import ErrorCode, PolicyError
 from service.domain.inventory import Inventory
 from service.domain.models import (
     DeviceOS,

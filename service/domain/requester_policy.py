@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from service.domain.errors import ErrorCode, PolicyError
+from service.contract.errors import ErrorCode, PolicyError
 from service.domain.models import ShowCommand
 
 

@@ -15,8 +15,8 @@ from typing import Protocol
 from loguru import logger
 
 from service.contract.codec import decode_request
+from service.contract.errors import ErrorCode, PyatsRoError, RequestError
 from service.contract.messages import DeviceResult, ExecuteResponse, RequestSummary
-from service.domain.errors import ErrorCode, PyatsRoError, RequestError
 from service.domain.ids import new_request_id
 from service.domain.inventory import Inventory
 from service.domain.models import ExecutionPlan, Timeouts

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import msgspec
 
-from service.domain.errors import ConfigError, ErrorCode
+from service.contract.errors import ConfigError, ErrorCode
 from service.domain.requester_policy import RateRule, RequesterPolicy, RequesterRules
 
 

@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 from aiolimiter import AsyncLimiter
 
-from service.domain.errors import ErrorCode, PolicyError
+from service.contract.errors import ErrorCode, PolicyError
 from service.domain.requester_policy import RateRule
 
 

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 import msgspec
 from loguru import logger
 
+from service.contract.errors import CommandError, ConnectError, DeviceError, ErrorCode, SessionOutOfStepError
 from service.contract.messages import CommandResult, DeviceResult
-from service.domain.errors import CommandError, ConnectError, DeviceError, ErrorCode, SessionOutOfStepError
 from service.domain.models import DeviceTarget, ShowCommand, Timeouts
 from service.pipeline.ports import DeviceSession
 from service.pipeline.session_pool import SessionPool

@@ -30,8 +30,8 @@ from typing import Protocol
 
 from loguru import logger
 
+from service.contract.errors import DeviceError, ErrorCode
 from service.contract.messages import DeviceResult
-from service.domain.errors import DeviceError, ErrorCode
 from service.domain.models import DeviceTarget, ExecutionPlan, Timeouts
 from service.pipeline.rate_limit import LoginLimiter
 from service.pipeline.result_parser import ResultParser

@@ -13,7 +13,7 @@ from loguru import logger
 from nats.aio.client import Client
 
 from service.config import Settings
-from service.domain.errors import ConfigError, ErrorCode
+from service.contract.errors import ConfigError, ErrorCode
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:

@@ -23,6 +23,7 @@ from nats.micro.service import Service
 from service import __version__
 from service.contract import headers
 from service.contract.codec import encode
+from service.contract.errors import ErrorCode, PyatsRoError, RequestError, status_for
 from service.contract.messages import (
     DeviceResult,
     ErrorDetail,
@@ -32,7 +33,6 @@ from service.contract.messages import (
     OutputRef,
     RequestSummary,
 )
-from service.domain.errors import ErrorCode, PyatsRoError, RequestError, status_for
 from service.domain.replies import ReplyRule
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler

@@ -24,8 +24,8 @@ from nats.js import api
 
 from service.contract import headers
 from service.contract.codec import encode
+from service.contract.errors import ConfigError, ErrorCode, PyatsRoError, RequestError
 from service.contract.messages import DeviceResult, ErrorDetail, ErrorReply, ExecuteResponse, RequestSummary
-from service.domain.errors import ConfigError, ErrorCode, PyatsRoError, RequestError
 from service.domain.replies import ReplyRule
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler

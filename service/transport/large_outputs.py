@@ -33,8 +33,8 @@ from nats.js import api
 from nats.js.client import JetStreamContext
 from nats.js.object_store import ObjectStore
 
+from service.contract.errors import ErrorCode, RequestError
 from service.contract.messages import CommandResult, DeviceResult, OutputRef
-from service.domain.errors import ErrorCode, RequestError
 from service.transport.subjects import Subjects, device_token, sanitize_token
 
 BUCKET = "PYATS_OUTPUTS"

@@ -21,8 +21,8 @@ from nats.js.client import JetStreamContext
 
 from service.contract import headers
 from service.contract.codec import encode
+from service.contract.errors import ConfigError, ErrorCode
 from service.contract.messages import DeviceResult, RequestSummary
-from service.domain.errors import ConfigError, ErrorCode
 from service.observability.metrics import ServiceMetrics
 from service.transport.large_outputs import LargeOutputs
 from service.transport.subjects import SUMMARY_TOKEN, Subjects, device_token, sanitize_token

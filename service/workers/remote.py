@@ -21,8 +21,8 @@ from nats.aio.client import Client
 
 from service import __version__
 from service.contract import headers
+from service.contract.errors import DeviceError, ErrorCode
 from service.contract.messages import DeviceResult
-from service.domain.errors import DeviceError, ErrorCode
 from service.domain.models import DeviceOS, DeviceTarget, ExecutionPlan, ParseOutcome, Timeouts
 from service.pipeline.ports import DeviceSession
 from service.pipeline.runner import device_result

@@ -27,8 +27,8 @@ from nats.aio.msg import Msg
 from service import __version__
 from service.config import Settings
 from service.contract import headers
+from service.contract.errors import DeviceError, ErrorCode
 from service.contract.messages import DeviceResult
-from service.domain.errors import DeviceError, ErrorCode
 from service.domain.models import DeviceTarget
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.engine import build_engine, sweep_idle_sessions

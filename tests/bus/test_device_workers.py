@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 
-from service.cli.status import collect_status
+from service.client.connect import BusAddress
+from service.client.status import collect_status
 from service.devtools.local_server import LocalNatsServer
 from service.workers.partition import PartitionMap
 from service.workers.protocol import Heartbeat, decode_heartbeat
@@ -104,7 +105,7 @@ async def test_the_devices_are_spread_and_each_stays_on_its_worker(
     assert sorted(owners) == sorted(live) and sum(owners.values()) == 256
     jobs = {worker: beat.jobs for worker, beat in (await heartbeats(client, TWO, "two")).items()}
     assert all(count > 0 for count in jobs.values()), jobs  # both workers did device work
-    rows = await collect_status(nats_server.url, "pyats-ro", 1.0)
+    rows = await collect_status(BusAddress.of(nats_server.url), "pyats-ro", 1.0)
     [row] = [r for r in rows if r["subject_prefix"] == TWO]
     assert sum(w["partitions"] for w in row["workers"]) == 256
     assert sum(w["jobs"] for w in row["workers"]) >= len(FLEET)
@@ -212,7 +213,7 @@ async def test_replicas_of_one_group_share_the_workers_and_each_device_s_session
     )
     assert all(json.loads(r.data)["successful_devices"] == 1 for r in replies)
     assert lab.max_concurrent_sessions()[device["port"]] == 1
-    stats = await collect_status(nats_server.url, "pyats-ro", 1.0)
+    stats = await collect_status(BusAddress.of(nats_server.url), "pyats-ro", 1.0)
     fronts = [row for row in stats if row["subject_prefix"] == "wshare.v1"]
     assert len(fronts) == 2 and all(len(row["workers"]) == 2 for row in fronts)  # both fronts see both workers
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 
-from service.cli.main import _parse_command
+from service.cli.request import parse_command
 from tests.conftest import CORPUS, SHARED_OUTPUTS, ServiceProcess, wire_device
 
 pytestmark = [pytest.mark.bus, pytest.mark.corpus, pytest.mark.asyncio]
@@ -23,7 +23,7 @@ async def test_every_corpus_pair_parses_to_the_expected_result(
     async def one(pair: dict[str, Any]) -> tuple[str, Any, Any]:
         body = {
             "devices": [wire_device(lab_device(pair["name"]))],
-            "commands": [_parse_command(pair["command"])],
+            "commands": [parse_command(pair["command"])],
             "output_format": "parsed",
         }
         msg = await client.request("pyats.v1.execute.corpus", json.dumps(body).encode(), timeout=120)

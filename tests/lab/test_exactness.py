@@ -11,11 +11,11 @@ from collections.abc import Callable
 
 import pytest
 
+from service.contract.errors import CommandError, ErrorCode
 from service.device.unicon_session import SessionOptions, UniconSessionFactory
 from service.devtools.lab.generated import generated_output
 from service.devtools.lab.outputs import builtin_outputs
 from service.devtools.lab.shell import CHATTER_LINE
-from service.domain.errors import CommandError, ErrorCode
 from service.domain.models import DeviceTarget, ShowCommand, Timeouts
 from service.pipeline.runner import DeviceRunner
 from service.pipeline.session_pool import SessionPool

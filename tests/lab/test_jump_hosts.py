@@ -22,6 +22,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from service.contract.errors import ConnectError, ErrorCode
 from service.device import paramiko_backend
 from service.device.paramiko_backend import (
     SshCommandLineError,
@@ -31,7 +32,6 @@ from service.device.paramiko_backend import (
 )
 from service.device.unicon_session import SessionOptions, UniconSession, UniconSessionFactory, ssh_command
 from service.devtools.lab.runner import LabProcess
-from service.domain.errors import ConnectError, ErrorCode
 from service.domain.models import DeviceOS, DeviceTarget, Secret
 from tests.lab.expected_output import expected, lines
 

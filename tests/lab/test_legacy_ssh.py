@@ -14,9 +14,9 @@ from typing import Any
 import paramiko
 import pytest
 
+from service.contract.errors import ConnectError, ErrorCode
 from service.device.inventory import parse_testbed
 from service.device.unicon_session import SessionOptions, UniconSessionFactory
-from service.domain.errors import ConnectError, ErrorCode
 from service.domain.models import DeviceTarget
 from tests.conftest import LAB_PASSWORD
 

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from unicon import Connection
 
+from service.contract.errors import CommandError, ConnectError, ErrorCode
 from service.device import paramiko_backend
 from service.device.paramiko_backend import (
     SshCommandLineError,
@@ -41,7 +42,6 @@ from service.device.unicon_session import (
 )
 from service.devtools.lab.runner import LabProcess
 from service.devtools.local_server import free_port
-from service.domain.errors import CommandError, ConnectError, ErrorCode
 from service.domain.models import DeviceOS, DeviceTarget, Secret
 from tests.conftest import LAB_ENABLE, LAB_PASSWORD
 from tests.lab.expected_output import expected, lines

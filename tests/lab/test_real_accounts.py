@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from service.contract.errors import CommandError, ConnectError, ErrorCode
 from service.device.unicon_session import WARNED_SETTINGS, UniconSessionFactory
 from service.devtools.lab.runner import LabProcess
-from service.domain.errors import CommandError, ConnectError, ErrorCode
 from service.domain.models import DeviceTarget
 from tests.conftest import LAB_ENABLE
 from tests.lab.expected_output import expected, lines

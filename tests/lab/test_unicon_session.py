@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import pytest
 
+from service.contract.errors import CommandError, ConnectError, ErrorCode
 from service.device.reading_services import READING_SERVICES
 from service.device.unicon_session import SessionOptions, UniconSessionFactory, ssh_command
 from service.devtools.local_server import free_port
-from service.domain.errors import CommandError, ConnectError, ErrorCode
 from service.domain.models import DeviceOS, DeviceTarget, Secret
 from tests.conftest import LAB_ENABLE
 from tests.lab.expected_output import expected, lines

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from service.contract.errors import CommandError, ErrorCode
 from service.device.genie_parser import GenieOutputParser
 from service.device.unicon_session import UniconSessionFactory
 from service.devtools.lab.runner import LabProcess
-from service.domain.errors import CommandError, ErrorCode
 from service.domain.models import DeviceOS, DeviceTarget
 from tests.mockdevice.cases import MOCK_CASES, MockCase
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from service.domain.errors import CommandError, ConnectError, ErrorCode, SessionOutOfStepError
+from service.contract.errors import CommandError, ConnectError, ErrorCode, SessionOutOfStepError
 from service.domain.models import DeviceOS, DeviceTarget, ParseOutcome, ParseStatus
 
 

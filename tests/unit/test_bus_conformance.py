@@ -28,7 +28,7 @@ from nats.js import api
 from nats.nuid import NUID
 
 from service.config import Settings
-from service.domain.errors import ErrorCode
+from service.contract.errors import ErrorCode
 from service.domain.inventory import Inventory, InventoryDevice
 from service.domain.models import DeviceOS, Secret, Timeouts
 from service.domain.policy import Limits

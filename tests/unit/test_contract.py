@@ -4,8 +4,8 @@ import msgspec
 import pytest
 
 from service.contract.codec import decode_request, encode
+from service.contract.errors import ErrorCode, RequestError
 from service.contract.messages import CommandResult, DeviceSpec
-from service.domain.errors import ErrorCode, RequestError
 
 pytestmark = pytest.mark.unit
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from service.contract.errors import ErrorCode, PyatsRoError
 from service.contract.messages import DeviceResult, ExecuteResponse, RequestSummary
-from service.domain.errors import ErrorCode, PyatsRoError
 from service.domain.models import Timeouts
 from service.domain.policy import Limits
 from service.observability.metrics import ServiceMetrics

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from service.contract.errors import ConfigError, ErrorCode, PolicyError
 from service.contract.messages import CommandSpec, DeviceSpec, ExecuteRequest
 from service.device.inventory import InventoryStore, parse_testbed
-from service.domain.errors import ConfigError, ErrorCode, PolicyError
 from service.domain.models import DeviceOS, Secret, Timeouts
 from service.domain.policy import Limits, build_plan
 

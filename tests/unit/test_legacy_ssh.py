@@ -8,11 +8,11 @@ import pytest
 from paramiko.kex_group14 import KexGroup14SHA256
 
 from service.config import load_settings
+from service.contract.errors import ConfigError, ErrorCode
 from service.device.inventory import parse_testbed
 from service.device.paramiko_backend import SshCommandLineError, SshHandshakeError, parse_ssh_command
 from service.device.paramiko_legacy import OAKLEY_GROUP2_PRIME
 from service.device.unicon_session import SessionOptions, classify_connect_error, ssh_command
-from service.domain.errors import ConfigError, ErrorCode
 from service.domain.models import DeviceOS, DeviceTarget, Secret
 
 pytestmark = pytest.mark.unit

@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
+from service.contract.errors import ErrorCode, PolicyError
 from service.contract.messages import CommandSpec, DeviceSpec, ExecuteRequest
-from service.domain.errors import ErrorCode, PolicyError
 from service.domain.models import DeviceOS, OutputFormat, PipeOption, Secret, Timeouts
 from service.domain.policy import Limits, build_plan, check_hostname
 

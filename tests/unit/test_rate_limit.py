@@ -3,7 +3,7 @@ import tracemalloc
 
 import pytest
 
-from service.domain.errors import ErrorCode, PolicyError
+from service.contract.errors import ErrorCode, PolicyError
 from service.domain.requester_policy import RateRule
 from service.pipeline.rate_limit import LoginLimiter, RequesterLimiter
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from service.domain.errors import ConfigError, ErrorCode, PolicyError
+from service.contract.errors import ConfigError, ErrorCode, PolicyError
 from service.domain.models import ShowCommand
 from service.domain.requester_policy import RateRule
 from service.pipeline.policy_file import load_policy

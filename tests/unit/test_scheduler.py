@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from service.contract.errors import ErrorCode
 from service.contract.messages import DeviceResult
-from service.domain.errors import ErrorCode
 from service.domain.models import DeviceOS, DeviceTarget, ExecutionPlan, OutputFormat, Secret, ShowCommand, Timeouts
 from service.pipeline.result_parser import ResultParser
 from service.pipeline.runner import DeviceRunner

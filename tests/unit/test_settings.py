@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from service.config import Settings, env_name, load_settings
-from service.domain.errors import ConfigError
+from service.contract.errors import ConfigError
 from service.domain.models import DeviceOS
 
 pytestmark = pytest.mark.unit

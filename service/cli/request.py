@@ -1,22 +1,107 @@
-"""The terminal side of ``pyats-ro request``: progress per device, then tables or JSON."""
+"""``pyats-ro request``: build a request from options (or a file), show progress per device, then tables or JSON."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
+import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import msgspec
-import nats
-import nats.errors
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from service.cli.common import add_bus_arguments, bus_address
+from service.client.connect import BusUnreachableError, connect_bus
 from service.client.execute import ServiceReplyError, StreamedResult, execute_streamed
 from service.contract.messages import DeviceResult
 from service.transport.subjects import sanitize_token
+
+EXAMPLES = """examples:
+  pyats-ro request -d 10.0.0.1 -c 'show version' --os iosxe
+  pyats-ro request -d r1:2222 -d r2 -c 'show ip interface brief | include up' -f parsed
+  pyats-ro request -d r1 -c 'show clock' --requester alice --nats-user alice --inbox-prefix _INBOX.alice
+  pyats-ro request --file request.json --json"""
+
+
+def add_parser(commands: Any) -> None:
+    request = commands.add_parser("request", help="send a request and show results per device", epilog=EXAMPLES)
+    request.add_argument("--file", help="a request as JSON (the wire format)")
+    request.add_argument("-d", "--device", action="append", help="host or host:port; repeat for more devices")
+    request.add_argument(
+        "-c", "--command", action="append", help="a show command, e.g. 'show ip int brief | include up'; repeat"
+    )
+    request.add_argument("--os", default="iosxe", help="device OS: ios, iosxe, iosxr, nxos, asa")
+    request.add_argument("-u", "--username", default=os.environ.get("USER", "admin"))
+    request.add_argument(
+        "--password-env", default="PYATS_DEVICE_PASSWORD", help="variable holding the device password (else prompted)"
+    )
+    request.add_argument("--enable-password-env", help="variable holding the enable password")
+    request.add_argument("-f", "--format", choices=["raw", "parsed", "both"], default="raw")
+    request.add_argument("--timeout", type=float, help="per-command timeout in seconds")
+    request.add_argument("--requester", default=os.environ.get("USER", "cli"), help="last subject token: who is asking")
+    add_bus_arguments(request)
+    request.add_argument("--wait", type=float, default=120.0, help="seconds to wait between two replies")
+    request.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    request.add_argument("--show-output", action="store_true", help="print each command's output under the table")
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(run_request(args, build_request(args)))
+
+
+def parse_command(text: str) -> dict[str, Any]:
+    """'show run | section bgp' -> command with pipe_option/pipe_value, as an engineer types it."""
+    command, sep, pipe = text.partition("|")
+    entry: dict[str, Any] = {"command": command.strip()}
+    if sep:
+        option, _, value = pipe.strip().partition(" ")
+        entry["pipe_option"] = option.strip()
+        entry["pipe_value"] = value.strip()
+    return entry
+
+
+def _device_entry(spec: str, args: argparse.Namespace, password: str, enable: str | None) -> dict[str, Any]:
+    host, port = spec, 22
+    if spec.count(":") == 1:
+        host, _, port_text = spec.partition(":")
+        port = int(port_text)
+    elif spec.startswith("[") and "]:" in spec:
+        host, _, port_text = spec[1:].partition("]:")
+        port = int(port_text)
+    entry: dict[str, Any] = {
+        "hostname": host,
+        "port": port,
+        "os": args.os,
+        "username": args.username,
+        "password": password,
+    }
+    if enable:
+        entry["enable_password"] = enable
+    return entry
+
+
+def build_request(args: argparse.Namespace) -> dict[str, Any]:
+    if args.file:
+        request: dict[str, Any] = json.loads(Path(args.file).read_text())
+        return request
+    if not args.device or not args.command:
+        raise SystemExit("pyats-ro request: give --device and --command, or --file request.json")
+    password = os.environ.get(args.password_env) or getpass.getpass("Device password: ")
+    enable = os.environ.get(args.enable_password_env) if args.enable_password_env else None
+    request = {
+        "devices": [_device_entry(d, args, password, enable) for d in args.device],
+        "commands": [parse_command(c) for c in args.command],
+        "output_format": args.format,
+    }
+    if args.timeout:
+        request["timeout"] = args.timeout
+    return request
 
 
 def results_table(results: list[DeviceResult]) -> Table:
@@ -60,21 +145,10 @@ async def run_request(args: argparse.Namespace, request: dict[str, Any]) -> int:
     out = Console()
     subject = f"{args.prefix}.execute.{sanitize_token(args.requester)}"
 
-    async def quiet(_: Exception) -> None:  # nats-py would print a traceback per failed attempt
-        return
-
     try:
-        client = await nats.connect(
-            args.nats_url,
-            connect_timeout=5,
-            max_reconnect_attempts=2,
-            error_cb=quiet,
-            inbox_prefix=getattr(args, "inbox_prefix", "_INBOX"),
-            user=getattr(args, "nats_user", None),
-            password=os.environ.get("PYATS_NATS_PASSWORD") if getattr(args, "nats_user", None) else None,
-        )
-    except (OSError, TimeoutError, nats.errors.Error):
-        console.print(f"[red]cannot reach NATS at {args.nats_url}[/red]: is the service running (make run)?")
+        client = await connect_bus(bus_address(args))
+    except BusUnreachableError as exc:
+        console.print(f"[red]{exc}[/red]: is the service running (make run)?")
         return 3
     total = len(request.get("devices", []))
     try:
