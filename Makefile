@@ -53,6 +53,7 @@ lab: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check service tests
 	$(BIN)/ruff format --check service tests
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -7,14 +7,12 @@ Shutdown order: stop intake -> finish in-flight requests up to the grace period
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 from typing import Any
 
-import nats.errors
-import nats.js.errors
 from loguru import logger
-from nats.aio.client import Client
 
 from service import __version__
 from service.config import Settings
@@ -28,11 +26,12 @@ from service.pipeline.handler import RequestHandler
 from service.pipeline.policy_file import load_policy
 from service.pipeline.ports import DeviceSessionFactory, OutputParser
 from service.pipeline.rate_limit import RequesterLimiter
-from service.transport.connection import connect
+from service.transport.connection import BusClient, connect
 from service.transport.endpoint import ExecuteService, guard_discovery_replies
 from service.transport.jobs import JobSettings, JobWorker
 from service.transport.large_outputs import LargeOutputs
-from service.transport.results import NatsResultPublisher, StreamSettings, ensure_stream
+from service.transport.results import NatsResultPublisher, StreamSettings, ensure_results_stream
+from service.transport.streams import JetStreamUnavailableError
 from service.transport.subjects import Subjects, sanitize_token
 from service.workers.directory import WorkerDirectory
 from service.workers.remote import WORKER_GRACE, InternalSubjects, NoDeviceLayer, RemoteDevices
@@ -95,7 +94,7 @@ class App:
             self.metrics.watch_logins(lambda: (self.sessions.logins, self.sessions.reuses))
         self.remote: RemoteDevices | None = None
         self.supervisor: WorkerSupervisor | None = None
-        self._internal: Client | None = None
+        self._internal: BusClient | None = None
         self._logins = self._reuses = 0  # sessions the device workers used for this front
         self._env_file = env_file
         self.handler = RequestHandler(
@@ -187,32 +186,6 @@ class App:
         if self._internal is not None:
             await self._internal.drain()
 
-    async def _start_results(self, client: Client) -> tuple[NatsResultPublisher, bool]:
-        """Set up the results stream; without JetStream, say so and publish results anyway."""
-        settings = self.settings
-        jetstream = settings.jetstream_enabled
-        if jetstream:
-            stream = StreamSettings(
-                name=settings.results_stream,
-                max_age=settings.results_max_age,
-                max_bytes=settings.results_max_bytes,
-                replicas=settings.results_replicas,
-                duplicate_window=settings.results_duplicate_window,
-                storage=settings.results_storage,
-            )
-            try:
-                await ensure_stream(client.jetstream(), self.subjects, stream)
-            except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError, TimeoutError):
-                logger.warning("JetStream is not available: results are published on their subjects but not kept")
-                jetstream = False
-        self.metrics.jetstream_available.set(1 if jetstream else 0)
-        self.outputs = await LargeOutputs.start(client, jetstream, settings.results_max_age, settings.results_storage)
-        publisher = NatsResultPublisher(
-            client, self.subjects, self.metrics, jetstream, settings.results_buffer, outputs=self.outputs
-        )
-        publisher.start()
-        return publisher, jetstream
-
     def reload(self) -> None:
         """SIGHUP: re-read the inventory and the requester policy; keep the old ones if broken."""
         self.inventory.reload()
@@ -237,7 +210,7 @@ class App:
     def _set_connected(self, connected: bool) -> None:
         self._connected = connected
 
-    async def _probe_jetstream(self, client: Client) -> None:
+    async def _probe_jetstream(self, client: BusClient) -> None:
         """Keep /readyz and ``pyats_jetstream_available`` honest about JetStream after start-up."""
         while True:
             await asyncio.sleep(self.settings.readiness_probe_interval)
@@ -269,43 +242,33 @@ class App:
         return checks
 
     async def run(self, stop: asyncio.Event) -> None:
-        settings = self.settings
+        """Start every part, serve until ``stop``, then stop them in reverse order.
+
+        Each part is entered on one ``AsyncExitStack`` right after it starts, so a part that
+        fails to start (a ``ConfigError`` from stream setup, NATS down) leaves nothing behind:
+        what started before it is stopped, in reverse order, before the error propagates.
+        """
         logger.info("pyats-ro {} starting", __version__)
-        health: HealthServer | None = None
-        if settings.metrics_port:
-            health = HealthServer(settings.metrics_host, settings.metrics_port, self.metrics.registry, self.readiness)
-            health.start()
-            logger.info("metrics and health on http://{}:{}/metrics", settings.metrics_host, health.port)
-        loop = asyncio.get_running_loop()
-        pairs = [] if self.uses_workers else settings.prewarm_pairs()  # the workers parse, not the front
-        prewarm = loop.run_in_executor(None, self.parser.prewarm, pairs)
-        prewarm.add_done_callback(lambda _: setattr(self, "_parsers_warm", True))
-        client = await connect(settings, f"{settings.service_name}-{__version__}", self._set_connected)
-        guard_discovery_replies(client, settings.reply_rule(), self.metrics)
-        publisher, jetstream = await self._start_results(client)
-        self.handler.publisher = publisher
-        probe: asyncio.Task[None] | None = None
-        if jetstream:
-            self._jetstream_ok = True
-            probe = asyncio.create_task(self._probe_jetstream(client))
-        jobs: JobWorker | None = None
-        if settings.jobs_enabled and jetstream:
-            jobs = JobWorker(
-                client,
-                self.handler,
-                self.subjects,
-                JobSettings(
-                    stream=settings.jobs_stream,
-                    ack_wait=settings.jobs_ack_wait,
-                    max_deliver=settings.jobs_max_deliver,
-                    concurrency=settings.jobs_concurrency,
-                    max_age=settings.results_max_age,
-                ),
-                settings.reply_rule(),
-                self.metrics,
-            )
-            await jobs.start()
-        self._service = ExecuteService(
+        async with contextlib.AsyncExitStack() as stack:
+            await self._start(stack)
+            self.ready.set()
+            await stop.wait()
+            logger.info("stopping: no new requests")
+        logger.info("stopped")
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        """The start-up steps in order; each pushes how to undo it."""
+        settings = self.settings
+        self._start_health(stack)
+        self._start_prewarm(stack)
+        client = await self._connect(stack)
+        await self._start_results(stack, client)
+        self._start_background(stack, client)
+        jobs = await self._start_jobs(stack, client)
+        if self.uses_workers:  # after everything that may refuse to start
+            stack.push_async_callback(self._stop_workers)
+            await self._start_workers()
+        self._service = service = ExecuteService(
             client,
             self.handler,
             self.subjects,
@@ -317,37 +280,125 @@ class App:
             results_stream=settings.results_stream,
             workers=self.worker_rows if self.uses_workers else None,
         )
-        sweeper = asyncio.create_task(sweep_idle_sessions(self.sessions, settings.session_idle_ttl))
-        watcher = asyncio.create_task(self._watch_inventory())
-        try:
-            if self.uses_workers:  # after everything that may refuse to start; stopped in the finally
-                await self._start_workers()
-            await self._service.start()
-            self.ready.set()
-            await stop.wait()
-            logger.info("stopping: no new requests")
-            await self._service.stop_intake()
-            if jobs is not None:
-                await jobs.stop(settings.shutdown_grace)
-            cut = await self._service.wait_in_flight(settings.shutdown_grace)
-            if cut:
-                logger.warning("{} request(s) cut off at shutdown were answered with service_unavailable", cut)
-        finally:
-            sweeper.cancel()
-            watcher.cancel()
-            if probe is not None:
-                probe.cancel()
-            self.ready.clear()
-            await self._stop_workers()
-            await asyncio.get_running_loop().run_in_executor(None, self.scheduler.shutdown)
-            await publisher.close(grace=5.0)
-            if self.settings.ssh_backend == "paramiko":
-                from service.device.paramiko_backend import close_jump_hosts
+        stack.push_async_callback(self._drain, service, jobs)
+        await service.start()
 
-                close_jump_hosts()
-            await prewarm
+    def _start_health(self, stack: contextlib.AsyncExitStack) -> None:
+        settings = self.settings
+        if not settings.metrics_port:
+            return
+        health = HealthServer(settings.metrics_host, settings.metrics_port, self.metrics.registry, self.readiness)
+        health.start()
+        stack.callback(health.stop)
+        logger.info("metrics and health on http://{}:{}/metrics", settings.metrics_host, health.port)
+
+    def _start_prewarm(self, stack: contextlib.AsyncExitStack) -> None:
+        """Genie's parser indexes load in the background; shutdown waits for that thread."""
+        pairs = [] if self.uses_workers else self.settings.prewarm_pairs()  # the workers parse, not the front
+        prewarm = asyncio.get_running_loop().run_in_executor(None, self.parser.prewarm, pairs)
+        prewarm.add_done_callback(lambda _: setattr(self, "_parsers_warm", True))
+
+        async def wait_prewarm() -> None:
+            with contextlib.suppress(Exception):
+                await prewarm
+
+        stack.push_async_callback(wait_prewarm)
+
+    async def _connect(self, stack: contextlib.AsyncExitStack) -> BusClient:
+        settings = self.settings
+        client = await connect(settings, f"{settings.service_name}-{__version__}", self._set_connected)
+
+        async def close() -> None:
             await client.drain()
             self._connected = False
-            if health is not None:
-                health.stop()
-            logger.info("stopped")
+
+        stack.push_async_callback(close)
+        guard_discovery_replies(client, settings.reply_rule(), self.metrics)
+        return client
+
+    async def _start_results(self, stack: contextlib.AsyncExitStack, client: BusClient) -> None:
+        """The results stream (without JetStream: say so and publish results anyway), the
+        large-output bucket and the publisher; the device layer's shutdown comes before the
+        publisher's close, so every last result is still published."""
+        settings = self.settings
+        jetstream = settings.jetstream_enabled
+        if jetstream:
+            stream = StreamSettings(
+                name=settings.results_stream,
+                max_age=settings.results_max_age,
+                max_bytes=settings.results_max_bytes,
+                replicas=settings.results_replicas,
+                duplicate_window=settings.results_duplicate_window,
+                storage=settings.results_storage,
+            )
+            try:
+                await ensure_results_stream(client.jetstream(), self.subjects, stream)
+            except JetStreamUnavailableError:
+                logger.warning("JetStream is not available: results are published on their subjects but not kept")
+                jetstream = False
+        self.metrics.jetstream_available.set(1 if jetstream else 0)
+        self._jetstream_ok = True if jetstream else None
+        self.outputs = await LargeOutputs.start(client, jetstream, settings.results_max_age, settings.results_storage)
+        publisher = NatsResultPublisher(
+            client, self.subjects, self.metrics, jetstream, settings.results_buffer, outputs=self.outputs
+        )
+        publisher.start()
+        stack.push_async_callback(publisher.close, 5.0)
+        self.handler.publisher = publisher
+        stack.push_async_callback(self._stop_device_layer)
+
+    def _start_background(self, stack: contextlib.AsyncExitStack, client: BusClient) -> None:
+        """The JetStream probe, the idle-session sweeper and the inventory watcher."""
+        tasks = [
+            asyncio.create_task(sweep_idle_sessions(self.sessions, self.settings.session_idle_ttl)),
+            asyncio.create_task(self._watch_inventory()),
+        ]
+        if self._jetstream_ok:
+            tasks.append(asyncio.create_task(self._probe_jetstream(client)))
+
+        async def cancel() -> None:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        stack.push_async_callback(cancel)
+
+    async def _start_jobs(self, stack: contextlib.AsyncExitStack, client: BusClient) -> JobWorker | None:
+        settings = self.settings
+        if not (settings.jobs_enabled and self._jetstream_ok):
+            return None
+        jobs = JobWorker(
+            client,
+            self.handler,
+            self.subjects,
+            JobSettings(
+                stream=settings.jobs_stream,
+                ack_wait=settings.jobs_ack_wait,
+                max_deliver=settings.jobs_max_deliver,
+                concurrency=settings.jobs_concurrency,
+                max_age=settings.results_max_age,
+            ),
+            settings.reply_rule(),
+            self.metrics,
+        )
+        stack.push_async_callback(jobs.stop, 0.0)  # a start that fails half-way leaves no pull loop
+        await jobs.start()
+        return jobs
+
+    async def _drain(self, service: ExecuteService, jobs: JobWorker | None) -> None:
+        """Stop intake, then give jobs and requests in flight the shutdown grace (each still gets a reply)."""
+        grace = self.settings.shutdown_grace
+        self.ready.clear()
+        await service.stop_intake()
+        if jobs is not None:
+            await jobs.stop(grace)
+        cut = await service.wait_in_flight(grace)
+        if cut:
+            logger.warning("{} request(s) cut off at shutdown were answered with service_unavailable", cut)
+
+    async def _stop_device_layer(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.scheduler.shutdown)
+        if self.settings.ssh_backend == "paramiko":
+            from service.device.paramiko_backend import close_jump_hosts
+
+            close_jump_hosts()

@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ from loguru import logger
 from nats.aio.client import Client
 
 from service.device.unicon_session import SessionOptions, UniconSessionFactory
+from service.devtools.child import SERVE, ServiceProcess
 from service.devtools.lab.runner import LabProcess
 from service.devtools.local_server import LocalNatsServer, free_port
 from tests.mockdevice import cases as mockdevice_cases
@@ -201,67 +200,12 @@ READY_CHECKS = {
     "jetstream": True,
 }
 
-SERVE = [sys.executable, "-m", "service", "serve", "--env-file", os.devnull]
-
 
 def serve_until_exit(settings: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """``pyats-ro serve`` with only these ``PYATS_*`` settings, run until it exits (start-up refusals)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYATS_")}
     env.update(settings)
     return subprocess.run(SERVE, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-
-
-class ServiceProcess:
-    """``python -m service serve`` as a child process, configured by environment."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env = env
-        self.log_path = log_path
-        self.metrics_port = int(env["PYATS_METRICS_PORT"])
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = self.log_path.open("ab")
-        self._process = subprocess.Popen(
-            SERVE,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-
-    def stop(self) -> int:
-        if self._process is None:
-            return 0
-        self._process.send_signal(signal.SIGTERM)
-        try:
-            code = self._process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            code = self._process.wait()
-        self._process = None
-        return code
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 60.0) -> ServiceProcess:
-        """Poll this instance's own /readyz (other replicas may already answer pings)."""
-        import urllib.error
-        import urllib.request
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(f"service exited early:\n{self.log()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/readyz", timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"service not ready after {timeout:g}s:\n{self.log()[-3000:]}")
 
 
 async def wait_for_services(url: str, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:

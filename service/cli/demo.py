@@ -10,16 +10,14 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from service.cli.request import run_request
-from service.client.execute import wait_until_serving
+from service.devtools.child import ServiceProcess
 from service.devtools.lab.runner import LabProcess, config_lines, read_log
-from service.devtools.local_server import LocalNatsServer
+from service.devtools.local_server import LocalNatsServer, free_port
 
 EXAMPLES = """examples:
   pyats-ro demo                              # nats-server, 10 lab devices, the service, one request
@@ -62,19 +60,12 @@ def run_demo(devices: int, latency: float, data_dir: Path) -> int:
         env = {
             **os.environ,
             "PYATS_NATS_URL": server.url,
-            "PYATS_METRICS_PORT": "0",
+            "PYATS_METRICS_PORT": str(free_port()),
             "PYATS_SSH_STRICT_HOST_KEY_CHECKING": "no",
             "PYATS_LOG_LEVEL": "WARNING",
         }
-        service_log = (data_dir / "service.log").open("wb")
-        service = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "service", "serve", "--env-file", os.devnull],
-            env=env,
-            stdout=service_log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            asyncio.run(wait_until_serving(server.url, 60))
+        with ServiceProcess(env, data_dir / "service.log").start() as service:
+            service.wait_ready(90)
             targets: list[dict[str, Any]] = [
                 {"hostname": d["host"], "port": d["port"], "os": d["os"], "username": d["username"]}
                 for d in lab.devices
@@ -98,10 +89,3 @@ def run_demo(devices: int, latency: float, data_dir: Path) -> int:
                 file=sys.stderr,
             )
             return code if not config else 4
-        finally:
-            service.send_signal(signal.SIGTERM)
-            try:
-                service.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                service.kill()
-            service_log.close()

@@ -15,6 +15,8 @@ from nats.aio.client import Client
 from service.config import Settings
 from service.contract.errors import ConfigError, ErrorCode
 
+BusClient = Client  # the service's connection, named without importing nats
+
 
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:
     if not (settings.nats_tls_ca or settings.nats_tls_cert):

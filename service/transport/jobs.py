@@ -24,12 +24,13 @@ from nats.js import api
 
 from service.contract import headers
 from service.contract.codec import encode
-from service.contract.errors import ConfigError, ErrorCode, PyatsRoError, RequestError
+from service.contract.errors import ErrorCode, PyatsRoError, RequestError
 from service.contract.messages import DeviceResult, ErrorDetail, ErrorReply, ExecuteResponse, RequestSummary
 from service.domain.replies import ReplyRule
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
 from service.transport.endpoint import MESSAGE_KIND_HEADER
+from service.transport.streams import ensure_stream
 from service.transport.subjects import Subjects
 
 CONSUMER = "pyats-ro-jobs"
@@ -111,18 +112,7 @@ class JobWorker:
             storage=api.StorageType.FILE,
             max_age=s.max_age,
         )
-        try:
-            existing = await self._js.stream_info(s.stream)
-        except nats.js.errors.NotFoundError:
-            await self._js.add_stream(config)
-        else:
-            if subject not in (existing.config.subjects or []):
-                raise ConfigError(
-                    ErrorCode.CONFIG_INVALID,
-                    f"the JetStream stream {s.stream} exists for {', '.join(existing.config.subjects or [])}, not "
-                    f"{subject}; give this prefix its own stream with PYATS_JOBS_STREAM",
-                )
-            await self._js.update_stream(config)
+        await ensure_stream(self._js, config, "PYATS_JOBS_*")
         consumer = api.ConsumerConfig(
             durable_name=CONSUMER,
             ack_policy=api.AckPolicy.EXPLICIT,

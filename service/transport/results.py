@@ -21,10 +21,10 @@ from nats.js.client import JetStreamContext
 
 from service.contract import headers
 from service.contract.codec import encode
-from service.contract.errors import ConfigError, ErrorCode
 from service.contract.messages import DeviceResult, RequestSummary
 from service.observability.metrics import ServiceMetrics
 from service.transport.large_outputs import LargeOutputs
+from service.transport.streams import ensure_stream
 from service.transport.subjects import SUMMARY_TOKEN, Subjects, device_token, sanitize_token
 
 REQUEST_ID = headers.REQUEST_ID
@@ -59,7 +59,7 @@ def message_id(requester: str, request_id: str, device: str) -> str:
     return f"{sanitize_token(requester)}.{sanitize_token(request_id)}.{device}"
 
 
-async def ensure_stream(js: JetStreamContext, subjects: Subjects, wanted: StreamSettings) -> None:
+async def ensure_results_stream(js: JetStreamContext, subjects: Subjects, wanted: StreamSettings) -> None:
     """Create the results stream, or bring an existing one to the settings; idempotent.
 
     A stream the service creates denies message deletes and purges (``deny_delete``,
@@ -79,21 +79,10 @@ async def ensure_stream(js: JetStreamContext, subjects: Subjects, wanted: Stream
         deny_delete=True,
         deny_purge=True,
     )
-    try:
-        existing = await js.stream_info(wanted.name)
-    except nats.js.errors.NotFoundError:
-        await js.add_stream(config)
-        logger.info("created JetStream stream {} for {}", wanted.name, subjects.results_wildcard)
-        return
-    if subjects.results_wildcard not in (existing.config.subjects or []):
-        raise ConfigError(
-            ErrorCode.CONFIG_INVALID,
-            f"the JetStream stream {wanted.name} exists for {', '.join(existing.config.subjects or [])}, not "
-            f"{subjects.results_wildcard}; give this prefix its own stream with PYATS_RESULTS_STREAM",
-        )
-    config.deny_delete = bool(existing.config.deny_delete)
-    config.deny_purge = bool(existing.config.deny_purge)
-    missing = [name for name, on in (("deny_delete", config.deny_delete), ("deny_purge", config.deny_purge)) if not on]
+    applied = await ensure_stream(js, config, "PYATS_RESULTS_*")
+    missing = [
+        name for name, on in (("deny_delete", applied.deny_delete), ("deny_purge", applied.deny_purge)) if not on
+    ]
     if missing:
         logger.warning(
             "the JetStream stream {} has {} turned off: a client allowed to call the JetStream API on it can "
@@ -102,15 +91,6 @@ async def ensure_stream(js: JetStreamContext, subjects: Subjects, wanted: Stream
             wanted.name,
             " and ".join(missing),
         )
-    try:
-        await js.update_stream(config)
-    except nats.js.errors.APIError as exc:
-        raise ConfigError(
-            ErrorCode.CONFIG_INVALID,
-            f"the existing JetStream stream {wanted.name} cannot take these settings ({exc.description}); "
-            "change PYATS_RESULTS_* to match it, or remove the stream",
-        ) from None
-    logger.info("JetStream stream {} is up to date", wanted.name)
 
 
 class NatsResultPublisher:

@@ -7,7 +7,8 @@ import pytest
 from nats.aio.client import Client
 from nats.js import api
 
-from service.transport.results import StreamSettings, ensure_stream
+from service.transport.results import StreamSettings
+from service.transport.results import ensure_results_stream as ensure_stream
 from service.transport.subjects import Subjects
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
