@@ -104,15 +104,22 @@ class NatsReplySink:
         await self._send("response", encode(response), {REQUEST_ID_HEADER: response.request_id})
 
     async def error(self, error: PyatsRoError, request_id: str | None) -> None:
-        body = ErrorReply(
-            error=ErrorDetail(code=error.code.value, message=error.message, details=error.details),
-            request_id=request_id,
-        )
-        headers = {ERROR_HEADER: error.message[:512], ERROR_CODE_HEADER: str(status_for(error.code))}
-        if request_id:
-            headers[REQUEST_ID_HEADER] = request_id
+        body, headers = error_message(error, request_id)
         self.failure = f"{status_for(error.code)}:{error.code.value}: {error.message[:200]}"
-        await self._send("error", encode(body), headers)
+        await self._send("error", body, headers)
+
+
+def error_message(error: PyatsRoError, request_id: str | None) -> tuple[bytes, dict[str, str]]:
+    """An error as every requester-facing reply carries it: the ``ErrorReply`` body and the
+    nats.micro error headers (``Nats-Service-Error``, ``Nats-Service-Error-Code``)."""
+    body = ErrorReply(
+        error=ErrorDetail(code=error.code.value, message=error.message, details=error.details),
+        request_id=request_id,
+    )
+    headers = {ERROR_HEADER: error.message[:512], ERROR_CODE_HEADER: str(status_for(error.code))}
+    if request_id:
+        headers[REQUEST_ID_HEADER] = request_id
+    return encode(body), headers
 
 
 def reply_subject(request: Request) -> str | None:

@@ -25,11 +25,11 @@ from nats.js import api
 from service.contract import headers
 from service.contract.codec import encode
 from service.contract.errors import ErrorCode, PyatsRoError, RequestError
-from service.contract.messages import DeviceResult, ErrorDetail, ErrorReply, ExecuteResponse, RequestSummary
+from service.contract.messages import DeviceResult, ExecuteResponse, RequestSummary
 from service.domain.replies import ReplyRule
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
-from service.transport.endpoint import MESSAGE_KIND_HEADER
+from service.transport.endpoint import MESSAGE_KIND_HEADER, error_message
 from service.transport.streams import ensure_stream
 from service.transport.subjects import Subjects
 
@@ -174,13 +174,8 @@ class JobWorker:
             final = isinstance(sink.failure, RequestError)
             logger.info("job {} refused: {}", job_id, sink.failure.message)
             if notify:
-                body = ErrorReply(
-                    error=ErrorDetail(
-                        code=sink.failure.code.value, message=sink.failure.message, details=sink.failure.details
-                    ),
-                    request_id=sink.request_id,
-                )
-                await self._client.publish(notify, encode(body), headers={MESSAGE_KIND_HEADER: "error"})
+                body, error_headers = error_message(sink.failure, sink.request_id)
+                await self._client.publish(notify, body, headers={**error_headers, MESSAGE_KIND_HEADER: "error"})
             await (message.term() if final else message.nak(delay=self._settings.ack_wait / 2))
             return
         if notify and sink.outcome is not None:
