@@ -271,11 +271,7 @@ class App:
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings
         logger.info("pyats-ro {} starting", __version__)
-        health: HealthServer | None = None
-        if settings.metrics_port:
-            health = HealthServer(settings.metrics_host, settings.metrics_port, self.metrics.registry, self.readiness)
-            health.start()
-            logger.info("metrics and health on http://{}:{}/metrics", settings.metrics_host, health.port)
+        health = self._start_health()
         loop = asyncio.get_running_loop()
         pairs = [] if self.uses_workers else settings.prewarm_pairs()  # the workers parse, not the front
         prewarm = loop.run_in_executor(None, self.parser.prewarm, pairs)
@@ -284,28 +280,53 @@ class App:
         guard_discovery_replies(client, settings.reply_rule(), self.metrics)
         publisher, jetstream = await self._start_results(client)
         self.handler.publisher = publisher
-        probe: asyncio.Task[None] | None = None
+        background: list[asyncio.Task[None]] = []
         if jetstream:
             self._jetstream_ok = True
-            probe = asyncio.create_task(self._probe_jetstream(client))
-        jobs: JobWorker | None = None
-        if settings.jobs_enabled and jetstream:
-            jobs = JobWorker(
-                client,
-                self.handler,
-                self.subjects,
-                JobSettings(
-                    stream=settings.jobs_stream,
-                    ack_wait=settings.jobs_ack_wait,
-                    max_deliver=settings.jobs_max_deliver,
-                    concurrency=settings.jobs_concurrency,
-                    max_age=settings.results_max_age,
-                ),
-                settings.reply_rule(),
-                self.metrics,
-            )
-            await jobs.start()
-        self._service = ExecuteService(
+            background.append(asyncio.create_task(self._probe_jetstream(client)))
+        jobs = await self._start_jobs(client) if settings.jobs_enabled and jetstream else None
+        service = self._service = self._execute_service(client)
+        background.append(asyncio.create_task(sweep_idle_sessions(self.sessions, settings.session_idle_ttl)))
+        background.append(asyncio.create_task(self._watch_inventory()))
+        try:
+            await self._serve(service, jobs, stop)
+        finally:
+            for task in background:
+                task.cancel()
+            self.ready.clear()
+            await self._shut_down(publisher, prewarm, client, health)
+
+    def _start_health(self) -> HealthServer | None:
+        settings = self.settings
+        if not settings.metrics_port:
+            return None
+        health = HealthServer(settings.metrics_host, settings.metrics_port, self.metrics.registry, self.readiness)
+        health.start()
+        logger.info("metrics and health on http://{}:{}/metrics", settings.metrics_host, health.port)
+        return health
+
+    async def _start_jobs(self, client: Client) -> JobWorker:
+        settings = self.settings
+        jobs = JobWorker(
+            client,
+            self.handler,
+            self.subjects,
+            JobSettings(
+                stream=settings.jobs_stream,
+                ack_wait=settings.jobs_ack_wait,
+                max_deliver=settings.jobs_max_deliver,
+                concurrency=settings.jobs_concurrency,
+                max_age=settings.results_max_age,
+            ),
+            settings.reply_rule(),
+            self.metrics,
+        )
+        await jobs.start()
+        return jobs
+
+    def _execute_service(self, client: Client) -> ExecuteService:
+        settings = self.settings
+        return ExecuteService(
             client,
             self.handler,
             self.subjects,
@@ -317,37 +338,41 @@ class App:
             results_stream=settings.results_stream,
             workers=self.worker_rows if self.uses_workers else None,
         )
-        sweeper = asyncio.create_task(sweep_idle_sessions(self.sessions, settings.session_idle_ttl))
-        watcher = asyncio.create_task(self._watch_inventory())
-        try:
-            if self.uses_workers:  # after everything that may refuse to start; stopped in the finally
-                await self._start_workers()
-            await self._service.start()
-            self.ready.set()
-            await stop.wait()
-            logger.info("stopping: no new requests")
-            await self._service.stop_intake()
-            if jobs is not None:
-                await jobs.stop(settings.shutdown_grace)
-            cut = await self._service.wait_in_flight(settings.shutdown_grace)
-            if cut:
-                logger.warning("{} request(s) cut off at shutdown were answered with service_unavailable", cut)
-        finally:
-            sweeper.cancel()
-            watcher.cancel()
-            if probe is not None:
-                probe.cancel()
-            self.ready.clear()
-            await self._stop_workers()
-            await asyncio.get_running_loop().run_in_executor(None, self.scheduler.shutdown)
-            await publisher.close(grace=5.0)
-            if self.settings.ssh_backend == "paramiko":
-                from service.device.paramiko_backend import close_jump_hosts
 
-                close_jump_hosts()
-            await prewarm
-            await client.drain()
-            self._connected = False
-            if health is not None:
-                health.stop()
-            logger.info("stopped")
+    async def _serve(self, service: ExecuteService, jobs: JobWorker | None, stop: asyncio.Event) -> None:
+        """Take requests until ``stop``; then stop intake and finish the work in flight up to the grace."""
+        settings = self.settings
+        if self.uses_workers:  # after everything that may refuse to start; stopped in run's finally
+            await self._start_workers()
+        await service.start()
+        self.ready.set()
+        await stop.wait()
+        logger.info("stopping: no new requests")
+        await service.stop_intake()
+        if jobs is not None:
+            await jobs.stop(settings.shutdown_grace)
+        cut = await service.wait_in_flight(settings.shutdown_grace)
+        if cut:
+            logger.warning("{} request(s) cut off at shutdown were answered with service_unavailable", cut)
+
+    async def _shut_down(
+        self,
+        publisher: NatsResultPublisher,
+        prewarm: asyncio.Future[None],
+        client: Client,
+        health: HealthServer | None,
+    ) -> None:
+        """Close sessions, then the publisher, then NATS: in that order, so nothing done is lost."""
+        await self._stop_workers()
+        await asyncio.get_running_loop().run_in_executor(None, self.scheduler.shutdown)
+        await publisher.close(grace=5.0)
+        if self.settings.ssh_backend == "paramiko":
+            from service.device.paramiko_backend import close_jump_hosts
+
+            close_jump_hosts()
+        await prewarm
+        await client.drain()
+        self._connected = False
+        if health is not None:
+            health.stop()
+        logger.info("stopped")

@@ -199,7 +199,22 @@ def parser() -> argparse.ArgumentParser:
     )
     root.add_argument("--version", action="version", version=f"pyats-ro {__version__}")
     commands = root.add_subparsers(dest="verb", required=True, parser_class=_ExactParser)
+    _add_serve_parser(commands)
+    _add_worker_parser(commands)
+    _add_request_parser(commands)
 
+    from service.cli.history import add_diff_parser, add_history_parser
+
+    add_history_parser(commands, EXAMPLES["history"])
+    add_diff_parser(commands, EXAMPLES["diff"])
+
+    commands.add_parser("lab", help="run the fake Cisco device lab (pyats-ro lab --help)", add_help=False)
+    _add_status_parser(commands)
+    _add_demo_parser(commands)
+    return root
+
+
+def _add_serve_parser(commands: Any) -> None:
     serve = commands.add_parser(
         "serve", help="run the service (settings from PYATS_* variables and .env)", epilog=EXAMPLES["serve"]
     )
@@ -210,6 +225,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--nats-port", type=int, default=4222, help="port of the bundled nats-server")
     serve.add_argument("--data-dir", default=".data", help="where the bundled nats-server keeps JetStream data")
 
+
+def _add_worker_parser(commands: Any) -> None:
     worker = commands.add_parser(
         "worker",
         help="run one device worker (serve starts its own; run this on more machines to add their cores)",
@@ -219,6 +236,8 @@ def parser() -> argparse.ArgumentParser:
     worker.add_argument("--id", help="worker id, unique on the bus (default: <hostname>-<pid>)")
     worker.add_argument("--parent", type=int, help=argparse.SUPPRESS)  # serve's pid: stop when it is gone
 
+
+def _add_request_parser(commands: Any) -> None:
     request = commands.add_parser(
         "request", help="send a request and show results per device", epilog=EXAMPLES["request"]
     )
@@ -250,13 +269,8 @@ def parser() -> argparse.ArgumentParser:
     request.add_argument("--json", action="store_true", help="print JSON instead of tables")
     request.add_argument("--show-output", action="store_true", help="print each command's output under the table")
 
-    from service.cli.history import add_diff_parser, add_history_parser
 
-    add_history_parser(commands, EXAMPLES["history"])
-    add_diff_parser(commands, EXAMPLES["diff"])
-
-    commands.add_parser("lab", help="run the fake Cisco device lab (pyats-ro lab --help)", add_help=False)
-
+def _add_status_parser(commands: Any) -> None:
     status = commands.add_parser(
         "status", help="every replica's version, uptime, requests, errors and latency", epilog=EXAMPLES["status"]
     )
@@ -266,13 +280,14 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--wait", type=float, default=1.0, help="seconds to collect replies")
     status.add_argument("--json", action="store_true")
 
+
+def _add_demo_parser(commands: Any) -> None:
     demo = commands.add_parser(
         "demo", help="nats-server + lab + service, one sample request, results printed", epilog=EXAMPLES["demo"]
     )
     demo.add_argument("--devices", type=int, default=10)
     demo.add_argument("--latency", type=float, default=0.1)
     demo.add_argument("--data-dir", default=".data/demo")
-    return root
 
 
 def main(argv: list[str] | None = None) -> int:
