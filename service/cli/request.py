@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from service.cli.common import add_bus_arguments, bus_address
-from service.client.connect import BusUnreachableError, connect_bus
+from service.client.connect import BusClient, BusUnreachableError, connect_bus
 from service.client.execute import ServiceReplyError, StreamedResult, execute_streamed
 from service.contract.messages import DeviceResult
 from service.transport.subjects import sanitize_token
@@ -150,31 +150,13 @@ async def run_request(args: argparse.Namespace, request: dict[str, Any]) -> int:
     except BusUnreachableError as exc:
         console.print(f"[red]{exc}[/red]: is the service running (make run)?")
         return 3
-    total = len(request.get("devices", []))
     try:
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=args.json,
-        ) as progress:
-            task = progress.add_task("devices", total=total)
-
-            async def on_result(result: DeviceResult) -> None:
-                mark = "[green]ok[/green]" if result.success else f"[red]{result.error_code}[/red]"
-                progress.console.print(f"  {result.hostname}:{result.port} {mark} ({result.duration_s:.2f}s)")
-                progress.advance(task)
-
-            outcome: StreamedResult = await execute_streamed(client, subject, request, args.wait, on_result)
+        outcome = await _with_progress(client, subject, request, args, console)
     except ServiceReplyError as exc:
-        error = exc.reply.error
         if args.json:
             out.print_json(msgspec.json.encode(exc.reply).decode())
         else:
-            console.print(f"[red]request refused: {error.code}[/red]: {error.message}")
+            console.print(f"[red]request refused: {exc.reply.error.code}[/red]: {exc.reply.error.message}")
         return 2
     except TimeoutError:
         console.print(f"[red]no reply within {args.wait:g}s[/red]: is the service running on {args.nats_url}?")
@@ -185,18 +167,43 @@ async def run_request(args: argparse.Namespace, request: dict[str, Any]) -> int:
         payload = {"summary": outcome.summary, "results": outcome.results}
         sys.stdout.write(msgspec.json.encode(payload).decode() + "\n")
     else:
-        out.print(results_table(outcome.results))
-        if any(result.commands for result in outcome.results):
-            out.print(commands_table(outcome.results))
-        for result in outcome.results:
-            if args.show_output:
-                for command in result.commands:
-                    out.rule(f"{result.hostname} | {command.command}")
-                    out.print(command.output or "", markup=False, highlight=False)
-        if outcome.summary is not None:
-            s = outcome.summary
-            out.print(
-                f"request {s.request_id}: {s.successful_devices}/{s.total_devices} devices ok in {s.duration_s:.2f}s"
-            )
+        _print_outcome(outcome, out, show_output=args.show_output)
     failed = [r for r in outcome.results if not r.success]
     return 1 if failed else 0
+
+
+async def _with_progress(
+    client: BusClient, subject: str, request: dict[str, Any], args: argparse.Namespace, console: Console
+) -> StreamedResult:
+    """The streamed request, with a progress bar and one line per device as each finishes."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=args.json,
+    ) as progress:
+        task = progress.add_task("devices", total=len(request.get("devices", [])))
+
+        async def on_result(result: DeviceResult) -> None:
+            mark = "[green]ok[/green]" if result.success else f"[red]{result.error_code}[/red]"
+            progress.console.print(f"  {result.hostname}:{result.port} {mark} ({result.duration_s:.2f}s)")
+            progress.advance(task)
+
+        return await execute_streamed(client, subject, request, args.wait, on_result)
+
+
+def _print_outcome(outcome: StreamedResult, out: Console, *, show_output: bool) -> None:
+    out.print(results_table(outcome.results))
+    if any(result.commands for result in outcome.results):
+        out.print(commands_table(outcome.results))
+    if show_output:
+        for result in outcome.results:
+            for command in result.commands:
+                out.rule(f"{result.hostname} | {command.command}")
+                out.print(command.output or "", markup=False, highlight=False)
+    if outcome.summary is not None:
+        s = outcome.summary
+        out.print(f"request {s.request_id}: {s.successful_devices}/{s.total_devices} devices ok in {s.duration_s:.2f}s")

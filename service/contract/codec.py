@@ -77,33 +77,43 @@ def _located(exc: msgspec.ValidationError, base: str) -> dict[str, str]:
     return {"path": base + path[1:], "message": message}
 
 
+_PARTS: dict[str, type[msgspec.Struct]] = {"devices": DeviceSpec, "commands": CommandSpec}
+
+
 def _problems(raw: Any, struct: type[msgspec.Struct]) -> list[dict[str, str]]:
     """Every problem of the request's shape, found part by part (msgspec stops at the first)."""
     if not isinstance(raw, dict):
         return [{"path": "$", "message": "Expected `object`"}]
-    problems: list[dict[str, str]] = []
     fields = {field.encode_name: field for field in msgspec.structs.fields(struct)}
-    for key in raw:
-        if key not in fields:
-            problems.append({"path": f"$.{key}", "message": f"Object contains unknown field `{key}`"})
+    problems = [
+        {"path": f"$.{key}", "message": f"Object contains unknown field `{key}`"} for key in raw if key not in fields
+    ]
     for name, field in fields.items():
         if name not in raw:
             if field.required:
                 problems.append({"path": f"$.{name}", "message": f"Object missing required field `{name}`"})
-            continue
-        value = raw[name]
-        parts = {"devices": DeviceSpec, "commands": CommandSpec}
-        if name in parts and isinstance(value, list):
-            if not value:
-                problems.append({"path": f"$.{name}", "message": f"`{name}` is empty; give at least one"})
-            for index, item in enumerate(value):
-                try:
-                    msgspec.convert(item, parts[name])
-                except msgspec.ValidationError as exc:
-                    problems.append(_located(exc, f"$.{name}[{index}]"))
-            continue
-        try:
-            msgspec.convert({"devices": [], "commands": [], name: value}, struct)
-        except msgspec.ValidationError as exc:
-            problems.append(_located(exc, "$"))
+        elif name in _PARTS and isinstance(raw[name], list):
+            problems.extend(_list_problems(name, raw[name]))
+        else:
+            problems.extend(_field_problems(name, raw[name], struct))
     return problems
+
+
+def _list_problems(name: str, items: list[Any]) -> list[dict[str, str]]:
+    """``devices`` or ``commands``: not empty, and each item checked on its own."""
+    problems = [] if items else [{"path": f"$.{name}", "message": f"`{name}` is empty; give at least one"}]
+    for index, item in enumerate(items):
+        try:
+            msgspec.convert(item, _PARTS[name])
+        except msgspec.ValidationError as exc:
+            problems.append(_located(exc, f"$.{name}[{index}]"))
+    return problems
+
+
+def _field_problems(name: str, value: Any, struct: type[msgspec.Struct]) -> list[dict[str, str]]:
+    """One top-level field, checked alone inside an otherwise empty request."""
+    try:
+        msgspec.convert({"devices": [], "commands": [], name: value}, struct)
+    except msgspec.ValidationError as exc:
+        return [_located(exc, "$")]
+    return []

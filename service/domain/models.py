@@ -66,6 +66,22 @@ class DeviceOS(StrEnum):
     ASA = "asa"
 
 
+class Endpoint(StrEnum):
+    """The door a request came in by: its rate bucket, its metrics label, its rules."""
+
+    EXECUTE = "execute"
+    JOBS = "jobs"  # a stored job: no inline credentials; done once every result is stored
+    OUTPUTS = "outputs"
+    HISTORY = "history"
+
+
+class Privilege(StrEnum):
+    """Where a device ran the commands: user EXEC (``>``) or enabled (``#``)."""
+
+    USER = "user"
+    ENABLED = "enabled"
+
+
 class PipeOption(StrEnum):
     INCLUDE = "include"
     EXCLUDE = "exclude"

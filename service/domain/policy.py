@@ -234,71 +234,87 @@ def _resolve_devices(
 
 def _command_problems(spec: CommandSpec, path: str, limits: Limits) -> tuple[ShowCommand | None, list[Problem]]:
     text = " ".join(spec.command.split())
-    problem = _character_problem(spec.command, f"{path}.command")
+    problem = _show_problem(spec.command, text, f"{path}.command")
     if problem:
         return None, [problem]
-    words = text.split(" ")
-    if words[0].lower() != "show" or len(words) < 2:
+    pipe_option, pipe_value, problems = _pipe_of(spec, path)
+    if problems:
+        return None, problems
+    command = ShowCommand("show" + text[4:], pipe_option, pipe_value)
+    if len(command.line) > limits.max_command_length:
         return None, [
-            Problem(
-                ErrorCode.COMMAND_NOT_ALLOWED,
-                "show_only",
-                f"{path}.command",
-                "only show commands are allowed: begin with the full word 'show' followed by what to show",
-            )
-        ]
-    problems: list[Problem] = []
-    pipe_option: PipeOption | None = None
-    pipe_value: str | None = None
-    if spec.pipe_option is None and spec.pipe_value is None:
-        pass
-    elif spec.pipe_option is None or not spec.pipe_value:
-        problems.append(
-            Problem(
-                ErrorCode.INVALID_REQUEST,
-                "pipe_pair",
-                f"{path}.pipe_option",
-                "pipe_option and pipe_value go together: give both or neither",
-            )
-        )
-    else:
-        try:
-            pipe_option = PipeOption(spec.pipe_option.strip().lower())
-        except ValueError:
-            problems.append(
-                Problem(
-                    ErrorCode.UNSUPPORTED_PIPE,
-                    "pipe_option",
-                    f"{path}.pipe_option",
-                    f"pipe option {spec.pipe_option!r} is not one of {', '.join(PipeOption)}",
-                )
-            )
-        value_problem = _character_problem(spec.pipe_value, f"{path}.pipe_value")
-        if value_problem:
-            problems.append(value_problem)
-        elif len(spec.pipe_value) > _MAX_PIPE_VALUE:
-            problems.append(
-                Problem(
-                    ErrorCode.INVALID_REQUEST,
-                    "pipe_value_length",
-                    f"{path}.pipe_value",
-                    f"pipe_value is longer than {_MAX_PIPE_VALUE} characters",
-                )
-            )
-        else:
-            pipe_value = spec.pipe_value.strip()
-    command = ShowCommand("show" + text[4:], pipe_option, pipe_value) if not problems else None
-    if command is not None and len(command.line) > limits.max_command_length:
-        problems.append(
             Problem(
                 ErrorCode.INVALID_REQUEST,
                 "command_length",
                 f"{path}.command",
                 f"command line is longer than {limits.max_command_length} characters",
             )
+        ]
+    return command, []
+
+
+def _show_problem(command: str, text: str, path: str) -> Problem | None:
+    """Why ``command`` (``text`` is it with spaces folded) is not a plain show command, or None."""
+    problem = _character_problem(command, path)
+    if problem:
+        return problem
+    words = text.split(" ")
+    if words[0].lower() != "show" or len(words) < 2:
+        return Problem(
+            ErrorCode.COMMAND_NOT_ALLOWED,
+            "show_only",
+            path,
+            "only show commands are allowed: begin with the full word 'show' followed by what to show",
         )
-        command = None
-    return command, problems
+    return None
+
+
+def _pipe_of(spec: CommandSpec, path: str) -> tuple[PipeOption | None, str | None, list[Problem]]:
+    """The command's output filter: both halves or neither, a known option, a safe value."""
+    if spec.pipe_option is None and spec.pipe_value is None:
+        return None, None, []
+    if spec.pipe_option is None or not spec.pipe_value:
+        return (
+            None,
+            None,
+            [
+                Problem(
+                    ErrorCode.INVALID_REQUEST,
+                    "pipe_pair",
+                    f"{path}.pipe_option",
+                    "pipe_option and pipe_value go together: give both or neither",
+                )
+            ],
+        )
+    problems: list[Problem] = []
+    try:
+        pipe_option: PipeOption | None = PipeOption(spec.pipe_option.strip().lower())
+    except ValueError:
+        pipe_option = None
+        problems.append(
+            Problem(
+                ErrorCode.UNSUPPORTED_PIPE,
+                "pipe_option",
+                f"{path}.pipe_option",
+                f"pipe option {spec.pipe_option!r} is not one of {', '.join(PipeOption)}",
+            )
+        )
+    value_problem = _pipe_value_problem(spec.pipe_value, f"{path}.pipe_value")
+    if value_problem:
+        problems.append(value_problem)
+    return pipe_option, spec.pipe_value.strip(), problems
+
+
+def _pipe_value_problem(value: str, path: str) -> Problem | None:
+    problem = _character_problem(value, path)
+    if problem is None and len(value) > _MAX_PIPE_VALUE:
+        problem = Problem(
+            ErrorCode.INVALID_REQUEST,
+            "pipe_value_length",
+            path,
+            f"pipe_value is longer than {_MAX_PIPE_VALUE} characters",
+        )
+    return problem
 
 
 def _raise(problems: list[Problem]) -> None:
@@ -322,6 +338,29 @@ def build_plan(
     inventory: Inventory | None = None,
 ) -> ExecutionPlan:
     """Check every rule and return a plan; raise ``PolicyError`` listing every problem."""
+    _raise(_size_problems(request, limits))  # size problems first: do not walk a huge request
+    output_format = OutputFormat(request.output_format)
+    problems = _option_problems(request, output_format, limits)
+    targets, device_problems = _targets(request, inventory, limits)
+    commands, command_problems = _commands(request, limits)
+    _raise([*problems, *device_problems, *command_problems, *_pipe_problems(targets, commands)])
+    return ExecutionPlan(
+        request_id=request_id,
+        requester=requester,
+        targets=tuple(targets),
+        commands=tuple(commands),
+        output_format=output_format,
+        timeouts=Timeouts(
+            connect=timeouts.connect,
+            command=request.timeout if request.timeout is not None else timeouts.command,
+            device=timeouts.device,
+        ),
+        stream=request.stream,
+    )
+
+
+def _size_problems(request: ExecuteRequest, limits: Limits) -> list[Problem]:
+    """At least one device and one command, and not more than the limits."""
     problems: list[Problem] = []
     if not request.devices:
         problems.append(Problem(ErrorCode.INVALID_REQUEST, "devices_required", "$.devices", "name at least one device"))
@@ -347,8 +386,12 @@ def build_plan(
                 f"{len(request.commands)} commands; at most {limits.max_commands} per request",
             )
         )
-    _raise(problems)  # size problems first: do not walk a huge request
+    return problems
 
+
+def _option_problems(request: ExecuteRequest, output_format: OutputFormat, limits: Limits) -> list[Problem]:
+    """The request-wide options: a timeout in range, and only features this service has on."""
+    problems: list[Problem] = []
     if request.timeout is not None and not 0 < request.timeout <= limits.command_timeout_max:
         problems.append(
             Problem(
@@ -358,7 +401,6 @@ def build_plan(
                 f"timeout must be greater than 0 and at most {limits.command_timeout_max} seconds",
             )
         )
-    output_format = OutputFormat(request.output_format)
     if output_format.wants_parse and not limits.parsing_enabled:
         problems.append(
             Problem(
@@ -377,14 +419,21 @@ def build_plan(
                 "streamed replies are turned off on this service",
             )
         )
+    return problems
 
+
+def _targets(
+    request: ExecuteRequest, inventory: Inventory | None, limits: Limits
+) -> tuple[list[DeviceTarget], list[Problem]]:
+    """Every device the request names, once each, within the device limit."""
+    problems: list[Problem] = []
     targets: list[DeviceTarget] = []
     seen: set[tuple[str, int, str]] = set()
     for index, spec in enumerate(request.devices):
         resolved, device_problems = _resolve_devices(spec, f"$.devices[{index}]", inventory, limits.inline_credentials)
         problems.extend(device_problems)
+        is_reference = spec.name is not None or spec.group is not None
         for target in resolved:
-            is_reference = spec.name is not None or spec.group is not None
             key = (target.hostname, target.port, target.username)
             if is_reference and key in seen:
                 continue  # a glob and a group may name the same device twice
@@ -399,14 +448,23 @@ def build_plan(
                 f"the request names {len(targets)} devices; at most {limits.max_devices} per request",
             )
         )
+    return targets, problems
 
+
+def _commands(request: ExecuteRequest, limits: Limits) -> tuple[list[ShowCommand], list[Problem]]:
+    problems: list[Problem] = []
     commands: list[ShowCommand] = []
     for index, command_spec in enumerate(request.commands):
         command, command_problems = _command_problems(command_spec, f"$.commands[{index}]", limits)
         problems.extend(command_problems)
         if command is not None:
             commands.append(command)
+    return commands, problems
 
+
+def _pipe_problems(targets: list[DeviceTarget], commands: list[ShowCommand]) -> list[Problem]:
+    """Pipe options that some target's OS lacks (IOS XR and ASA have no ``| section``)."""
+    problems: list[Problem] = []
     for os_name in sorted({target.os for target in targets}):
         allowed = PIPES_BY_OS[os_name]
         for index, command in enumerate(commands):
@@ -420,20 +478,7 @@ def build_plan(
                         f"{os_name} supports: {', '.join(sorted(allowed))}",
                     )
                 )
-    _raise(problems)
-    return ExecutionPlan(
-        request_id=request_id,
-        requester=requester,
-        targets=tuple(targets),
-        commands=tuple(commands),
-        output_format=output_format,
-        timeouts=Timeouts(
-            connect=timeouts.connect,
-            command=request.timeout if request.timeout is not None else timeouts.command,
-            device=timeouts.device,
-        ),
-        stream=request.stream,
-    )
+    return problems
 
 
 def check_request_id(value: str) -> str | None:

@@ -16,10 +16,10 @@ from loguru import logger
 
 from service.contract.codec import decode_request
 from service.contract.errors import ErrorCode, PyatsRoError, RequestError
-from service.contract.messages import DeviceResult, ExecuteResponse, RequestSummary
+from service.contract.messages import DeviceResult, ExecuteRequest, ExecuteResponse, RequestSummary
 from service.domain.ids import new_request_id
 from service.domain.inventory import Inventory
-from service.domain.models import ExecutionPlan, Timeouts
+from service.domain.models import Endpoint, ExecutionPlan, Timeouts
 from service.domain.policy import Limits, build_plan, check_request_id
 from service.domain.requester_policy import RateRule, RequesterPolicy, RequesterRules
 from service.observability.metrics import ServiceMetrics
@@ -100,57 +100,70 @@ class RequestHandler:
         requester: str,
         header_request_id: str | None,
         sink: ReplySink,
-        endpoint: str = "execute",
+        endpoint: Endpoint = Endpoint.EXECUTE,
     ) -> None:
-        """Answer one request. For ``endpoint="jobs"`` the request is a stored job: inline
+        """Answer one request. For ``Endpoint.JOBS`` the request is a stored job: inline
         credentials are refused, and this returns only once every result is published."""
         started = time.monotonic()
-        job = endpoint == "jobs"
-        request_id = header_request_id if header_request_id and not check_request_id(header_request_id) else None
         self._metrics.in_flight.inc()
         self.stats.requests += 1
         self.stats.in_flight += 1
         try:
-            try:
-                request = decode_request(data, self._limits.max_payload_bytes, job=job)
-                if request.request_id is not None:
-                    why = check_request_id(request.request_id)
-                    if why:
-                        raise RequestError(ErrorCode.INVALID_REQUEST, why, {"path": "$.request_id"})
-                    request_id = request.request_id
-                request_id = request_id or new_request_id()
-                plan = build_plan(
-                    request,
-                    requester=requester,
-                    request_id=request_id,
-                    limits=dataclasses.replace(self._limits, inline_credentials=False) if job else self._limits,
-                    timeouts=self._timeouts,
-                    inventory=self._inventory(),
-                )
-                rules, source = self.policy.rules_for(requester)
-                rules.check(requester, plan.commands, len(plan.targets), source)
-                await self._requester_limiter.admit(endpoint, requester, len(plan.targets), rules.rate)
-                plan = dataclasses.replace(plan, redact=rules.redact)
-            except PyatsRoError as exc:
-                if request_id is None and isinstance((exc.details or {}).get("request_id"), str):
-                    request_id = exc.details["request_id"]  # a body that failed to decode named its id
-                with logger.contextualize(request_id=request_id or "-", requester=requester):
-                    logger.info("request refused: {}", exc.message)
-                self._metrics.requests.labels(endpoint, exc.code.value).inc()
-                if exc.code is ErrorCode.RATE_LIMITED:
-                    self._metrics.rate_limited.labels(endpoint).inc()
-                self.stats.errors += 1
-                await sink.error(exc, request_id)
-                return
-            with logger.contextualize(request_id=plan.request_id, requester=requester):
-                await self._execute(plan, sink, started, requester, endpoint)
+            plan = await self._admit(data, requester, header_request_id, sink, endpoint)
+            if plan is not None:
+                with logger.contextualize(request_id=plan.request_id, requester=requester):
+                    await self._execute(plan, sink, started, requester, endpoint)
         finally:
             self._metrics.in_flight.dec()
             self.stats.in_flight -= 1
             self.stats.seconds += time.monotonic() - started
 
+    async def _admit(
+        self, data: bytes, requester: str, header_request_id: str | None, sink: ReplySink, endpoint: Endpoint
+    ) -> ExecutionPlan | None:
+        """The checked plan, or None once the refusal has been answered."""
+        request_id = header_request_id if header_request_id and not check_request_id(header_request_id) else None
+        try:
+            request = decode_request(data, self._limits.max_payload_bytes, job=endpoint is Endpoint.JOBS)
+            request_id = _request_id(request, request_id)
+            return await self._plan(request, requester, request_id, endpoint)
+        except PyatsRoError as exc:
+            await self._refuse(exc, request_id, requester, sink, endpoint)
+            return None
+
+    async def _plan(
+        self, request: ExecuteRequest, requester: str, request_id: str, endpoint: Endpoint
+    ) -> ExecutionPlan:
+        """The safety rules, then the requester's own rules and rate; raises ``PyatsRoError``."""
+        job = endpoint is Endpoint.JOBS
+        plan = build_plan(
+            request,
+            requester=requester,
+            request_id=request_id,
+            limits=dataclasses.replace(self._limits, inline_credentials=False) if job else self._limits,
+            timeouts=self._timeouts,
+            inventory=self._inventory(),
+        )
+        rules, source = self.policy.rules_for(requester)
+        rules.check(requester, plan.commands, len(plan.targets), source)
+        await self._requester_limiter.admit(endpoint, requester, len(plan.targets), rules.rate)
+        return dataclasses.replace(plan, redact=rules.redact)
+
+    async def _refuse(
+        self, exc: PyatsRoError, request_id: str | None, requester: str, sink: ReplySink, endpoint: Endpoint
+    ) -> None:
+        if request_id is None and isinstance((exc.details or {}).get("request_id"), str):
+            request_id = exc.details["request_id"]  # a body that failed to decode named its id
+        with logger.contextualize(request_id=request_id or "-", requester=requester):
+            logger.info("request refused: {}", exc.message)
+        self._metrics.requests.labels(endpoint.value, exc.code.value).inc()
+        if exc.code is ErrorCode.RATE_LIMITED:
+            self._metrics.rate_limited.labels(endpoint.value).inc()
+        self.stats.errors += 1
+        await sink.error(exc, request_id)
+
     async def _execute(
-        self, plan: ExecutionPlan, sink: ReplySink, started: float, requester: str, endpoint: str
+        self, plan: ExecutionPlan, sink: ReplySink, started: float, requester: str, endpoint: Endpoint
     ) -> None:
         logger.info(
             "request accepted: {} devices x {} commands, format {}, stream {}",
@@ -159,60 +172,46 @@ class RequestHandler:
             plan.output_format.value,
             plan.stream,
         )
-
-        streamed: set[int] = set()
         published: list[Awaitable[bool]] = []
-
-        async def on_result(result: DeviceResult) -> None:
-            self._record(result)
-            if self.publisher is not None:
-                published.append(await self.publisher.publish_result(requester, result))
-            if plan.stream:
-                streamed.add(id(result))
-                await sink.device_result(result)
-
-        results = await self._scheduler.run(plan, on_result)
-        for result in results:  # devices cut off at shutdown were not delivered one by one
-            if id(result) not in streamed and result.error_code == ErrorCode.SERVICE_UNAVAILABLE:
-                self._record(result)
-                if self.publisher is not None:
-                    published.append(await self.publisher.publish_result(requester, result))
-                if plan.stream:
-                    await sink.device_result(result)
-        ok = sum(1 for r in results if r.success)
-        duration = round(time.monotonic() - started, 4)
-        logger.info("request done: {}/{} devices ok in {:.2f}s", ok, len(results), duration)
-        summary = RequestSummary(
-            request_id=plan.request_id,
-            total_devices=len(results),
-            successful_devices=ok,
-            failed_devices=len(results) - ok,
-            duration_s=duration,
+        results = await self._run(plan, sink, requester, published)
+        summary = _summary(plan.request_id, results, round(time.monotonic() - started, 4))
+        logger.info(
+            "request done: {}/{} devices ok in {:.2f}s",
+            summary.successful_devices,
+            summary.total_devices,
+            summary.duration_s,
         )
-        self._metrics.requests.labels(endpoint, summary.status).inc()
-        self._metrics.request_duration.labels(endpoint).observe(duration)
+        self._metrics.requests.labels(endpoint.value, summary.status).inc()
+        self._metrics.request_duration.labels(endpoint.value).observe(summary.duration_s)
         if self.publisher is not None:
             published.append(await self.publisher.publish_summary(requester, summary))
             # The device results were queued as each device finished; give them a moment to be
             # stored, so history already holds them when the requester sees the reply. Bounded:
             # a JetStream outage delays the stored copy, never the reply.
             await asyncio.wait([asyncio.ensure_future(p) for p in published], timeout=PUBLISH_WAIT)
-        if plan.stream:
-            await sink.summary(summary)
-            await sink.end()
-        else:
-            await sink.response(
-                ExecuteResponse(
-                    request_id=plan.request_id,
-                    results=results,
-                    total_devices=len(results),
-                    successful_devices=ok,
-                    failed_devices=len(results) - ok,
-                    duration_s=duration,
-                )
-            )
-        if endpoint == "jobs" and not all(await asyncio.gather(*published)):
+        await _answer(plan, sink, results, summary)
+        if endpoint is Endpoint.JOBS and not all(await asyncio.gather(*published)):
             raise PyatsRoError(ErrorCode.INTERNAL_ERROR, "some results of the job could not be published")
+
+    async def _run(
+        self, plan: ExecutionPlan, sink: ReplySink, requester: str, published: list[Awaitable[bool]]
+    ) -> list[DeviceResult]:
+        """Every device's result, each recorded, published and (when streamed) sent as it comes."""
+        delivered: set[int] = set()
+
+        async def deliver(result: DeviceResult) -> None:
+            delivered.add(id(result))
+            self._record(result)
+            if self.publisher is not None:
+                published.append(await self.publisher.publish_result(requester, result))
+            if plan.stream:
+                await sink.device_result(result)
+
+        results = await self._scheduler.run(plan, deliver)
+        for result in results:  # devices cut off at shutdown were not delivered one by one
+            if id(result) not in delivered and result.error_code == ErrorCode.SERVICE_UNAVAILABLE:
+                await deliver(result)
+        return results
 
     def _record(self, result: DeviceResult) -> None:
         outcome = "ok" if result.success else "failed"
@@ -223,3 +222,42 @@ class RequestHandler:
                 self._metrics.command_duration.labels(result.os).observe(command.duration_s)
             if command.parse_status is not None:
                 self._metrics.parse_outcomes.labels(result.os, command.parse_status).inc()
+
+
+def _request_id(request: ExecuteRequest, header_request_id: str | None) -> str:
+    """The body's id (checked), else the header's, else a new one."""
+    if request.request_id is not None:
+        why = check_request_id(request.request_id)
+        if why:
+            raise RequestError(ErrorCode.INVALID_REQUEST, why, {"path": "$.request_id"})
+        return request.request_id
+    return header_request_id or new_request_id()
+
+
+def _summary(request_id: str, results: list[DeviceResult], duration: float) -> RequestSummary:
+    ok = sum(1 for r in results if r.success)
+    return RequestSummary(
+        request_id=request_id,
+        total_devices=len(results),
+        successful_devices=ok,
+        failed_devices=len(results) - ok,
+        duration_s=duration,
+    )
+
+
+async def _answer(plan: ExecutionPlan, sink: ReplySink, results: list[DeviceResult], summary: RequestSummary) -> None:
+    """The streamed tail (summary, end marker) or the one aggregate reply."""
+    if plan.stream:
+        await sink.summary(summary)
+        await sink.end()
+        return
+    await sink.response(
+        ExecuteResponse(
+            request_id=summary.request_id,
+            results=results,
+            total_devices=summary.total_devices,
+            successful_devices=summary.successful_devices,
+            failed_devices=summary.failed_devices,
+            duration_s=summary.duration_s,
+        )
+    )

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from aiolimiter import AsyncLimiter
 
 from service.contract.errors import ErrorCode, PolicyError
+from service.domain.models import Endpoint
 from service.domain.requester_policy import RateRule
 
 
@@ -28,12 +29,12 @@ class _Buckets:
 class RequesterLimiter:
     def __init__(self, max_requesters: int = 10_000) -> None:
         self._max = max_requesters
-        self._buckets: OrderedDict[tuple[str, str, RateRule], _Buckets] = OrderedDict()
+        self._buckets: OrderedDict[tuple[Endpoint, str, RateRule], _Buckets] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._buckets)
 
-    async def admit(self, endpoint: str, requester: str, devices: int, rule: RateRule) -> None:
+    async def admit(self, endpoint: Endpoint, requester: str, devices: int, rule: RateRule) -> None:
         """Take the request's slots, or raise ``rate_limited`` with ``retry_after`` at once."""
         if rule.requests <= 0 and rule.devices <= 0:
             return
@@ -60,7 +61,7 @@ class RequesterLimiter:
             name, limit, retry_after = refusals[0]
             raise PolicyError(
                 ErrorCode.RATE_LIMITED,
-                f"requester {requester!r} is over its {endpoint} rate ({limit} {name.split('.')[1]} per "
+                f"requester {requester!r} is over its {endpoint.value} rate ({limit} {name.split('.')[1]} per "
                 f"{rule.period:g}s); retry after {retry_after:.2f}s",
                 {"rule": name, "limit": limit, "period": rule.period, "retry_after": round(retry_after, 3)},
             )

@@ -10,13 +10,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
 import msgspec
 from loguru import logger
 
 from service.contract.errors import CommandError, ConnectError, DeviceError, ErrorCode, SessionOutOfStepError
 from service.contract.messages import CommandResult, DeviceResult
-from service.domain.models import DeviceTarget, ShowCommand, Timeouts
+from service.domain.models import DeviceTarget, Privilege, ShowCommand, Timeouts
 from service.pipeline.ports import DeviceSession
 from service.pipeline.session_pool import SessionPool
 
@@ -47,6 +49,21 @@ class AbortHandle:
             session, self._session = self._session, None
         if session is not None:
             session.close()
+
+
+@dataclass(slots=True)
+class _DeviceRun:
+    """One device's run in progress: the session may be replaced by a fresh login on the way."""
+
+    target: DeviceTarget
+    timeouts: Timeouts
+    deadline: float
+    abort: AbortHandle
+    session: DeviceSession
+    reused: bool
+    results: list[CommandResult] = field(default_factory=list)
+    healthy: bool = True
+    login_lost: DeviceError | None = None
 
 
 class DeviceRunner:
@@ -87,47 +104,61 @@ class DeviceRunner:
         if self._on_connect is not None:
             self._on_connect(request_id, target, self._clock() - started, reused)
         abort.attach(session)
-        results: list[CommandResult] = []
-        healthy = True
-        for index, command in enumerate(commands):
-            try:
-                result, broken = self._run_command(session, command, timeouts, deadline, abort)
-            except SessionOutOfStepError as exc:
-                # late output of an earlier command: never part of this one; the session is dropped
-                logger.warning("{}; {!r} runs on a fresh login", exc.message, command.line)
-                if results:
-                    results[-1] = possibly_cut(results[-1])
-                try:
-                    session = self._replace(session, target, timeouts, deadline, abort)
-                except DeviceError as error:
-                    return device_result(request_id, target, results, self._clock() - started, error)
-                reused = False
-                result, broken = self._run_command(session, command, timeouts, deadline, abort)
-            if broken and reused and index == 0 and not abort.aborted:
-                # the device closed a warm session while it sat idle: show commands are safe to retry once
-                logger.info("warm session was closed by the device; retrying on a fresh login")
-                try:
-                    session = self._replace(session, target, timeouts, deadline, abort)
-                except DeviceError as exc:
-                    return device_result(request_id, target, [], self._clock() - started, exc)
-                reused = False
-                result, broken = self._run_command(session, command, timeouts, deadline, abort)
-            results.append(result)
-            if broken:
-                healthy = False
-                break
-        for command in commands[len(results) :]:
-            results.append(
-                CommandResult(
-                    command=command.line,
-                    success=False,
-                    error="not run: the session to the device was lost",
-                    error_code=ErrorCode.DISCONNECTED,
-                )
-            )
+        run = _DeviceRun(target, timeouts, deadline, abort, session, reused)
+        self._run_commands(run, commands)
+        if run.login_lost is not None:  # a fresh login, needed to go on, failed
+            return device_result(request_id, target, run.results, self._clock() - started, run.login_lost)
         abort.attach(None)
-        self._pool.release(target, session, healthy and not abort.aborted)
-        return device_result(request_id, target, results, self._clock() - started, None, session.privilege)
+        self._pool.release(target, run.session, run.healthy and not abort.aborted)
+        privilege = Privilege(run.session.privilege) if run.session.privilege in set(Privilege) else None
+        return device_result(request_id, target, run.results, self._clock() - started, None, privilege)
+
+    def _run_commands(self, run: _DeviceRun, commands: Sequence[ShowCommand]) -> None:
+        """Each command in turn until the session breaks; those left are reported as not run."""
+        for index, command in enumerate(commands):
+            outcome = self._run_once(run, command, first=index == 0)
+            if outcome is None:
+                return
+            result, broken = outcome
+            run.results.append(result)
+            if broken:
+                run.healthy = False
+                break
+        run.results.extend(
+            CommandResult(
+                command=command.line,
+                success=False,
+                error="not run: the session to the device was lost",
+                error_code=ErrorCode.DISCONNECTED,
+            )
+            for command in commands[len(run.results) :]
+        )
+
+    def _run_once(self, run: _DeviceRun, command: ShowCommand, *, first: bool) -> tuple[CommandResult, bool] | None:
+        """One command, rerun on a fresh login when the session proved stale; None when that
+        login failed (``run.login_lost``)."""
+        try:
+            result, broken = self._run_command(run.session, command, run.timeouts, run.deadline, run.abort)
+        except SessionOutOfStepError as exc:
+            # late output of an earlier command: never part of this one; the session is dropped
+            logger.warning("{}; {!r} runs on a fresh login", exc.message, command.line)
+            if run.results:
+                run.results[-1] = possibly_cut(run.results[-1])
+            return self._rerun(run, command)
+        if broken and run.reused and first and not run.abort.aborted:
+            # the device closed a warm session while it sat idle: show commands are safe to retry once
+            logger.info("warm session was closed by the device; retrying on a fresh login")
+            return self._rerun(run, command)
+        return result, broken
+
+    def _rerun(self, run: _DeviceRun, command: ShowCommand) -> tuple[CommandResult, bool] | None:
+        try:
+            run.session = self._replace(run.session, run.target, run.timeouts, run.deadline, run.abort)
+        except DeviceError as exc:
+            run.login_lost = exc
+            return None
+        run.reused = False
+        return self._run_command(run.session, command, run.timeouts, run.deadline, run.abort)
 
     def _replace(
         self, session: DeviceSession, target: DeviceTarget, timeouts: Timeouts, deadline: float, abort: AbortHandle
@@ -224,17 +255,15 @@ def device_result(
     commands: list[CommandResult],
     duration: float,
     error: DeviceError | None,
-    privilege: str | None = None,
+    privilege: Privilege | None = None,
 ) -> DeviceResult:
     failed = [c for c in commands if not c.success]
+    code: str | None = None
+    message: str | None = None
     if error is not None:
-        code: str | None = error.code
-        message: str | None = error.message
+        code, message = error.code, error.message
     elif failed:
-        code = failed[0].error_code
-        message = f"{len(failed)} of {len(commands)} commands failed"
-    else:
-        code = message = None
+        code, message = failed[0].error_code, f"{len(failed)} of {len(commands)} commands failed"
     return DeviceResult(
         request_id=request_id,
         hostname=target.hostname,
@@ -245,5 +274,12 @@ def device_result(
         error=message,
         error_code=code,
         duration_s=round(duration, 4),
-        privilege="user" if privilege == "user" else "enabled" if privilege == "enabled" else None,
+        privilege=_PRIVILEGE_ON_WIRE[privilege],
     )
+
+
+_PRIVILEGE_ON_WIRE: dict[Privilege | None, Literal["user", "enabled"] | None] = {
+    Privilege.USER: "user",
+    Privilege.ENABLED: "enabled",
+    None: None,
+}

@@ -154,16 +154,7 @@ class Scheduler:
         If cancelled (shutdown), devices not finished are reported as ``service_unavailable``.
         """
         loop = asyncio.get_running_loop()
-        key = self._buckets.get(bucket) if bucket is not None else None
-        request = self._requests.get(key) if key is not None else None
-        if request is None or key is None:
-            request = _Request(self._clock() + self._limits.request_timeout, bucket)
-            key = self._next_key
-            self._next_key += 1
-            self._requests[key] = request
-            if bucket is not None:
-                self._buckets[bucket] = key
-        request.users += 1
+        key, request = self._join(bucket)
         jobs = [_Job(plan, target, loop.create_future(), self._clock()) for target in plan.targets]
         request.jobs.extend(jobs)
         self.queued += len(jobs)
@@ -190,15 +181,33 @@ class Scheduler:
                 for job in jobs
             ]
         finally:
-            waiting = [job for job in request.jobs if job in jobs]
-            self.queued -= len(waiting)
-            for job in waiting:
-                request.jobs.remove(job)
-            request.users -= 1
-            if request.users == 0:
-                self._requests.pop(key, None)
-                if request.bucket is not None:
-                    self._buckets.pop(request.bucket, None)
+            self._leave(key, request, jobs)
+
+    def _join(self, bucket: str | None) -> tuple[int, _Request]:
+        """The place in the line of ``bucket`` (a new one for a new bucket, or for no bucket)."""
+        key = self._buckets.get(bucket) if bucket is not None else None
+        request = self._requests.get(key) if key is not None else None
+        if request is None or key is None:
+            request = _Request(self._clock() + self._limits.request_timeout, bucket)
+            key = self._next_key
+            self._next_key += 1
+            self._requests[key] = request
+            if bucket is not None:
+                self._buckets[bucket] = key
+        request.users += 1
+        return key, request
+
+    def _leave(self, key: int, request: _Request, jobs: list[_Job]) -> None:
+        """Forget this plan's devices still waiting; the last plan of a bucket gives up its place."""
+        waiting = [job for job in request.jobs if job in jobs]
+        self.queued -= len(waiting)
+        for job in waiting:
+            request.jobs.remove(job)
+        request.users -= 1
+        if request.users == 0:
+            self._requests.pop(key, None)
+            if request.bucket is not None:
+                self._buckets.pop(request.bucket, None)
 
     def _pump(self) -> None:
         """Start waiting devices while slots are free. A free slot goes to the request with the

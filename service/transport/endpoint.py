@@ -33,6 +33,7 @@ from service.contract.messages import (
     OutputRef,
     RequestSummary,
 )
+from service.domain.models import Endpoint
 from service.domain.replies import ReplyRule
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
@@ -171,7 +172,7 @@ class ExecuteService:
         self._metrics = metrics
         self._service: Service | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._stats: dict[str, EndpointStats] = {}
+        self._stats: dict[Endpoint, EndpointStats] = {}
         self._accepting = False
 
     @property
@@ -195,24 +196,27 @@ class ExecuteService:
             stats_handler=lambda _endpoint: self._stats_data(),
         )
         await self._service.add_endpoint(
-            name="execute",
+            name=Endpoint.EXECUTE.value,
             subject=self._subjects.execute_wildcard,
             handler=self._on_request,
             queue_group=self._queue_group,
         )
         await self._service.add_endpoint(
-            name="outputs",
+            name=Endpoint.OUTPUTS.value,
             subject=self._subjects.outputs_wildcard,
             handler=self._on_output,
             queue_group=self._queue_group,
         )
         await self._service.add_endpoint(
-            name="history",
+            name=Endpoint.HISTORY.value,
             subject=self._subjects.history_wildcard,
             handler=self._on_history,
             queue_group=self._queue_group,
         )
-        self._stats = {name: EndpointStats.of(self._service, name) for name in ("execute", "outputs", "history")}
+        self._stats = {
+            endpoint: EndpointStats.of(self._service, endpoint.value)
+            for endpoint in (Endpoint.EXECUTE, Endpoint.OUTPUTS, Endpoint.HISTORY)
+        }
         self._accepting = True
         logger.info(
             "listening on {} (queue group {}), service {} {} id {}",
@@ -223,7 +227,7 @@ class ExecuteService:
             self._service.id,
         )
 
-    def _requester(self, request: Request, endpoint: str) -> str | None:
+    def _requester(self, request: Request, endpoint: Endpoint) -> str | None:
         """Who asks, or None when the reply subject lies outside that requester's inbox: then
         nothing is done and nothing is published (there is nowhere safe to send an error)."""
         requester = self._subjects.requester_of(request.subject, (request.headers or {}).get(REQUEST_INFO_HEADER))
@@ -231,7 +235,7 @@ class ExecuteService:
         why = self._replies.refusal(reply, requester)
         if why is None:
             return requester
-        self._metrics.requests.labels(endpoint, ErrorCode.REPLY_FORBIDDEN.value).inc()
+        self._metrics.requests.labels(endpoint.value, ErrorCode.REPLY_FORBIDDEN.value).inc()
         self._stats[endpoint].finished(0, f"{status_for(ErrorCode.REPLY_FORBIDDEN)}:{ErrorCode.REPLY_FORBIDDEN.value}")
         with logger.contextualize(requester=requester):
             logger.warning(
@@ -243,18 +247,18 @@ class ExecuteService:
         return None
 
     async def _on_request(self, request: Request) -> None:
-        requester = self._requester(request, "execute")
+        requester = self._requester(request, Endpoint.EXECUTE)
         if requester is None:
             return
         sink = NatsReplySink(request, self._metrics, requester, self._outputs)
         if not self._accepting:
             await sink.error(PyatsRoError(ErrorCode.SERVICE_UNAVAILABLE, "the service is shutting down; retry"), None)
-            self._stats["execute"].finished(0, sink.failure)
+            self._stats[Endpoint.EXECUTE].finished(0, sink.failure)
             return
         header_id = (request.headers or {}).get(REQUEST_ID_HEADER)
-        self._spawn("execute", sink, self._guarded(request.data, requester, header_id, sink))
+        self._spawn(Endpoint.EXECUTE, sink, self._guarded(request.data, requester, header_id, sink))
 
-    def _spawn(self, endpoint: str, sink: NatsReplySink, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, endpoint: Endpoint, sink: NatsReplySink, work: Coroutine[Any, Any, None]) -> None:
         """Run one request in its own task; its real time and error reach ``$SRV.STATS`` at the end."""
         stats = self._stats[endpoint]
 
@@ -270,16 +274,16 @@ class ExecuteService:
         task.add_done_callback(self._tasks.discard)
 
     async def _on_output(self, request: Request) -> None:
-        requester = self._requester(request, "outputs")
+        requester = self._requester(request, Endpoint.OUTPUTS)
         if requester is not None:
             sink = NatsReplySink(request, self._metrics, requester)
-            self._spawn("outputs", sink, self._send_output(request.data, requester, sink))
+            self._spawn(Endpoint.OUTPUTS, sink, self._send_output(request.data, requester, sink))
 
     async def _on_history(self, request: Request) -> None:
-        requester = self._requester(request, "history")
+        requester = self._requester(request, Endpoint.HISTORY)
         if requester is not None:
             sink = NatsReplySink(request, self._metrics, requester)
-            self._spawn("history", sink, self._send_history(request.data, requester, sink))
+            self._spawn(Endpoint.HISTORY, sink, self._send_history(request.data, requester, sink))
 
     async def _send_history(self, data: bytes, requester: str, sink: NatsReplySink) -> None:
         """The requester's own stored results, one message each, then an end marker."""
@@ -310,26 +314,26 @@ class ExecuteService:
                     await sink.stored(record)
                     sent += 1
         except HistoryError as exc:
-            await self._refuse("history", requester, PyatsRoError(ErrorCode.SERVICE_UNAVAILABLE, str(exc)), sink)
+            await self._refuse(Endpoint.HISTORY, requester, PyatsRoError(ErrorCode.SERVICE_UNAVAILABLE, str(exc)), sink)
             return
         except PyatsRoError as exc:
-            await self._refuse("history", requester, exc, sink)
+            await self._refuse(Endpoint.HISTORY, requester, exc, sink)
             return
         except Exception as exc:  # noqa: BLE001 - never let a bug kill the endpoint or go unanswered
-            await self._internal_error("history", exc, sink)
+            await self._internal_error(Endpoint.HISTORY, exc, sink)
             return
         await sink.history_end(truncated)
-        self._metrics.requests.labels("history", "ok").inc()
+        self._metrics.requests.labels(Endpoint.HISTORY.value, "ok").inc()
 
-    async def _internal_error(self, endpoint: str, exc: Exception, sink: NatsReplySink) -> None:
-        logger.opt(exception=exc).error("{} failed inside the service: {}", endpoint, type(exc).__name__)
-        self._metrics.requests.labels(endpoint, ErrorCode.INTERNAL_ERROR.value).inc()
+    async def _internal_error(self, endpoint: Endpoint, exc: Exception, sink: NatsReplySink) -> None:
+        logger.opt(exception=exc).error("{} failed inside the service: {}", endpoint.value, type(exc).__name__)
+        self._metrics.requests.labels(endpoint.value, ErrorCode.INTERNAL_ERROR.value).inc()
         await sink.error(PyatsRoError(ErrorCode.INTERNAL_ERROR, "internal error; see the service log"), None)
 
-    async def _refuse(self, endpoint: str, requester: str, error: PyatsRoError, sink: NatsReplySink) -> None:
-        self._metrics.requests.labels(endpoint, error.code.value).inc()
+    async def _refuse(self, endpoint: Endpoint, requester: str, error: PyatsRoError, sink: NatsReplySink) -> None:
+        self._metrics.requests.labels(endpoint.value, error.code.value).inc()
         with logger.contextualize(requester=requester):
-            logger.info("{} refused: {}", endpoint, error.message)
+            logger.info("{} refused: {}", endpoint.value, error.message)
         await sink.error(error, None)
 
     async def _send_output(self, data: bytes, requester: str, sink: NatsReplySink) -> None:
@@ -343,17 +347,17 @@ class ExecuteService:
                 raise RequestError(ErrorCode.OUTPUT_NOT_FOUND, "this replica keeps no large outputs")
             body = await self._outputs.read_for(self._client, self._results_stream, self._subjects, requester, ref)
         except PyatsRoError as exc:
-            await self._refuse("outputs", requester, exc, sink)
+            await self._refuse(Endpoint.OUTPUTS, requester, exc, sink)
             return
         except Exception as exc:  # noqa: BLE001 - never let a bug kill the endpoint or go unanswered
-            await self._internal_error("outputs", exc, sink)
+            await self._internal_error(Endpoint.OUTPUTS, exc, sink)
             return
         size = max(1024, self._client.max_payload // 2)
         view = memoryview(body)
         for start in range(0, len(view), size):
             await sink.output_chunk(bytes(view[start : start + size]))
         await sink.end()
-        self._metrics.requests.labels("outputs", "ok").inc()
+        self._metrics.requests.labels(Endpoint.OUTPUTS.value, "ok").inc()
 
     async def _guarded(self, data: bytes, requester: str, header_id: str | None, sink: NatsReplySink) -> None:
         try:

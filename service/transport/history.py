@@ -183,6 +183,28 @@ async def iter_results(
     subjects = Subjects(prefix)
     device = parse_device(query.device) if query.device else None
     filter_subject = subjects.results_filter(query.requester, query.request_id, device)
+    js = client.jetstream()
+    sub = await _subscribe(js, filter_subject, stream, _consumer_config(query))
+    consumer: str | None = None
+    try:
+        info = await sub.consumer_info()
+        consumer = info.name
+        async with contextlib.aclosing(_stored_messages(sub, info.num_pending or 0, batch, idle)) as messages:
+            async for msg in messages:
+                if query.until is not None and msg.metadata.timestamp > query.until:
+                    return
+                record = _selected(msg, subjects, query)
+                if record is not None:
+                    yield record
+    finally:
+        await sub.unsubscribe()
+        if consumer is not None:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):  # else inactive_threshold removes it
+                await js.delete_consumer(stream, consumer)
+
+
+def _consumer_config(query: HistoryQuery) -> api.ConsumerConfig:
+    """An ephemeral, unacknowledged, in-memory consumer, from ``since`` or the start."""
     config = api.ConsumerConfig(
         ack_policy=api.AckPolicy.NONE,
         inactive_threshold=30.0,
@@ -195,9 +217,15 @@ async def iter_results(
         config.opt_start_time = query.since.astimezone(dt.UTC)
     else:
         config.deliver_policy = api.DeliverPolicy.ALL
-    js = client.jetstream()
+    return config
+
+
+async def _subscribe(
+    js: JetStreamContext, filter_subject: str, stream: str, config: api.ConsumerConfig
+) -> JetStreamContext.PullSubscription:
+    """The pull subscription, or a ``HistoryError`` that says why JetStream would not give one."""
     try:
-        sub = await js.pull_subscribe(filter_subject, stream=stream, config=config)
+        return await js.pull_subscribe(filter_subject, stream=stream, config=config)
     except nats.js.errors.NotFoundError:
         raise HistoryError(f"no results stream {stream} on this server (is JetStream enabled?)") from None
     except nats.errors.NoRespondersError:
@@ -208,37 +236,31 @@ async def iter_results(
             f"JetStream did not answer for {filter_subject}: this NATS user may not read those results "
             "(a requester reads its own through the service: --requester <user>)"
         ) from None
-    consumer: str | None = None
-    try:
-        info = await sub.consumer_info()
-        consumer = info.name
-        pending = info.num_pending or 0
-        while pending > 0:
-            try:
-                messages = await sub.fetch(batch=min(batch, pending), timeout=idle)
-            except (nats.errors.TimeoutError, TimeoutError):
-                return
-            for msg in messages:
-                if JetStreamContext.is_status_msg(msg):
-                    continue
-                meta = msg.metadata
-                pending = meta.num_pending
-                if query.until is not None and meta.timestamp > query.until:
-                    return
-                record = _record(msg, subjects)
-                if record is None:
-                    continue
-                if query.command is not None:
-                    entry = record.command(query.command)
-                    if entry is None:
-                        continue
-                    record = record.only([entry])
-                yield record
-    finally:
-        await sub.unsubscribe()
-        if consumer is not None:
-            with contextlib.suppress(nats.errors.Error, TimeoutError):  # else inactive_threshold removes it
-                await js.delete_consumer(stream, consumer)
+
+
+async def _stored_messages(
+    sub: JetStreamContext.PullSubscription, pending: int, batch: int, idle: float
+) -> AsyncGenerator[Msg, None]:
+    """The consumer's messages until it has nothing pending, or ``idle`` seconds pass without one."""
+    while pending > 0:
+        try:
+            messages = await sub.fetch(batch=min(batch, pending), timeout=idle)
+        except (nats.errors.TimeoutError, TimeoutError):
+            return
+        for msg in messages:
+            if JetStreamContext.is_status_msg(msg):
+                continue
+            pending = msg.metadata.num_pending
+            yield msg
+
+
+def _selected(msg: Msg, subjects: Subjects, query: HistoryQuery) -> StoredResult | None:
+    """The device result in ``msg``, narrowed to the query's command; None when it does not match."""
+    record = _record(msg, subjects)
+    if record is None or query.command is None:
+        return record
+    entry = record.command(query.command)
+    return None if entry is None else record.only([entry])
 
 
 def stored_headers(record: StoredResult) -> dict[str, str]:

@@ -26,6 +26,7 @@ from service.contract import headers
 from service.contract.codec import encode
 from service.contract.errors import ErrorCode, PyatsRoError, RequestError
 from service.contract.messages import DeviceResult, ExecuteResponse, RequestSummary
+from service.domain.models import Endpoint
 from service.domain.replies import ReplyRule
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
@@ -150,7 +151,7 @@ class JobWorker:
         why = self._replies.notify_refusal(notify, requester, self._subjects.notify(requester)) if notify else None
         if why is not None:
             # refused before any device is touched, and nothing is published there
-            self._metrics.requests.labels("jobs", ErrorCode.REPLY_FORBIDDEN.value).inc()
+            self._metrics.requests.labels(Endpoint.JOBS.value, ErrorCode.REPLY_FORBIDDEN.value).inc()
             with logger.contextualize(requester=requester):
                 code = ErrorCode.REPLY_FORBIDDEN.value
                 logger.warning("job {} refused ({}): notify {!r}: {}", job_id, code, (notify or "")[:200], why)
@@ -160,7 +161,7 @@ class JobWorker:
         keepalive = asyncio.create_task(self._keep_alive(message))
         try:
             logger.info("job {} (delivery {}) from {}", job_id, metadata.num_delivered, requester)
-            await self._handler.handle(message.data, requester, job_id, sink, endpoint="jobs")
+            await self._handler.handle(message.data, requester, job_id, sink, endpoint=Endpoint.JOBS)
         except asyncio.CancelledError:
             keepalive.cancel()
             raise  # not acked: another replica gets it after ack_wait

@@ -4,6 +4,8 @@ A job carries the device's credentials: it travels on ``<prefix>.internal.work.<
 which only the service's own NATS user may use (ops/nats/auth.conf), is never stored in
 JetStream, and is never logged. Bodies are MessagePack (msgspec): Genie's parsed outputs
 keep their integer keys, and encoding costs less than JSON.
+Fixed sets (OS, pipe option, output format) travel as their string values and decode
+straight into the domain's enums.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from service.domain.models import (
 class WireTarget(Struct, frozen=True, kw_only=True):
     hostname: str
     port: int
-    os: str
+    os: DeviceOS
     username: str
     password: str
     enable_password: str | None = None
@@ -41,7 +43,7 @@ class WireTarget(Struct, frozen=True, kw_only=True):
 
 class WireCommand(Struct, frozen=True, kw_only=True):
     command: str
-    pipe_option: str | None = None
+    pipe_option: PipeOption | None = None
     pipe_value: str | None = None
 
 
@@ -52,7 +54,7 @@ class DeviceJob(Struct, frozen=True, kw_only=True):
     requester: str
     target: WireTarget
     commands: tuple[WireCommand, ...]
-    output_format: str
+    output_format: OutputFormat
     redact: bool
     connect_timeout: float
     command_timeout: float
@@ -112,21 +114,16 @@ def job_of(plan: ExecutionPlan, target: DeviceTarget, timeouts: Timeouts) -> Dev
         target=WireTarget(
             hostname=target.hostname,
             port=target.port,
-            os=target.os.value,
+            os=target.os,
             username=target.username,
             password=target.password.reveal(),
             enable_password=None if target.enable_password is None else target.enable_password.reveal(),
             legacy_algorithms=target.legacy_algorithms,
         ),
         commands=tuple(
-            WireCommand(
-                command=c.command,
-                pipe_option=None if c.pipe_option is None else c.pipe_option.value,
-                pipe_value=c.pipe_value,
-            )
-            for c in plan.commands
+            WireCommand(command=c.command, pipe_option=c.pipe_option, pipe_value=c.pipe_value) for c in plan.commands
         ),
-        output_format=plan.output_format.value,
+        output_format=plan.output_format,
         redact=plan.redact,
         connect_timeout=timeouts.connect,
         command_timeout=timeouts.command,
@@ -140,7 +137,7 @@ def plan_of(job: DeviceJob) -> ExecutionPlan:
     target = DeviceTarget(
         hostname=wire.hostname,
         port=wire.port,
-        os=DeviceOS(wire.os),
+        os=wire.os,
         username=wire.username,
         password=Secret(wire.password),
         enable_password=None if wire.enable_password is None else Secret(wire.enable_password),
@@ -150,11 +147,8 @@ def plan_of(job: DeviceJob) -> ExecutionPlan:
         request_id=job.request_id,
         requester=job.requester,
         targets=(target,),
-        commands=tuple(
-            ShowCommand(c.command, None if c.pipe_option is None else PipeOption(c.pipe_option), c.pipe_value)
-            for c in job.commands
-        ),
-        output_format=OutputFormat(job.output_format),
+        commands=tuple(ShowCommand(c.command, c.pipe_option, c.pipe_value) for c in job.commands),
+        output_format=job.output_format,
         timeouts=Timeouts(job.connect_timeout, job.command_timeout, job.device_timeout),
         redact=job.redact,
     )

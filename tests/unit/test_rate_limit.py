@@ -4,6 +4,7 @@ import tracemalloc
 import pytest
 
 from service.contract.errors import ErrorCode, PolicyError
+from service.domain.models import Endpoint
 from service.domain.requester_policy import RateRule
 from service.pipeline.rate_limit import LoginLimiter, RequesterLimiter
 
@@ -14,37 +15,37 @@ async def test_a_requester_over_its_request_rate_is_refused_with_retry_after() -
     limiter = RequesterLimiter()
     rule = RateRule(requests=3, devices=0, period=60)
     for _ in range(3):
-        await limiter.admit("execute", "alice", 1, rule)
+        await limiter.admit(Endpoint.EXECUTE, "alice", 1, rule)
     with pytest.raises(PolicyError) as caught:
-        await limiter.admit("execute", "alice", 1, rule)
+        await limiter.admit(Endpoint.EXECUTE, "alice", 1, rule)
     assert caught.value.code is ErrorCode.RATE_LIMITED
     assert caught.value.details["retry_after"] == 20
     assert caught.value.details["rule"] == "rate.requests"
-    await limiter.admit("execute", "bob", 1, rule)  # another requester is not affected
-    await limiter.admit("jobs", "alice", 1, rule)  # nor another endpoint
+    await limiter.admit(Endpoint.EXECUTE, "bob", 1, rule)  # another requester is not affected
+    await limiter.admit(Endpoint.JOBS, "alice", 1, rule)  # nor another endpoint
 
 
 async def test_devices_weigh_more_than_requests() -> None:
     limiter = RequesterLimiter()
     rule = RateRule(requests=100, devices=10, period=60)
-    await limiter.admit("execute", "alice", 8, rule)
+    await limiter.admit(Endpoint.EXECUTE, "alice", 8, rule)
     with pytest.raises(PolicyError) as caught:
-        await limiter.admit("execute", "alice", 5, rule)
+        await limiter.admit(Endpoint.EXECUTE, "alice", 5, rule)
     assert caught.value.details["rule"] == "rate.devices"
-    await limiter.admit("execute", "alice", 2, rule)
+    await limiter.admit(Endpoint.EXECUTE, "alice", 2, rule)
 
 
 async def test_a_request_bigger_than_the_whole_budget_is_told_to_split() -> None:
     limiter = RequesterLimiter()
     with pytest.raises(PolicyError) as caught:
-        await limiter.admit("execute", "alice", 11, RateRule(requests=5, devices=10, period=60))
+        await limiter.admit(Endpoint.EXECUTE, "alice", 11, RateRule(requests=5, devices=10, period=60))
     assert "split the request" in caught.value.message
 
 
 async def test_zero_means_unlimited() -> None:
     limiter = RequesterLimiter()
     for _ in range(100):
-        await limiter.admit("execute", "alice", 1000, RateRule(0, 0, 1))
+        await limiter.admit(Endpoint.EXECUTE, "alice", 1000, RateRule(0, 0, 1))
     assert len(limiter) == 0
 
 
@@ -53,10 +54,10 @@ async def test_registry_of_limiters_is_bounded_after_100000_names() -> None:
     rule = RateRule(requests=5, devices=50, period=60)
     tracemalloc.start()
     for index in range(2000):
-        await limiter.admit("execute", f"warmup-{index}", 1, rule)
+        await limiter.admit(Endpoint.EXECUTE, f"warmup-{index}", 1, rule)
     baseline, _ = tracemalloc.get_traced_memory()
     for index in range(100_000):
-        await limiter.admit("execute", f"flood-{index}", 1, rule)
+        await limiter.admit(Endpoint.EXECUTE, f"flood-{index}", 1, rule)
     current, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert len(limiter) == 1000

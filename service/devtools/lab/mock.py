@@ -242,19 +242,23 @@ class MockShell:
             if self._line_context is None:  # before any echo of this line can change the tail
                 last = self._tail.rsplit("\n", 1)[-1]
                 self._line_context = (_mode(self._tail), bool(_PASSWORD_PROMPT.search(last)))
-            if char in "\r\n":
-                self._skip_lf = char == "\r"
-                self._record("".join(self._line))
-            elif char in "\b\x7f":
-                if self._line:
-                    self._line.pop()
-            elif char == CTRL_C:
-                self._line.clear()
-                self._line_context = None
-            elif char == CTRL_Z:
-                self._record("^Z")
-            elif char >= " " or char == "\t":
-                self._line.append(char)
+            self._log_key(char)
+
+    def _log_key(self, char: str) -> None:
+        """One key typed into the line being logged, as the device's line editor takes it."""
+        if char in "\r\n":
+            self._skip_lf = char == "\r"
+            self._record("".join(self._line))
+        elif char in "\b\x7f":
+            if self._line:
+                self._line.pop()
+        elif char == CTRL_C:
+            self._line.clear()
+            self._line_context = None
+        elif char == CTRL_Z:
+            self._record("^Z")
+        elif char >= " " or char == "\t":
+            self._line.append(char)
 
     def _record(self, line: str) -> None:
         mode, secret = self._line_context or (_mode(self._tail), False)

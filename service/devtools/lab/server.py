@@ -346,35 +346,13 @@ class LabServer:
             connection = process.channel.get_connection()
             owner = connection.get_owner()
             if isinstance(owner, DeviceAuth) and owner.refused:
-                process.stdout.write(
-                    "\r\n" + NO_FREE_VTY.format(hostname=device.name, limit=device.max_sessions) + "\r\n"
-                )
-                process.exit(1)
-                with contextlib.suppress(TimeoutError, asyncssh.Error, OSError):
-                    await asyncio.wait_for(process.wait_closed(), REFUSED_GRACE)
+                await _refuse_session(process, device)
                 connection.close()
                 return
             if task is not None:
                 self._sessions.add(task)
-            channel = ProcessChannel(process)
             try:
-                if device.mock is not None:
-                    if process.command:
-                        self._log.record(
-                            device=device.name,
-                            port=device.port,
-                            mode="exec",
-                            line=process.command,
-                            config=enters_config_mode(process.command),
-                        )
-                        process.stdout.write(MOCK_NO_EXEC + "\r\n")
-                        process.exit(1)
-                    else:
-                        await MockShell(device, channel, self._log).run()
-                elif process.command:
-                    await DeviceShell(device, store, channel, self._log).run_command(process.command)
-                else:
-                    await DeviceShell(device, store, channel, self._log).run()
+                await self._session(device, store, process)
             except (asyncssh.ConnectionLost, ConnectionError):
                 pass
             finally:
@@ -394,6 +372,25 @@ class LabServer:
             keepalive_interval=0,
             login_timeout=30,
         )
+
+    async def _session(self, device: DeviceSpec, store: OutputStore, process: asyncssh.SSHServerProcess[str]) -> None:
+        """One SSH session: a shell, or one exec command; on a mock device, its mock (no exec)."""
+        channel = ProcessChannel(process)
+        if device.mock is None:
+            shell = DeviceShell(device, store, channel, self._log)
+            await (shell.run_command(process.command) if process.command else shell.run())
+        elif process.command:
+            self._log.record(
+                device=device.name,
+                port=device.port,
+                mode="exec",
+                line=process.command,
+                config=enters_config_mode(process.command),
+            )
+            process.stdout.write(MOCK_NO_EXEC + "\r\n")
+            process.exit(1)
+        else:
+            await MockShell(device, channel, self._log).run()
 
     async def close(self) -> None:
         """Stop listening, end open sessions, close the log."""
@@ -427,3 +424,11 @@ def _free_port(host: str) -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+async def _refuse_session(process: asyncssh.SSHServerProcess[str], device: DeviceSpec) -> None:
+    """Every VTY line is taken: say so as IOS does, and give the client a moment to read it."""
+    process.stdout.write("\r\n" + NO_FREE_VTY.format(hostname=device.name, limit=device.max_sessions) + "\r\n")
+    process.exit(1)
+    with contextlib.suppress(TimeoutError, asyncssh.Error, OSError):
+        await asyncio.wait_for(process.wait_closed(), REFUSED_GRACE)

@@ -169,11 +169,14 @@ class DeviceShell:
             return
         if self._submode is not None:
             await self._handle_config(line, words)
-            return
-        first = words[0]
-        if any(pattern.search(line) for pattern in self._denied):
+        elif any(pattern.search(line) for pattern in self._denied):
             self._write_lines("% Authorization failed.", "")
-            return
+        else:
+            await self._handle_exec(line, words)
+
+    async def _handle_exec(self, line: str, words: list[str]) -> None:
+        """A line typed at the exec prompt: enable, disable, exit, terminal, configure, or a show."""
+        first = words[0]
         if _is_word(first, "enable", 2):
             await self._enable(line)
         elif _is_word(first, "disable", 4) and self._platform.privileged_login is not True:

@@ -70,6 +70,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,11 @@ class DeviceSpec:
     def __post_init__(self) -> None:
         if self.os not in SUPPORTED_OS:
             raise SpecError(f"unsupported os {self.os!r}; expected one of {', '.join(SUPPORTED_OS)}")
+        self._check_ranges()
+        self._check_login()
+        self._check_patterns()
+
+    def _check_ranges(self) -> None:
         if not 0 <= self.port <= 65535:
             raise SpecError(f"invalid port {self.port} for device {self.name}")
         if self.latency < 0 or self.jitter < 0:
@@ -202,6 +208,17 @@ class DeviceSpec:
             raise SpecError(f"chunk_delay, pause_seconds and login_delay must be >= 0 for device {self.name}")
         if self.login_privilege is not None and not 0 <= self.login_privilege <= 15:
             raise SpecError(f"login_privilege must be 0-15 for device {self.name}")
+
+    def _check_login(self) -> None:
+        if unknown := set(self.auth_methods) - set(AUTH_METHODS):
+            raise SpecError(f"auth_methods of device {self.name}: unknown {', '.join(sorted(unknown))}")
+        if not self.auth_methods and not self.authorized_keys:
+            raise SpecError(f"device {self.name} offers no login method (auth_methods and authorized_keys empty)")
+        if self.mock is not None and self.bastion:
+            raise SpecError(f"device {self.name} cannot be both a bastion and a mock device")
+
+    def _check_patterns(self) -> None:
+        """Every regular expression compiles (``pause_after`` once expanded for this device)."""
         for pattern in self.authorization_denied:
             try:
                 re.compile(pattern)
@@ -209,12 +226,6 @@ class DeviceSpec:
                 raise SpecError(
                     f"invalid authorization_denied regex {pattern!r} for device {self.name}: {exc}"
                 ) from exc
-        if unknown := set(self.auth_methods) - set(AUTH_METHODS):
-            raise SpecError(f"auth_methods of device {self.name}: unknown {', '.join(sorted(unknown))}")
-        if not self.auth_methods and not self.authorized_keys:
-            raise SpecError(f"device {self.name} offers no login method (auth_methods and authorized_keys empty)")
-        if self.mock is not None and self.bastion:
-            raise SpecError(f"device {self.name} cannot be both a bastion and a mock device")
         for pattern in self.pause_after:
             try:
                 re.compile(expand_pattern(pattern, self.name))
@@ -240,59 +251,61 @@ _FIELD_NAMES = frozenset(f.name for f in fields(DeviceSpec))
 _ALGORITHM_LISTS = ("auth_methods", "kex_algs", "host_key_algs", "encryption_algs")
 
 
-def _coerce(name: str, value: Any) -> Any:
-    """Turn JSON values into the field's Python type (lists to tuples, str to Path)."""
-    if name in (
-        "hang_commands",
-        "disconnect_commands",
-        "pause_after",
-        "authorization_denied",
-        "chatter_after",
-        *_ALGORITHM_LISTS,
-    ):
-        if isinstance(value, str):
-            return (value,)
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise SpecError(f"{name} must be a list of strings")
-        return tuple(value)
-    if name == "outputs_dir":
-        return None if value is None else Path(value)
-    if name == "large_outputs":
-        return _large_outputs(value)
-    if name in ("latency", "jitter", "chunk_delay", "pause_seconds", "login_delay", "chatter_delay"):
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise SpecError(f"{name} must be a number")
-        return float(value)
-    if name == "extra_outputs":
-        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-            raise SpecError(f"{name} must be an object of command -> output text")
-        return tuple(value.items())
-    if name == "login_privilege":
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise SpecError(f"{name} must be an integer or null")
-        return value
-    if name in ("port", "terminal_length", "chunk_size", "max_sessions", "max_startups"):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise SpecError(f"{name} must be an integer")
-        return value
-    if name == "authorized_keys":
-        return _authorized_keys(value)
-    if name == "mock":
-        return _mock(value)
-    if name in ("auth_failure", "bastion", "legacy_only"):
-        if not isinstance(value, bool):
-            raise SpecError(f"{name} must be true or false")
-        return value
-    if name == "enable_password":
-        if value is not None and not isinstance(value, str):
-            raise SpecError(f"{name} must be a string or null")
-        return value
+def _strings(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SpecError(f"{name} must be a list of strings")
+    return tuple(value)
+
+
+def _number(name: str, value: Any) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise SpecError(f"{name} must be a number")
+    return float(value)
+
+
+def _integer(name: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise SpecError(f"{name} must be an integer")
+    return value
+
+
+def _optional_integer(name: str, value: Any) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise SpecError(f"{name} must be an integer or null")
+    return value
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(f"{name} must be true or false")
+    return value
+
+
+def _string(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise SpecError(f"{name} must be a string")
     return value
 
 
-def _authorized_keys(value: Any) -> tuple[str, ...]:
+def _optional_string(name: str, value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise SpecError(f"{name} must be a string or null")
+    return value
+
+
+def _command_outputs(name: str, value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise SpecError(f"{name} must be an object of command -> output text")
+    return tuple(value.items())
+
+
+def _optional_path(_name: str, value: Any) -> Path | None:
+    return None if value is None else Path(value)
+
+
+def _authorized_keys(_name: str, value: Any) -> tuple[str, ...]:
     """OpenSSH public key lines; each must parse."""
     import asyncssh
 
@@ -307,7 +320,7 @@ def _authorized_keys(value: Any) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def _mock(value: Any) -> MockSpec | None:
+def _mock(_name: str, value: Any) -> MockSpec | None:
     """``{"os": ..., "state": ...}`` or ``null``."""
     if value is None:
         return None
@@ -318,7 +331,7 @@ def _mock(value: Any) -> MockSpec | None:
     return MockSpec(os=value["os"], state=value["state"])
 
 
-def _large_outputs(value: Any) -> tuple[LargeOutput, ...]:
+def _large_outputs(_name: str, value: Any) -> tuple[LargeOutput, ...]:
     """JSON ``{command: size}`` or ``{command: {"size", "kind"?, "prompt_line"?}}``."""
     if not isinstance(value, dict):
         raise SpecError("large_outputs must be an object of command -> size")
@@ -334,6 +347,37 @@ def _large_outputs(value: Any) -> tuple[LargeOutput, ...]:
             raise SpecError(f"large_outputs[{command!r}] kind must be a string, prompt_line true or false")
         found.append(LargeOutput(command, size, kind, prompt))
     return tuple(found)
+
+
+_COERCERS: dict[str, Callable[[str, Any], Any]] = {
+    **dict.fromkeys(
+        (
+            "hang_commands",
+            "disconnect_commands",
+            "pause_after",
+            "authorization_denied",
+            "chatter_after",
+            *_ALGORITHM_LISTS,
+        ),
+        _strings,
+    ),
+    **dict.fromkeys(("latency", "jitter", "chunk_delay", "pause_seconds", "login_delay", "chatter_delay"), _number),
+    **dict.fromkeys(("port", "terminal_length", "chunk_size", "max_sessions", "max_startups"), _integer),
+    **dict.fromkeys(("auth_failure", "bastion", "legacy_only"), _flag),
+    "login_privilege": _optional_integer,
+    "enable_password": _optional_string,
+    "extra_outputs": _command_outputs,
+    "outputs_dir": _optional_path,
+    "large_outputs": _large_outputs,
+    "authorized_keys": _authorized_keys,
+    "mock": _mock,
+}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn JSON values into the field's Python type (lists to tuples, str to Path)."""
+    coerce: Callable[[str, Any], Any] = _COERCERS.get(name, _string)
+    return coerce(name, value)
 
 
 def parse_large_output(text: str) -> LargeOutput:

@@ -80,39 +80,51 @@ class LineReader:
             if not self._buffer and not await self._fill():
                 return None
             data, self._buffer = self._buffer, ""
-            out: list[str] = []
-            for index, char in enumerate(data):
-                if self._skip_lf:
-                    self._skip_lf = False
-                    if char == "\n":
-                        continue
-                if char in "\r\n":
-                    self._skip_lf = char == "\r"
-                    self._buffer = data[index + 1 :]
-                    out.append("\r\n")
-                    self._channel.write("".join(out))
-                    return "".join(chars)
-                if char in "\b\x7f":
-                    if chars:
-                        chars.pop()
-                        if echo:
-                            out.append("\b \b")
-                elif char == CTRL_Z:
-                    self._buffer = data[index + 1 :]
-                    out.append("^Z\r\n")
-                    self._channel.write("".join(out))
-                    return CTRL_Z
-                elif char == CTRL_C:
-                    chars.clear()
-                    out.append("^C\r\n")
-                    self._channel.write("".join(out))
-                    return ""
-                elif char >= " " or char == "\t":
-                    chars.append(char)
-                    if echo:
-                        out.append(char)
+            line, out = self._take(data, chars, echo)
             if out:
-                self._channel.write("".join(out))
+                self._channel.write(out)
+            if line is not None:
+                return line
+
+    def _take(self, data: str, chars: list[str], echo: bool) -> tuple[str | None, str]:
+        """Type ``data`` into ``chars``: (the line, once it ends, else None; the echo to write).
+        What follows the end of the line stays buffered for the next read."""
+        out: list[str] = []
+        for index, char in enumerate(data):
+            if self._skip_lf:
+                self._skip_lf = False
+                if char == "\n":
+                    continue
+            if char in _ENDINGS:
+                self._skip_lf = char == "\r"
+                self._buffer = data[index + 1 :]
+                echoed, line = _ENDINGS[char]
+                out.append(echoed)
+                return ("".join(chars) if line is None else line), "".join(out)
+            out.append(_edit(chars, char, echo))
+        return None, "".join(out)
+
+
+# what ends a line: (its echo, what read_line returns; None: the line typed)
+_ENDINGS: dict[str, tuple[str, str | None]] = {
+    "\r": ("\r\n", None),
+    "\n": ("\r\n", None),
+    CTRL_Z: ("^Z\r\n", CTRL_Z),
+    CTRL_C: ("^C\r\n", ""),  # the line is dropped
+}
+
+
+def _edit(chars: list[str], char: str, echo: bool) -> str:
+    """Apply one typed character (backspace, printable, tab; others are ignored); its echo."""
+    if char in "\b\x7f":
+        if not chars:
+            return ""
+        chars.pop()
+        return "\b \b" if echo else ""
+    if char >= " " or char == "\t":
+        chars.append(char)
+        return char if echo else ""
+    return ""
 
 
 @dataclass(frozen=True)
