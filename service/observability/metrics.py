@@ -10,6 +10,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from service.contract.errors import ErrorCode
+from service.contract.messages import DeviceResult, RequestSummary
+from service.domain.models import DeviceOS, Endpoint
+
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
@@ -84,9 +88,38 @@ class ServiceMetrics:
         )
         self.bytes_published = Counter("pyats_bytes_published", "Bytes of replies published", ["kind"], registry=r)
 
-    def observe_connect(self, os: Any, seconds: float, reused: bool) -> None:
-        """A session became usable: a new login or a warm one checked alive (``os``: a DeviceOS)."""
+    # what the pipeline reports (service.pipeline.ports.PipelineMetrics)
+    def request_started(self) -> None:
+        self.in_flight.inc()
+
+    def request_ended(self) -> None:
+        self.in_flight.dec()
+
+    def request_refused(self, endpoint: Endpoint, code: ErrorCode) -> None:
+        self.requests.labels(endpoint.value, code.value).inc()
+        if code is ErrorCode.RATE_LIMITED:
+            self.rate_limited.labels(endpoint.value).inc()
+
+    def request_done(self, endpoint: Endpoint, summary: RequestSummary) -> None:
+        self.requests.labels(endpoint.value, summary.status).inc()
+        self.request_duration.labels(endpoint.value).observe(summary.duration_s)
+
+    def device_done(self, result: DeviceResult) -> None:
+        outcome = "ok" if result.success else "failed"
+        self.device_results.labels(result.os, outcome, result.error_code or "none").inc()
+        self.device_duration.labels(result.os).observe(result.duration_s)
+        for command in result.commands:
+            if command.duration_s > 0:  # it ran on the device
+                self.command_duration.labels(result.os).observe(command.duration_s)
+            if command.parse_status is not None:
+                self.parse_outcomes.labels(result.os, command.parse_status).inc()
+
+    def observe_connect(self, os: DeviceOS, seconds: float, reused: bool) -> None:
+        """A session became usable: a new login or a warm one checked alive."""
         self.connect_duration.labels(os.value, "reused" if reused else "new").observe(seconds)
+
+    def observe_queue_wait(self, seconds: float) -> None:
+        self.queue_wait.observe(seconds)
 
     def watch_workers(self, directory: Callable[[], Any], remote: Callable[[], Any]) -> None:
         """Expose the device workers (``pyats_device_workers``, ``pyats_worker_*``) at scrape time."""

@@ -7,8 +7,7 @@ import asyncio
 
 from service.config import Settings
 from service.domain.models import DeviceTarget
-from service.observability.metrics import ServiceMetrics
-from service.pipeline.ports import DeviceSessionFactory, OutputParser
+from service.pipeline.ports import DeviceSessionFactory, OutputParser, PipelineMetrics
 from service.pipeline.rate_limit import LoginLimiter
 from service.pipeline.result_parser import ResultParser
 from service.pipeline.runner import ConnectObserver, DeviceRunner
@@ -20,7 +19,7 @@ def build_engine(
     settings: Settings,
     factory: DeviceSessionFactory,
     parser: OutputParser,
-    metrics: ServiceMetrics,
+    metrics: PipelineMetrics,
     login_rate: float | None = None,
     on_connect: ConnectObserver | None = None,
 ) -> tuple[Scheduler, SessionPool]:
@@ -47,7 +46,7 @@ def build_engine(
             parse_workers=settings.parse_workers,
         ),
         LoginLimiter(settings.login_rate_per_second if login_rate is None else login_rate),
-        on_queue_wait=metrics.queue_wait.observe,
+        on_queue_wait=metrics.observe_queue_wait,
     )
     return scheduler, sessions
 

@@ -22,8 +22,7 @@ from service.domain.inventory import Inventory
 from service.domain.models import Endpoint, ExecutionPlan, Timeouts
 from service.domain.policy import Limits, build_plan, check_request_id
 from service.domain.requester_policy import RateRule, RequesterPolicy, RequesterRules
-from service.observability.metrics import ServiceMetrics
-from service.pipeline.ports import ResultPublisher
+from service.pipeline.ports import PipelineMetrics, ResultPublisher
 from service.pipeline.rate_limit import RequesterLimiter
 from service.pipeline.scheduler import Scheduler
 
@@ -78,7 +77,7 @@ class RequestHandler:
         scheduler: Scheduler,
         limits: Limits,
         timeouts: Timeouts,
-        metrics: ServiceMetrics,
+        metrics: PipelineMetrics,
         requester_limiter: RequesterLimiter | None = None,
         policy: RequesterPolicy | None = None,
         inventory: Callable[[], Inventory | None] = lambda: None,
@@ -105,7 +104,7 @@ class RequestHandler:
         """Answer one request. For ``Endpoint.JOBS`` the request is a stored job: inline
         credentials are refused, and this returns only once every result is published."""
         started = time.monotonic()
-        self._metrics.in_flight.inc()
+        self._metrics.request_started()
         self.stats.requests += 1
         self.stats.in_flight += 1
         try:
@@ -114,7 +113,7 @@ class RequestHandler:
                 with logger.contextualize(request_id=plan.request_id, requester=requester):
                     await self._execute(plan, sink, started, requester, endpoint)
         finally:
-            self._metrics.in_flight.dec()
+            self._metrics.request_ended()
             self.stats.in_flight -= 1
             self.stats.seconds += time.monotonic() - started
 
@@ -156,9 +155,7 @@ class RequestHandler:
             request_id = exc.details["request_id"]  # a body that failed to decode named its id
         with logger.contextualize(request_id=request_id or "-", requester=requester):
             logger.info("request refused: {}", exc.message)
-        self._metrics.requests.labels(endpoint.value, exc.code.value).inc()
-        if exc.code is ErrorCode.RATE_LIMITED:
-            self._metrics.rate_limited.labels(endpoint.value).inc()
+        self._metrics.request_refused(endpoint, exc.code)
         self.stats.errors += 1
         await sink.error(exc, request_id)
 
@@ -181,8 +178,7 @@ class RequestHandler:
             summary.total_devices,
             summary.duration_s,
         )
-        self._metrics.requests.labels(endpoint.value, summary.status).inc()
-        self._metrics.request_duration.labels(endpoint.value).observe(summary.duration_s)
+        self._metrics.request_done(endpoint, summary)
         if self.publisher is not None:
             published.append(await self.publisher.publish_summary(requester, summary))
             # The device results were queued as each device finished; give them a moment to be
@@ -201,7 +197,7 @@ class RequestHandler:
 
         async def deliver(result: DeviceResult) -> None:
             delivered.add(id(result))
-            self._record(result)
+            self._metrics.device_done(result)
             if self.publisher is not None:
                 published.append(await self.publisher.publish_result(requester, result))
             if plan.stream:
@@ -212,16 +208,6 @@ class RequestHandler:
             if id(result) not in delivered and result.error_code == ErrorCode.SERVICE_UNAVAILABLE:
                 await deliver(result)
         return results
-
-    def _record(self, result: DeviceResult) -> None:
-        outcome = "ok" if result.success else "failed"
-        self._metrics.device_results.labels(result.os, outcome, result.error_code or "none").inc()
-        self._metrics.device_duration.labels(result.os).observe(result.duration_s)
-        for command in result.commands:
-            if command.duration_s > 0:  # it ran on the device
-                self._metrics.command_duration.labels(result.os).observe(command.duration_s)
-            if command.parse_status is not None:
-                self._metrics.parse_outcomes.labels(result.os, command.parse_status).inc()
 
 
 def _request_id(request: ExecuteRequest, header_request_id: str | None) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Iterable
 from typing import Protocol
 
+from service.contract.errors import ErrorCode
 from service.contract.messages import DeviceResult, RequestSummary
-from service.domain.models import DeviceOS, DeviceTarget, ParseOutcome
+from service.domain.models import DeviceOS, DeviceTarget, Endpoint, ParseOutcome
 
 
 class DeviceSession(Protocol):
@@ -58,4 +59,30 @@ class OutputParser(Protocol):
 
     def prewarm(self, pairs: Iterable[tuple[DeviceOS, str]]) -> None:
         """Load parser indexes and modules ahead of the first request."""
+        ...
+
+
+class PipelineMetrics(Protocol):
+    """What the pipeline reports; ``observability/metrics.py`` turns it into Prometheus series."""
+
+    def request_started(self) -> None: ...
+
+    def request_ended(self) -> None:
+        """Paired with ``request_started``, however the request ended."""
+        ...
+
+    def request_refused(self, endpoint: Endpoint, code: ErrorCode) -> None: ...
+
+    def request_done(self, endpoint: Endpoint, summary: RequestSummary) -> None: ...
+
+    def device_done(self, result: DeviceResult) -> None:
+        """One device's result as answered (its commands' durations and parse outcomes too)."""
+        ...
+
+    def observe_connect(self, os: DeviceOS, seconds: float, reused: bool) -> None:
+        """A session became usable: a new login, or a warm one checked alive."""
+        ...
+
+    def observe_queue_wait(self, seconds: float) -> None:
+        """How long a device waited for a free slot."""
         ...
