@@ -28,13 +28,13 @@ def _settings(env_file: str) -> Any:
         print(f"pyats-ro: {exc.message}", file=sys.stderr)  # noqa: T201 - logging is not set up yet
         return None
     setup_logging(
-        settings.log_level,
-        settings.log_format.value,
-        settings.log_file,
-        settings.log_rotation,
-        settings.log_retention,
-        settings.log_async,
-        settings.log_library_level,
+        settings.logging.level,
+        settings.logging.format.value,
+        settings.logging.file,
+        settings.logging.rotation,
+        settings.logging.retention,
+        settings.logging.asynchronous,
+        settings.logging.library_level,
     )
     return settings
 
@@ -47,10 +47,10 @@ def _serve(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     local: LocalNatsServer | None = None
-    if args.with_nats and "nats_url" not in settings.model_fields_set:
+    if args.with_nats and "url" not in settings.nats.model_fields_set:
         local = LocalNatsServer(Path(args.data_dir) / "nats", port=args.nats_port)
         local.start()
-        settings = settings.model_copy(update={"nats_url": [local.url]})
+        settings = settings.model_copy(update={"nats": settings.nats.model_copy(update={"url": [local.url]})})
         from loguru import logger
 
         logger.info("started bundled nats-server at {} (JetStream data in {})", local.url, local.data_dir)
