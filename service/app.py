@@ -28,9 +28,9 @@ from service.pipeline.ports import DeviceSessionFactory, OutputParser
 from service.pipeline.rate_limit import RequesterLimiter
 from service.transport.connection import BusClient, connect
 from service.transport.endpoint import ExecuteService, guard_discovery_replies
-from service.transport.jobs import JobSettings, JobWorker
+from service.transport.jobs import JobWorker
 from service.transport.large_outputs import LargeOutputs
-from service.transport.results import NatsResultPublisher, StreamSettings, ensure_results_stream
+from service.transport.results import NatsResultPublisher, ensure_results_stream
 from service.transport.streams import JetStreamUnavailableError
 from service.transport.subjects import Subjects, sanitize_token
 from service.workers.directory import WorkerDirectory
@@ -40,24 +40,10 @@ from service.workers.supervisor import WorkerSupervisor
 
 def default_device_layer(settings: Settings) -> tuple[DeviceSessionFactory, OutputParser]:
     from service.device.genie_parser import GenieOutputParser
-    from service.device.unicon_session import SessionOptions, UniconSessionFactory
+    from service.device.unicon_session import UniconSessionFactory
 
-    settings.ssh_known_hosts_file.parent.mkdir(parents=True, exist_ok=True)
-    options = SessionOptions(
-        strict_host_key_checking=settings.ssh_strict_host_key_checking,
-        known_hosts_file=settings.ssh_known_hosts_file,
-        backend=settings.ssh_backend,
-        free_text_prefixes=tuple(settings.free_text_commands),
-        free_text_retry_sleep=settings.free_text_retry_sleep,
-        ssh_config_file=settings.ssh_config_file,
-        identity_file=settings.ssh_identity_file,
-        jump_host=settings.ssh_jump_host,
-        jump_rate=settings.ssh_jump_rate,
-        jump_password_env=settings.ssh_jump_password_env,
-        max_output_bytes=settings.max_output_bytes,
-        legacy_algorithms=tuple(settings.ssh_legacy_algorithms),
-    )
-    return UniconSessionFactory(options), GenieOutputParser()
+    settings.ssh.known_hosts_file.parent.mkdir(parents=True, exist_ok=True)
+    return UniconSessionFactory(settings.ssh.session_options()), GenieOutputParser()
 
 
 class App:
@@ -70,7 +56,7 @@ class App:
     ) -> None:
         self.settings = settings
         # an injected device layer (tests, embedding) runs here; otherwise device workers do the device work
-        self.uses_workers = settings.uses_workers and factory is None
+        self.uses_workers = settings.workers.enabled and factory is None
         if self.uses_workers:
             factory = parser = NoDeviceLayer()
         elif factory is None or parser is None:
@@ -79,10 +65,10 @@ class App:
             parser = parser or default_parser
         self.parser = parser
         self.metrics = metrics = ServiceMetrics()
-        self.inventory = InventoryStore(settings.inventory_file)
+        self.inventory = InventoryStore(settings.inventory.file)
         self.scheduler, self.sessions = build_engine(settings, factory, parser, metrics)
         self.workers: WorkerDirectory | None = None
-        self.metrics.workers.set(settings.max_concurrent_devices)
+        self.metrics.workers.set(settings.concurrency.max_concurrent_devices)
         self.metrics.busy_workers.set_function(lambda: self.scheduler.busy)
         self.metrics.queued_devices.set_function(lambda: self.scheduler.queued)
         if self.uses_workers:
@@ -100,13 +86,13 @@ class App:
         self.handler = RequestHandler(
             self.scheduler,
             settings.limits(),
-            settings.timeouts(),
+            settings.timeouts.by_phase(),
             self.metrics,
             RequesterLimiter(),
-            load_policy(settings.policy_file, settings.rate_rule(), settings.redact_outputs),
+            load_policy(settings.policy.file, settings.policy.rate_rule(), settings.policy.redact_outputs),
             inventory=lambda: self.inventory.current,
         )
-        self.subjects = Subjects(settings.subject_prefix, settings.trust_request_info)
+        self.subjects = Subjects(settings.bus.subject_prefix, settings.bus.trust_request_info)
         self.ready = asyncio.Event()
         self._service: ExecuteService | None = None
         self.outputs: LargeOutputs | None = None
@@ -144,43 +130,43 @@ class App:
     async def _start_workers(self) -> None:
         """Device workers: start this host's own, then follow every worker's heartbeats."""
         settings = self.settings
-        internal = InternalSubjects(settings.subject_prefix, settings.worker_group)
+        internal = InternalSubjects(settings.bus.subject_prefix, settings.workers.group)
         front = f"{socket.gethostname()}-{os.getpid()}"
         client = await connect(
             settings,
-            f"{settings.service_name}-front-{front}",
+            f"{settings.bus.service_name}-front-{front}",
             inbox_prefix=internal.inbox_prefix(sanitize_token(front)),
         )
         self._internal = client
         self.workers = WorkerDirectory(
-            client, internal.heartbeats, 3 * settings.worker_heartbeat, settings.worker_heartbeat
+            client, internal.heartbeats, 3 * settings.workers.heartbeat, settings.workers.heartbeat
         )
         await self.workers.start()
         self.remote = RemoteDevices(
             client,
             self.workers,
             internal,
-            settings.worker_wait,
+            settings.workers.wait,
             WORKER_GRACE,
             on_connect=self._worker_connect,
-            leave_grace=settings.shutdown_grace + WORKER_GRACE,  # a worker that leaves has that long to finish
+            leave_grace=settings.shutdown.grace + WORKER_GRACE,  # a worker that leaves has that long to finish
         )
         self.scheduler.remote = self.remote
-        count = settings.worker_processes()
+        count = settings.workers.processes()
         if count:
             # the workers read the same settings; the NATS URL may have been filled in here (--with-nats)
-            urls = {"PYATS_NATS_URL": ",".join(settings.nats_url)}
+            urls = {"PYATS_NATS_URL": ",".join(settings.nats.url)}
             self.supervisor = WorkerSupervisor(count, sanitize_token(front), self._env_file, urls)
             self.supervisor.start()
             logger.info("started {} device worker process(es)", count)
-        if await self.workers.wait_for_worker(settings.worker_wait, max(count, 1)):
+        if await self.workers.wait_for_worker(settings.workers.wait, max(count, 1)):
             logger.info("{} device worker(s) live", len(self.workers.live))
         else:
-            logger.warning("no device worker is live yet; devices wait up to {:g}s for one", settings.worker_wait)
+            logger.warning("no device worker is live yet; devices wait up to {:g}s for one", settings.workers.wait)
 
     async def _stop_workers(self) -> None:
         if self.supervisor is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self.supervisor.stop, self.settings.shutdown_grace)
+            await asyncio.get_running_loop().run_in_executor(None, self.supervisor.stop, self.settings.shutdown.grace)
         if self.workers is not None:
             await self.workers.stop()
         if self._internal is not None:
@@ -191,14 +177,14 @@ class App:
         self.inventory.reload()
         try:
             self.handler.policy = load_policy(
-                self.settings.policy_file, self.settings.rate_rule(), self.settings.redact_outputs
+                self.settings.policy.file, self.settings.policy.rate_rule(), self.settings.policy.redact_outputs
             )
             logger.info("requester policy reloaded")
         except ConfigError as exc:
             logger.error("policy reload failed, keeping the last good one: {}", exc.message)
 
     async def _watch_inventory(self) -> None:
-        interval = self.settings.inventory_poll_interval
+        interval = self.settings.inventory.poll_interval
         if self.inventory.path is None or interval <= 0:
             return
         loop = asyncio.get_running_loop()
@@ -213,7 +199,7 @@ class App:
     async def _probe_jetstream(self, client: BusClient) -> None:
         """Keep /readyz and ``pyats_jetstream_available`` honest about JetStream after start-up."""
         while True:
-            await asyncio.sleep(self.settings.readiness_probe_interval)
+            await asyncio.sleep(self.settings.metrics.readiness_probe_interval)
             try:
                 await asyncio.wait_for(client.jetstream().account_info(), timeout=2.0)
                 ok = True
@@ -228,7 +214,7 @@ class App:
         """What /readyz reports; every value must be true to be ready."""
         settings = self.settings
         # the watchdog frees a worker at the device deadline plus its grace; allow a margin on top
-        stall_after = settings.device_timeout + settings.connect_timeout + 30.0
+        stall_after = settings.timeouts.device + settings.timeouts.connect + 30.0
         checks = {
             "nats_connected": self._connected,
             "serving": self._service is not None and self.ready.is_set(),
@@ -272,12 +258,12 @@ class App:
             client,
             self.handler,
             self.subjects,
-            settings.service_name,
-            settings.queue_group,
+            settings.bus.service_name,
+            settings.bus.queue_group,
             self.metrics,
             settings.reply_rule(),
             outputs=self.outputs,
-            results_stream=settings.results_stream,
+            results_stream=settings.results.stream,
             workers=self.worker_rows if self.uses_workers else None,
         )
         stack.push_async_callback(self._drain, service, jobs)
@@ -285,16 +271,16 @@ class App:
 
     def _start_health(self, stack: contextlib.AsyncExitStack) -> None:
         settings = self.settings
-        if not settings.metrics_port:
+        if not settings.metrics.port:
             return
-        health = HealthServer(settings.metrics_host, settings.metrics_port, self.metrics.registry, self.readiness)
+        health = HealthServer(settings.metrics.host, settings.metrics.port, self.metrics.registry, self.readiness)
         health.start()
         stack.callback(health.stop)
-        logger.info("metrics and health on http://{}:{}/metrics", settings.metrics_host, health.port)
+        logger.info("metrics and health on http://{}:{}/metrics", settings.metrics.host, health.port)
 
     def _start_prewarm(self, stack: contextlib.AsyncExitStack) -> None:
         """Genie's parser indexes load in the background; shutdown waits for that thread."""
-        pairs = [] if self.uses_workers else self.settings.prewarm_pairs()  # the workers parse, not the front
+        pairs = [] if self.uses_workers else self.settings.parsing.prewarm_pairs()  # the workers parse, not the front
         prewarm = asyncio.get_running_loop().run_in_executor(None, self.parser.prewarm, pairs)
         prewarm.add_done_callback(lambda _: setattr(self, "_parsers_warm", True))
 
@@ -306,7 +292,7 @@ class App:
 
     async def _connect(self, stack: contextlib.AsyncExitStack) -> BusClient:
         settings = self.settings
-        client = await connect(settings, f"{settings.service_name}-{__version__}", self._set_connected)
+        client = await connect(settings, f"{settings.bus.service_name}-{__version__}", self._set_connected)
 
         async def close() -> None:
             await client.drain()
@@ -321,26 +307,18 @@ class App:
         large-output bucket and the publisher; the device layer's shutdown comes before the
         publisher's close, so every last result is still published."""
         settings = self.settings
-        jetstream = settings.jetstream_enabled
+        jetstream = settings.results.jetstream
         if jetstream:
-            stream = StreamSettings(
-                name=settings.results_stream,
-                max_age=settings.results_max_age,
-                max_bytes=settings.results_max_bytes,
-                replicas=settings.results_replicas,
-                duplicate_window=settings.results_duplicate_window,
-                storage=settings.results_storage,
-            )
             try:
-                await ensure_results_stream(client.jetstream(), self.subjects, stream)
+                await ensure_results_stream(client.jetstream(), self.subjects, settings.results.stream_settings())
             except JetStreamUnavailableError:
                 logger.warning("JetStream is not available: results are published on their subjects but not kept")
                 jetstream = False
         self.metrics.jetstream_available.set(1 if jetstream else 0)
         self._jetstream_ok = True if jetstream else None
-        self.outputs = await LargeOutputs.start(client, jetstream, settings.results_max_age, settings.results_storage)
+        self.outputs = await LargeOutputs.start(client, jetstream, settings.results.max_age, settings.results.storage)
         publisher = NatsResultPublisher(
-            client, self.subjects, self.metrics, jetstream, settings.results_buffer, outputs=self.outputs
+            client, self.subjects, self.metrics, jetstream, settings.results.buffer, outputs=self.outputs
         )
         publisher.start()
         stack.push_async_callback(publisher.close, 5.0)
@@ -350,7 +328,7 @@ class App:
     def _start_background(self, stack: contextlib.AsyncExitStack, client: BusClient) -> None:
         """The JetStream probe, the idle-session sweeper and the inventory watcher."""
         tasks = [
-            asyncio.create_task(sweep_idle_sessions(self.sessions, self.settings.session_idle_ttl)),
+            asyncio.create_task(sweep_idle_sessions(self.sessions, self.settings.sessions.idle_ttl)),
             asyncio.create_task(self._watch_inventory()),
         ]
         if self._jetstream_ok:
@@ -365,19 +343,13 @@ class App:
 
     async def _start_jobs(self, stack: contextlib.AsyncExitStack, client: BusClient) -> JobWorker | None:
         settings = self.settings
-        if not (settings.jobs_enabled and self._jetstream_ok):
+        if not (settings.jobs.enabled and self._jetstream_ok):
             return None
         jobs = JobWorker(
             client,
             self.handler,
             self.subjects,
-            JobSettings(
-                stream=settings.jobs_stream,
-                ack_wait=settings.jobs_ack_wait,
-                max_deliver=settings.jobs_max_deliver,
-                concurrency=settings.jobs_concurrency,
-                max_age=settings.results_max_age,
-            ),
+            settings.jobs.job_settings(max_age=settings.results.max_age),
             settings.reply_rule(),
             self.metrics,
         )
@@ -387,7 +359,7 @@ class App:
 
     async def _drain(self, service: ExecuteService, jobs: JobWorker | None) -> None:
         """Stop intake, then give jobs and requests in flight the shutdown grace (each still gets a reply)."""
-        grace = self.settings.shutdown_grace
+        grace = self.settings.shutdown.grace
         self.ready.clear()
         await service.stop_intake()
         if jobs is not None:
@@ -398,7 +370,7 @@ class App:
 
     async def _stop_device_layer(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.scheduler.shutdown)
-        if self.settings.ssh_backend == "paramiko":
+        if self.settings.ssh.backend == "paramiko":
             from service.device.paramiko_backend import close_jump_hosts
 
             close_jump_hosts()

@@ -41,13 +41,13 @@ def load_settings_and_logging(env_file: str) -> Settings | None:
         fail(exc.message)
         return None
     setup_logging(
-        settings.log_level,
-        settings.log_format.value,
-        settings.log_file,
-        settings.log_rotation,
-        settings.log_retention,
-        settings.log_async,
-        settings.log_library_level,
+        settings.logging.level,
+        settings.logging.format.value,
+        settings.logging.file,
+        settings.logging.rotation,
+        settings.logging.retention,
+        settings.logging.asynchronous,
+        settings.logging.library_level,
     )
     return settings
 

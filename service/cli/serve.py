@@ -37,10 +37,10 @@ def run(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     local: LocalNatsServer | None = None
-    if args.with_nats and "nats_url" not in settings.model_fields_set:
+    if args.with_nats and "url" not in settings.nats.model_fields_set:
         local = LocalNatsServer(Path(args.data_dir) / "nats", port=args.nats_port)
         local.start()
-        settings = settings.model_copy(update={"nats_url": [local.url]})
+        settings = settings.model_copy(update={"nats": settings.nats.model_copy(update={"url": [local.url]})})
         from loguru import logger
 
         logger.info("started bundled nats-server at {} (JetStream data in {})", local.url, local.data_dir)

@@ -12,6 +12,7 @@ requests and jobs and ``send``s results.
 from __future__ import annotations
 
 import sys
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,8 @@ def _address(subject: str) -> str:
 
 
 def _default(setting: str) -> str:
-    return str(Settings.model_fields[setting].default)
+    """A setting's default by its place in ``Settings``: ``_default("bus.subject_prefix")``."""
+    return str(attrgetter(setting)(Settings.defaults()))
 
 
 def _ref(*path: str) -> dict[str, str]:
@@ -107,11 +109,11 @@ def _micro(service_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def asyncapi_document() -> dict[str, Any]:
-    prefix = _default("subject_prefix")
-    queue_group = _default("queue_group")
+    prefix = _default("bus.subject_prefix")
+    queue_group = _default("bus.queue_group")
     subjects = Subjects(prefix)
     r, i, d = _SENTINELS["requester"], _SENTINELS["request_id"], _SENTINELS["device"]
-    micro_channels, micro_operations = _micro(_default("service_name"))
+    micro_channels, micro_operations = _micro(_default("bus.service_name"))
     channels = {
         "execute": _channel(
             _address(subjects.execute(r)),
@@ -157,7 +159,7 @@ def asyncapi_document() -> dict[str, Any]:
             ["jobRequest"],
             **{
                 "x-nats-jetstream": {
-                    "stream": _default("jobs_stream"),
+                    "stream": _default("jobs.stream"),
                     "retention": "workqueue",
                     "durable_consumer": CONSUMER,
                 }
@@ -174,13 +176,13 @@ def asyncapi_document() -> dict[str, Any]:
             "One message per device result, kept for replay; device is the sanitised hostname, "
             f"plus -p<port> when the port is not 22. The token {SUMMARY_TOKEN} is never a device: see summary.",
             ["deviceResult"],
-            **{"x-nats-jetstream": {"stream": _default("results_stream"), "deduplication": MSG_ID}},
+            **{"x-nats-jetstream": {"stream": _default("results.stream"), "deduplication": MSG_ID}},
         ),
         "summary": _channel(
             _address(subjects.summary(r, i)),
             "The request's summary, in the same stream as its results.",
             ["requestSummary"],
-            **{"x-nats-jetstream": {"stream": _default("results_stream"), "deduplication": MSG_ID}},
+            **{"x-nats-jetstream": {"stream": _default("results.stream"), "deduplication": MSG_ID}},
         ),
         **micro_channels,
     }

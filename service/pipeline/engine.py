@@ -25,27 +25,27 @@ def build_engine(
 ) -> tuple[Scheduler, SessionPool]:
     """``login_rate``: new logins per second for this engine (the service's, by default);
     ``on_connect``: told of every usable session too (a device worker reports them to its front)."""
-    sessions = SessionPool(factory, settings.session_idle_ttl, settings.max_warm_sessions)
+    sessions = SessionPool(factory, settings.sessions.idle_ttl, settings.sessions.max_warm)
 
     def connected(request_id: str, target: DeviceTarget, seconds: float, reused: bool) -> None:
         metrics.observe_connect(target.os, seconds, reused)
         if on_connect is not None:
             on_connect(request_id, target, seconds, reused)
 
-    runner = DeviceRunner(sessions, settings.connect_retries, settings.connect_retry_delay, on_connect=connected)
+    runner = DeviceRunner(sessions, settings.retries.count, settings.retries.delay, on_connect=connected)
     scheduler = Scheduler(
         runner,
-        ResultParser(parser, settings.parse_max_bytes),
+        ResultParser(parser, settings.parsing.max_bytes),
         sessions,
         SchedulerLimits(
-            max_workers=settings.max_concurrent_devices,
-            max_parallel_per_request=settings.max_parallel_per_request,
-            max_sessions_per_device=settings.max_sessions_per_device,
-            queue_timeout=settings.queue_timeout,
-            request_timeout=settings.request_timeout,
-            parse_workers=settings.parse_workers,
+            max_workers=settings.concurrency.max_concurrent_devices,
+            max_parallel_per_request=settings.concurrency.max_parallel_per_request,
+            max_sessions_per_device=settings.concurrency.max_sessions_per_device,
+            queue_timeout=settings.timeouts.queue,
+            request_timeout=settings.timeouts.request,
+            parse_workers=settings.parsing.workers,
         ),
-        LoginLimiter(settings.login_rate_per_second if login_rate is None else login_rate),
+        LoginLimiter(settings.concurrency.login_rate_per_second if login_rate is None else login_rate),
         on_queue_wait=metrics.observe_queue_wait,
     )
     return scheduler, sessions

@@ -19,11 +19,11 @@ BusClient = Client  # the service's connection, named without importing nats
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:
-    if not (settings.nats_tls_ca or settings.nats_tls_cert):
+    if not (settings.nats.tls_ca or settings.nats.tls_cert):
         return None
-    context = ssl.create_default_context(cafile=str(settings.nats_tls_ca) if settings.nats_tls_ca else None)
-    if settings.nats_tls_cert and settings.nats_tls_key:
-        context.load_cert_chain(str(settings.nats_tls_cert), str(settings.nats_tls_key))
+    context = ssl.create_default_context(cafile=str(settings.nats.tls_ca) if settings.nats.tls_ca else None)
+    if settings.nats.tls_cert and settings.nats.tls_key:
+        context.load_cert_chain(str(settings.nats.tls_cert), str(settings.nats.tls_key))
     return context
 
 
@@ -35,22 +35,22 @@ def _describe(exc: BaseException) -> str:
 
 def connect_options(settings: Settings, name: str) -> dict[str, Any]:
     options: dict[str, Any] = {
-        "servers": settings.nats_url,
+        "servers": settings.nats.url,
         "name": name,
-        "connect_timeout": settings.nats_connect_timeout,
-        "max_reconnect_attempts": settings.nats_max_reconnect_attempts,
+        "connect_timeout": settings.nats.connect_timeout,
+        "max_reconnect_attempts": settings.nats.max_reconnect_attempts,
         "allow_reconnect": True,
     }
-    if settings.nats_user:
-        options["user"] = settings.nats_user
-        if settings.nats_password:
-            options["password"] = settings.nats_password.get_secret_value()
-    if settings.nats_token:
-        options["token"] = settings.nats_token.get_secret_value()
-    if settings.nats_credentials_file:
-        options["user_credentials"] = str(settings.nats_credentials_file)
-    if settings.nats_nkey_seed_file:
-        options["nkeys_seed"] = str(settings.nats_nkey_seed_file)
+    if settings.nats.user:
+        options["user"] = settings.nats.user
+        if settings.nats.password:
+            options["password"] = settings.nats.password.get_secret_value()
+    if settings.nats.token:
+        options["token"] = settings.nats.token.get_secret_value()
+    if settings.nats.credentials_file:
+        options["user_credentials"] = str(settings.nats.credentials_file)
+    if settings.nats.nkey_seed_file:
+        options["nkeys_seed"] = str(settings.nats.nkey_seed_file)
     tls = _tls_context(settings)
     if tls is not None:
         options["tls"] = tls
@@ -86,10 +86,10 @@ async def connect(
                 reconnected_cb=reconnected,
                 error_cb=error,
             ),
-            timeout=settings.nats_startup_wait,
+            timeout=settings.nats.startup_wait,
         )
     except (OSError, TimeoutError, ValueError, nats.errors.Error, nkeys.NkeysError) as exc:
-        servers = ", ".join(settings.nats_url)
+        servers = ", ".join(settings.nats.url)
         cause = _describe(exc)
         if last_error and last_error[0] is not exc:
             cause += f", last error: {_describe(last_error[0])}"

@@ -68,16 +68,20 @@ class DeviceWorker:
         self.parser = parser
         self.metrics = ServiceMetrics()
         # the service's login rate is shared by the workers this host starts
-        rate = settings.login_rate_per_second / max(1, settings.worker_processes())
+        rate = settings.concurrency.login_rate_per_second / max(1, settings.workers.processes())
         self._connects: dict[tuple[str, str, int], list[tuple[float, bool]]] = {}
-        threads = settings.worker_threads or settings.max_concurrent_devices
+        threads = settings.workers.threads or settings.concurrency.max_concurrent_devices
         engine_settings = settings.model_copy(
-            update={"max_concurrent_devices": threads, "max_parallel_per_request": threads}
+            update={
+                "concurrency": settings.concurrency.model_copy(
+                    update={"max_concurrent_devices": threads, "max_parallel_per_request": threads}
+                )
+            }
         )
         self.scheduler, self.sessions = build_engine(
             engine_settings, factory, parser, self.metrics, login_rate=rate, on_connect=self._connected
         )
-        self.subjects = InternalSubjects(settings.subject_prefix, settings.worker_group)
+        self.subjects = InternalSubjects(settings.bus.subject_prefix, settings.workers.group)
         self.governor = ConcurrencyGovernor(floor=min(GOVERNOR_FLOOR, threads), ceiling=threads)
         self.scheduler.set_limit(min(GOVERNOR_START, threads))
         self._tasks: set[asyncio.Task[None]] = set()
@@ -108,10 +112,10 @@ class DeviceWorker:
         settings = self.settings
         self._stop = stop
         loop = asyncio.get_running_loop()
-        prewarm = loop.run_in_executor(None, self.parser.prewarm, settings.prewarm_pairs())
-        client = self._client = await connect(settings, f"{settings.service_name}-worker-{self.worker_id}")
+        prewarm = loop.run_in_executor(None, self.parser.prewarm, settings.parsing.prewarm_pairs())
+        client = self._client = await connect(settings, f"{settings.bus.service_name}-worker-{self.worker_id}")
         directory = self._directory = WorkerDirectory(
-            client, self.subjects.heartbeats, 3 * settings.worker_heartbeat, settings.worker_heartbeat
+            client, self.subjects.heartbeats, 3 * settings.workers.heartbeat, settings.workers.heartbeat
         )
         directory.listen(self._on_map)
         await directory.start()
@@ -119,7 +123,7 @@ class DeviceWorker:
         work = await client.subscribe(self.subjects.work(self.worker_id), cb=self._on_job)
         ping = await client.subscribe(f"{self.subjects.heartbeats}.ping", cb=self._on_ping)
         beats = asyncio.create_task(self._beat())
-        sweeper = asyncio.create_task(sweep_idle_sessions(self.sessions, settings.session_idle_ttl))
+        sweeper = asyncio.create_task(sweep_idle_sessions(self.sessions, settings.sessions.idle_ttl))
         governing = asyncio.create_task(self._govern())
         logger.info(
             "device worker {} ready (up to {} devices at once, tuned to its CPU)",
@@ -138,7 +142,7 @@ class DeviceWorker:
             sweeper.cancel()
             governing.cancel()
             if self._tasks:
-                await asyncio.wait(set(self._tasks), timeout=settings.shutdown_grace)
+                await asyncio.wait(set(self._tasks), timeout=settings.shutdown.grace)
             await directory.stop()
             await loop.run_in_executor(None, self.scheduler.shutdown)
             await client.drain()
@@ -153,7 +157,7 @@ class DeviceWorker:
                 return
             with contextlib.suppress(Exception):  # a reconnecting client buffers; never fatal
                 await self._client.publish(self.subjects.heartbeats, encode(self.heartbeat()))
-            await asyncio.sleep(self.settings.worker_heartbeat)
+            await asyncio.sleep(self.settings.workers.heartbeat)
 
     async def _govern(self) -> None:
         """Devices at once: as many as keep this process's core busy, not more (see governor)."""

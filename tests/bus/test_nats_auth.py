@@ -244,9 +244,7 @@ def nats_with(tmp_path: Path) -> Iterator[Callable[[str], LocalNatsServer]]:
 
 
 def settings_of(env: dict[str, str]) -> Settings:
-    fields: dict[str, Any] = {name.removeprefix("PYATS_").lower(): value for name, value in env.items()}
-    fields["nats_url"] = fields["nats_url"].split(",")
-    return Settings(_env_file=None, **fields)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **env)  # type: ignore[call-arg]
 
 
 async def ping_over(env: dict[str, str]) -> dict[str, Any]:

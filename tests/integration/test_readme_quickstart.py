@@ -159,7 +159,7 @@ def test_readme_first_request_works_in_a_fresh_copy(tmp_path: Path) -> None:
     (workdir / ".venv").symlink_to(venv, target_is_directory=True)
     os.utime(workdir / "pyproject.toml", (0, 0))  # older than the stamp: make does not reinstall
 
-    metrics_port = Settings.model_fields["metrics_port"].default
+    metrics_port = Settings.defaults().metrics.port
     isolated = private_network()
     if not isolated:
         fixed = [

@@ -51,7 +51,7 @@ pytestmark = [pytest.mark.unit, pytest.mark.asyncio]
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 INBOX = "_INBOX.conformance"
 NOTIFY = "pyats.v1.notify.alice.done"
-DEFAULTS = Settings.model_fields
+DEFAULTS = Settings.defaults()
 
 
 # the document ---------------------------------------------------------------------------
@@ -273,7 +273,7 @@ def request(stream: bool = False, **extra: Any) -> bytes:
 @pytest_asyncio.fixture
 async def bus() -> Any:
     client = FakeNats()
-    subjects = Subjects(DEFAULTS["subject_prefix"].default)
+    subjects = Subjects(DEFAULTS.bus.subject_prefix)
     publisher = NatsResultPublisher(client, subjects, ServiceMetrics(), jetstream=False, buffer=100)  # type: ignore[arg-type]
     publisher.start()
     handler = build_handler(publisher)
@@ -288,8 +288,8 @@ def execute_service(client: FakeNats, subjects: Subjects, handler: RequestHandle
         client,  # type: ignore[arg-type]
         handler,
         subjects,
-        DEFAULTS["service_name"].default,
-        DEFAULTS["queue_group"].default,
+        DEFAULTS.bus.service_name,
+        DEFAULTS.bus.queue_group,
         ServiceMetrics(),
         ReplyRule(),
     )
@@ -392,9 +392,7 @@ async def test_job_worker_subjects_and_notices_are_documented(bus: Any) -> None:
     client, subjects, handler = bus
     document = Document()
     jobs_channel = document.channel("jobs")
-    settings = JobSettings(
-        stream=DEFAULTS["jobs_stream"].default, ack_wait=30, max_deliver=3, concurrency=1, max_age=3600
-    )
+    settings = JobSettings(stream=DEFAULTS.jobs.stream, ack_wait=30, max_deliver=3, concurrency=1, max_age=3600)
     job_subject = subjects.jobs("alice")
     assert re.fullmatch(_address_pattern(jobs_channel["address"]), job_subject)
     good = FakeJob(

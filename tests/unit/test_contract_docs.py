@@ -327,7 +327,7 @@ def matches(subject: str, pattern: str) -> bool:
 
 
 def _expected_subjects(subjects: Subjects, device: tuple[str, int]) -> dict[str, str]:
-    service_name = Settings.model_fields["service_name"].default
+    service_name = Settings.defaults().bus.service_name
     expected = {
         "execute": subjects.execute("alice"),
         "jobs": subjects.jobs("alice"),  # the job worker's wildcard is checked in test_bus_conformance
@@ -370,10 +370,10 @@ def test_subject_matching_helper_can_fail() -> None:
 
 def test_queue_group_is_the_services() -> None:
     document = asyncapi()
-    queue_group = Settings.model_fields["queue_group"].default
+    queue_group = Settings.defaults().bus.queue_group
     assert document["operations"]["execute"]["bindings"]["nats"]["queue"] == queue_group
     assert document["channels"]["execute"]["x-nats-queue-group"] == queue_group
-    assert Settings.model_fields["subject_prefix"].default == PREFIX
+    assert Settings.defaults().bus.subject_prefix == PREFIX
 
 
 def test_headers_are_the_codes_header_names() -> None:

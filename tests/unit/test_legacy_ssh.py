@@ -26,12 +26,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_setting_is_off_by_default() -> None:
-    assert load_settings(None).ssh_legacy_algorithms == []
+    assert load_settings(None).ssh.legacy_algorithms == []
 
 
 def test_the_setting_takes_a_comma_list_in_order_without_repeats(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYATS_SSH_LEGACY_ALGORITHMS", " ssh-rsa, Diffie-Hellman-Group14-SHA1,ssh-rsa,")
-    assert load_settings(None).ssh_legacy_algorithms == ["ssh-rsa", "diffie-hellman-group14-sha1"]
+    assert load_settings(None).ssh.legacy_algorithms == ["ssh-rsa", "diffie-hellman-group14-sha1"]
 
 
 @pytest.mark.parametrize("value", ["arcfour", "ssh-rsa,chacha20-poly1305@openssh.com", "ssh-dss"])

@@ -256,7 +256,7 @@ def test_final_stage_runs_as_a_non_root_user() -> None:
 def test_healthcheck_hits_healthz_on_the_metrics_port() -> None:
     final = stages()[-1]
     check = final.last("HEALTHCHECK")
-    port = Settings.model_fields["metrics_port"].default
+    port = Settings.defaults().metrics.port
     assert "127.0.0.1" in check and "/healthz" in check and f"'{port}'" in check
     assert "curl" not in check and "wget" not in check, "slim images have neither"
     assert str(port) in final.last("EXPOSE").split()
@@ -311,8 +311,8 @@ def test_compose_has_the_whole_stack() -> None:
 
 def test_replicas_share_one_queue_group_on_the_compose_nats() -> None:
     envs = [environment(svc) for svc in replicas().values()]
-    groups = {env.get("PYATS_QUEUE_GROUP", Settings.model_fields["queue_group"].default) for env in envs}
-    prefixes = {env.get("PYATS_SUBJECT_PREFIX", Settings.model_fields["subject_prefix"].default) for env in envs}
+    groups = {env.get("PYATS_QUEUE_GROUP", Settings.defaults().bus.queue_group) for env in envs}
+    prefixes = {env.get("PYATS_SUBJECT_PREFIX", Settings.defaults().bus.subject_prefix) for env in envs}
     assert len(groups) == 1 and len(prefixes) == 1, (groups, prefixes)
     nats_ports = {container for _, container in published_ports(services()["nats"])}
     for env in envs:
@@ -328,7 +328,7 @@ def test_host_ports_do_not_collide_and_replicas_publish_their_metrics_port() -> 
             assert host not in seen, f"host port {host} published by {seen.get(host)} and {name}"
             seen[host] = name
     for name, svc in replicas().items():
-        metrics = int(environment(svc).get("PYATS_METRICS_PORT", Settings.model_fields["metrics_port"].default))
+        metrics = int(environment(svc).get("PYATS_METRICS_PORT", Settings.defaults().metrics.port))
         assert metrics in {container for _, container in published_ports(svc)}, name
 
 

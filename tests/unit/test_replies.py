@@ -97,12 +97,12 @@ def test_notify_goes_to_the_requester_s_notify_subjects_or_inbox() -> None:
 
 def test_auto_follows_whether_the_service_logs_in() -> None:
     assert Settings().reply_rule() == ReplyRule(inbox="_INBOX")
-    assert Settings(nats_user="service").reply_rule() == ReplyRule(inbox="_INBOX.{requester}")
-    assert Settings(reply_inbox="replies.{requester}").reply_rule().inbox_of("bob") == "replies.bob"
-    assert Settings(trust_request_info=True).reply_rule().import_replies
+    assert Settings(PYATS_NATS_USER="service").reply_rule() == ReplyRule(inbox="_INBOX.{requester}")
+    assert Settings(PYATS_REPLY_INBOX="replies.{requester}").reply_rule().inbox_of("bob") == "replies.bob"
+    assert Settings(PYATS_TRUST_REQUEST_INFO=True).reply_rule().import_replies
 
 
 @pytest.mark.parametrize("bad", ["", "_INBOX.*", "_INBOX.>", "_INBOX..x", "_INBOX.{requester}.{requester}", "a b"])
 def test_a_bad_reply_inbox_setting_is_refused(bad: str) -> None:
-    with pytest.raises(ValueError, match="reply_inbox"):
-        Settings(reply_inbox=bad)
+    with pytest.raises(ValueError, match="PYATS_REPLY_INBOX"):
+        Settings(PYATS_REPLY_INBOX=bad)
