@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
@@ -37,16 +37,23 @@ from service.workers.directory import WorkerDirectory
 from service.workers.remote import WORKER_GRACE, InternalSubjects, NoDeviceLayer, RemoteDevices
 from service.workers.supervisor import WorkerSupervisor
 
+if TYPE_CHECKING:
+    from service.device.unicon_session import UniconSessionFactory
 
-def default_device_layer(settings: Settings) -> tuple[DeviceSessionFactory, OutputParser]:
+
+def default_device_layer(settings: Settings) -> tuple[UniconSessionFactory, OutputParser]:
+    from service.device import prepare_process
     from service.device.genie_parser import GenieOutputParser
+    from service.device.ssh.options import HostKeyPolicy, SshBackend
     from service.device.unicon_session import SessionOptions, UniconSessionFactory
+    from service.observability.logging import route_library_logger
 
+    prepare_process()
     settings.ssh_known_hosts_file.parent.mkdir(parents=True, exist_ok=True)
     options = SessionOptions(
-        strict_host_key_checking=settings.ssh_strict_host_key_checking,
+        strict_host_key_checking=HostKeyPolicy(settings.ssh_strict_host_key_checking),
         known_hosts_file=settings.ssh_known_hosts_file,
-        backend=settings.ssh_backend,
+        backend=SshBackend(settings.ssh_backend),
         free_text_prefixes=tuple(settings.free_text_commands),
         free_text_retry_sleep=settings.free_text_retry_sleep,
         ssh_config_file=settings.ssh_config_file,
@@ -57,7 +64,7 @@ def default_device_layer(settings: Settings) -> tuple[DeviceSessionFactory, Outp
         max_output_bytes=settings.max_output_bytes,
         legacy_algorithms=tuple(settings.ssh_legacy_algorithms),
     )
-    return UniconSessionFactory(options), GenieOutputParser()
+    return UniconSessionFactory(options, route_logs=route_library_logger), GenieOutputParser()
 
 
 class App:
@@ -71,10 +78,12 @@ class App:
         self.settings = settings
         # an injected device layer (tests, embedding) runs here; otherwise device workers do the device work
         self.uses_workers = settings.uses_workers and factory is None
+        self._own_devices: UniconSessionFactory | None = None  # built here, so closed here
         if self.uses_workers:
             factory = parser = NoDeviceLayer()
         elif factory is None or parser is None:
             default_factory, default_parser = default_device_layer(settings)
+            self._own_devices = default_factory
             factory = factory or default_factory
             parser = parser or default_parser
         self.parser = parser
@@ -398,7 +407,5 @@ class App:
 
     async def _stop_device_layer(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.scheduler.shutdown)
-        if self.settings.ssh_backend == "paramiko":
-            from service.device.paramiko_backend import close_jump_hosts
-
-            close_jump_hosts()
+        if self._own_devices is not None:
+            self._own_devices.close()  # its jump host sessions
