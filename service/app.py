@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
@@ -20,6 +20,7 @@ from service.contract.errors import ConfigError
 from service.device.inventory import InventoryStore
 from service.domain.models import DeviceOS
 from service.observability.health import HealthServer
+from service.observability.logging import route_library_logger
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.engine import build_engine, sweep_idle_sessions
 from service.pipeline.handler import RequestHandler
@@ -28,22 +29,17 @@ from service.pipeline.ports import DeviceSessionFactory, OutputParser
 from service.pipeline.rate_limit import RequesterLimiter
 from service.transport.connection import BusClient, connect
 from service.transport.endpoint import ExecuteService, guard_discovery_replies
-from service.transport.jobs import JobWorker
+from service.transport.jobs import JobSettings, JobWorker
 from service.transport.large_outputs import LargeOutputs
-from service.transport.results import NatsResultPublisher, ensure_results_stream
+from service.transport.results import NatsResultPublisher, StreamSettings, ensure_results_stream
 from service.transport.streams import JetStreamUnavailableError
 from service.transport.subjects import Subjects, sanitize_token
 from service.workers.directory import WorkerDirectory
 from service.workers.remote import WORKER_GRACE, InternalSubjects, NoDeviceLayer, RemoteDevices
 from service.workers.supervisor import WorkerSupervisor
 
-
-def default_device_layer(settings: Settings) -> tuple[DeviceSessionFactory, OutputParser]:
-    from service.device.genie_parser import GenieOutputParser
+if TYPE_CHECKING:
     from service.device.unicon_session import UniconSessionFactory
-
-    settings.ssh.known_hosts_file.parent.mkdir(parents=True, exist_ok=True)
-    return UniconSessionFactory(settings.ssh.session_options()), GenieOutputParser()
 
 
 class App:
@@ -57,10 +53,14 @@ class App:
         self.settings = settings
         # an injected device layer (tests, embedding) runs here; otherwise device workers do the device work
         self.uses_workers = settings.workers.enabled and factory is None
+        self._own_devices: UniconSessionFactory | None = None  # built here, so closed here
         if self.uses_workers:
             factory = parser = NoDeviceLayer()
         elif factory is None or parser is None:
-            default_factory, default_parser = default_device_layer(settings)
+            from service.device.layer import device_layer  # here: a front with device workers loads no Unicon
+
+            default_factory, default_parser = device_layer(settings, route_library_logger)
+            self._own_devices = default_factory
             factory = factory or default_factory
             parser = parser or default_parser
         self.parser = parser
@@ -310,7 +310,7 @@ class App:
         jetstream = settings.results.jetstream
         if jetstream:
             try:
-                await ensure_results_stream(client.jetstream(), self.subjects, settings.results.stream_settings())
+                await ensure_results_stream(client.jetstream(), self.subjects, StreamSettings.of(settings.results))
             except JetStreamUnavailableError:
                 logger.warning("JetStream is not available: results are published on their subjects but not kept")
                 jetstream = False
@@ -349,7 +349,7 @@ class App:
             client,
             self.handler,
             self.subjects,
-            settings.jobs.job_settings(max_age=settings.results.max_age),
+            JobSettings.of(settings.jobs, max_age=settings.results.max_age),
             settings.reply_rule(),
             self.metrics,
         )
@@ -370,7 +370,5 @@ class App:
 
     async def _stop_device_layer(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.scheduler.shutdown)
-        if self.settings.ssh.backend == "paramiko":
-            from service.device.paramiko_backend import close_jump_hosts
-
-            close_jump_hosts()
+        if self._own_devices is not None:
+            self._own_devices.close()  # its jump host sessions

@@ -6,7 +6,7 @@ fields are each named by their environment variable (``validation_alias``). Thos
 are the interface: pydantic-settings reads each section's variables from the environment
 and the ``.env`` file, and service/devtools/config_docs.py writes CONFIGURATION.md's
 tables and .env.example from these classes alone. Grouped views (``limits()``,
-``timeouts.by_phase()``, ``jobs.job_settings()``, ...) hand each layer only what it needs,
+``timeouts.by_phase()``, ...) hand each layer only what it needs,
 so nothing reads settings from a global.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import Annotated, Any, cast
 
 from pydantic import (
     AfterValidator,
@@ -46,11 +46,7 @@ from service.domain.models import FREE_TEXT_PREFIXES, DeviceOS, Timeouts
 from service.domain.policy import Limits
 from service.domain.replies import REQUESTER_FIELD, ReplyRule, well_formed
 from service.domain.requester_policy import RateRule
-
-if TYPE_CHECKING:
-    from service.device.unicon_session import SessionOptions
-    from service.transport.jobs import JobSettings
-    from service.transport.results import StreamSettings
+from service.domain.ssh import HostKeyPolicy, SshBackend
 
 ENV_PREFIX = "PYATS_"
 
@@ -77,23 +73,6 @@ class LogLevel(StrEnum):
     @classmethod
     def _missing_(cls, value: object) -> LogLevel | None:
         return cls.__members__.get(value.upper()) if isinstance(value, str) else None
-
-
-class HostKeyChecking(StrEnum):
-    """OpenSSH's StrictHostKeyChecking; the service's words strict and off are accepted for yes and no."""
-
-    STRICT = "yes"
-    ACCEPT_NEW = "accept-new"
-    OFF = "no"
-
-    @classmethod
-    def _missing_(cls, value: object) -> HostKeyChecking | None:
-        return {"strict": cls.STRICT, "off": cls.OFF}.get(value) if isinstance(value, str) else None
-
-
-class SshBackend(StrEnum):
-    PARAMIKO = "paramiko"
-    PTY = "pty"
 
 
 class StreamStorage(StrEnum):
@@ -339,19 +318,6 @@ class ResultsSettings(Section):
         description="Results held for publishing while NATS is away; beyond it the oldest are dropped.",
     )
 
-    def stream_settings(self) -> StreamSettings:
-        """The results stream as ``ensure_stream`` sets it up."""
-        from service.transport.results import StreamSettings
-
-        return StreamSettings(
-            name=self.stream,
-            max_age=self.max_age,
-            max_bytes=self.max_bytes,
-            replicas=self.replicas,
-            duplicate_window=self.duplicate_window,
-            storage=self.storage,
-        )
-
 
 class JobsSettings(Section):
     """Durable jobs
@@ -389,18 +355,6 @@ class JobsSettings(Section):
         validation_alias="PYATS_JOBS_CONCURRENCY",
         description="Jobs one replica works on at the same time.",
     )
-
-    def job_settings(self, max_age: float) -> JobSettings:
-        """What the job worker needs; ``max_age``: how long a job may wait (the results' age)."""
-        from service.transport.jobs import JobSettings
-
-        return JobSettings(
-            stream=self.stream,
-            ack_wait=self.ack_wait,
-            max_deliver=self.max_deliver,
-            concurrency=self.concurrency,
-            max_age=max_age,
-        )
 
 
 class RequestLimits(Section):
@@ -701,8 +655,8 @@ class SshSettings(Section):
     legacy algorithms, and how free-text outputs are kept exact.
     """
 
-    strict_host_key_checking: HostKeyChecking = Field(
-        default=HostKeyChecking.ACCEPT_NEW,
+    strict_host_key_checking: HostKeyPolicy = Field(
+        default=HostKeyPolicy.ACCEPT_NEW,
         validation_alias="PYATS_SSH_STRICT_HOST_KEY_CHECKING",
         description="Device host keys: strict (known keys only), accept-new (learn unknown, refuse changed) or off.",
     )
@@ -782,24 +736,12 @@ class SshSettings(Section):
     def _check_legacy_algorithms(cls, value: Any) -> list[str]:
         return list(parse_legacy_algorithms(value))
 
-    def session_options(self) -> SessionOptions:
-        """The device layer's options, all from this section."""
-        from service.device.unicon_session import SessionOptions
-
-        return SessionOptions(
-            strict_host_key_checking=self.strict_host_key_checking,
-            known_hosts_file=self.known_hosts_file,
-            backend=self.backend,
-            free_text_prefixes=tuple(self.free_text_commands),
-            free_text_retry_sleep=self.free_text_retry_sleep,
-            ssh_config_file=self.config_file,
-            identity_file=self.identity_file,
-            jump_host=self.jump_host,
-            jump_rate=self.jump_rate,
-            jump_password_env=self.jump_password_env,
-            max_output_bytes=self.max_output_bytes,
-            legacy_algorithms=tuple(self.legacy_algorithms),
-        )
+    @field_validator("strict_host_key_checking")
+    @classmethod
+    def _no_one_to_ask(cls, value: HostKeyPolicy) -> HostKeyPolicy:
+        if value is HostKeyPolicy.ASK:  # a service has nobody to ask
+            raise ValueError("use strict (yes), accept-new or off (no)")
+        return value
 
 
 class ParsingSettings(Section):

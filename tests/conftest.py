@@ -20,6 +20,7 @@ import pytest_asyncio
 from loguru import logger
 from nats.aio.client import Client
 
+from service.device import prepare_process
 from service.device.unicon_session import SessionOptions, UniconSessionFactory
 from service.devtools.child import SERVE, ServiceProcess
 from service.devtools.lab.runner import LabProcess
@@ -302,7 +303,15 @@ async def client(nats_server: LocalNatsServer) -> AsyncIterator[Client]:
         await connection.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def device_process() -> None:
+    """What the service and its workers do at start-up; tests build device layers themselves."""
+    prepare_process()
+
+
 @pytest.fixture(scope="session", params=["pty", "paramiko"])
-def factory(request: pytest.FixtureRequest) -> UniconSessionFactory:
+def factory(request: pytest.FixtureRequest) -> Iterator[UniconSessionFactory]:
     """Every device-layer test runs on both SSH backends."""
-    return UniconSessionFactory(SessionOptions(strict_host_key_checking="no", backend=request.param))
+    built = UniconSessionFactory(SessionOptions(strict_host_key_checking="no", backend=request.param))
+    yield built
+    built.close()

@@ -1,6 +1,6 @@
 """CPU of one Unicon login and one warm ``execute()``, with and without the getfullargspec cache.
 
-Each variant runs in its own interpreter (the cache is process-wide): a lab device with
+Each variant runs in its own interpreter (``prepare_process`` installs the cache process-wide): a lab device with
 no latency, one session, 10 warm-up commands, then ``--commands`` timed ``show version``.
 
     .venv/bin/python ops/bench/argspec_cost.py --commands 300
@@ -24,18 +24,18 @@ def measure(cache: bool, commands: int) -> dict[str, float]:
     import inspect
 
     real = inspect.getfullargspec
-    from service.device import argspec_cache
+    from service.device import prepare_process, regex_cache
 
-    if not cache:  # the package installs it on import; put inspect's own back before Unicon loads
-        inspect.getfullargspec = real
-        argspec_cache.install = lambda: None
+    if cache:
+        prepare_process()  # as the service does at start-up
+    else:
+        regex_cache.make_room()  # the rest of it: inspect's own getfullargspec stays
     from service.device import unicon_session
 
-    if not cache:
-        assert inspect.getfullargspec is real
+    assert (inspect.getfullargspec is real) is not cache
     from service.devtools.lab.runner import LabProcess
     from service.domain.models import DeviceOS, DeviceTarget, Secret
-    from service.observability.logging import setup_logging
+    from service.observability.logging import route_library_logger, setup_logging
 
     setup_logging(level="WARNING")
     with LabProcess(["--count", "1", "--os", "iosxe", "--latency", "0"]) as lab:
@@ -43,7 +43,8 @@ def measure(cache: bool, commands: int) -> dict[str, float]:
         factory = unicon_session.UniconSessionFactory(
             unicon_session.SessionOptions(
                 strict_host_key_checking="no", known_hosts_file=Path(lab.log_path).parent / "kh"
-            )
+            ),
+            route_logs=route_library_logger,
         )
         target = DeviceTarget(
             device["host"], device["port"], DeviceOS.IOSXE, "admin", Secret(device.get("password", "admin"))

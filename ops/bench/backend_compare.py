@@ -25,9 +25,13 @@ from typing import Any
 
 from unicon import Connection
 
+from service.device.ssh import paramiko_backend
+from service.device.ssh.jumps import JumpHosts
+from service.device.ssh.options import HostKeyPolicy, SshOptions
 from service.devtools.lab.runner import LabProcess
 
-BACKENDS = {"pty": "unicon.eal.backend.pty_backend", "paramiko": "service.device.paramiko_backend"}
+BACKENDS = ("pty", "paramiko")
+JUMP_HOSTS = JumpHosts()  # none used: the lab's devices are reached directly
 SETTINGS: dict[str, Any] = {
     "CONNECTED_CHECK_COUNT": 0,
     "EXECUTE_MATCHED_RETRIES": 0,
@@ -39,6 +43,14 @@ SETTINGS: dict[str, Any] = {
 PASSWORD = "x"  # noqa: S105 - the throwaway lab password the bench starts the lab with
 COMMANDS = ("show version", "show clock")
 TICK = os.sysconf("SC_CLK_TCK")
+
+
+def backend_settings(device: dict[str, Any], backend: str) -> dict[str, Any]:
+    """Unicon's own pty backend, or ours with its typed options (it does not read the command)."""
+    if backend == "pty":
+        return {"BACKEND": "unicon.eal.backend.pty_backend"}
+    options = SshOptions(device["host"], device["port"], "admin", 20, HostKeyPolicy.NO)
+    return paramiko_backend.unicon_settings(options, JUMP_HOSTS)
 
 
 def connect(device: dict[str, Any], backend: str) -> Any:
@@ -56,7 +68,7 @@ def connect(device: dict[str, Any], backend: str) -> Any:
         init_config_commands=[],
         learn_hostname=True,
         connection_timeout=30,
-        settings={**SETTINGS, "BACKEND": BACKENDS[backend]},
+        settings={**SETTINGS, **backend_settings(device, backend)},
         log_stdout=False,
         logfile=os.devnull,
         no_pyats_tasklog=True,

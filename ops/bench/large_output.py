@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO))
 
 def main() -> None:
     from service.contract.errors import CommandError
+    from service.device import prepare_process
     from service.device.unicon_session import SessionOptions, UniconSessionFactory
     from service.devtools.lab.server import LabServer
     from service.devtools.lab.spec import DeviceSpec, LargeOutput
@@ -49,6 +50,7 @@ def main() -> None:
 
     threading.Thread(target=lambda: asyncio.run(serve()), daemon=True).start()
     started.wait()
+    prepare_process()  # as the service does at start-up
     options = SessionOptions(strict_host_key_checking="no", backend=args.backend, max_output_bytes=args.limit)
     session = UniconSessionFactory(options).open(
         DeviceTarget("127.0.0.1", devices[0].port, DeviceOS.IOSXE, "admin", Secret("admin")), 20

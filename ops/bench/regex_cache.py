@@ -1,5 +1,5 @@
 """Warm CPU per command with many devices in one process, with Python's default regex cache
-(512 patterns) and with the room ``service.device.regex_cache`` makes (8192).
+(512 patterns) and with the room ``service.device.regex_cache`` makes (8192; ``prepare_process``).
 
 Each variant runs in its own interpreter (the cache is process-wide): ``--devices`` lab
 devices with no latency, one warm session each, then ``--rounds`` rounds of ``show clock``
@@ -23,17 +23,19 @@ sys.path.insert(0, str(REPO))
 
 
 def measure(size: int, devices: int, rounds: int) -> dict[str, float]:
-    from service.device import regex_cache, unicon_session
+    from service.device import argspec_cache, unicon_session
 
-    regex_cache.make_room = lambda size=size: setattr(re, "_MAXCACHE", size)  # this variant's size, exactly
+    argspec_cache.install()  # what ``prepare_process`` does besides the regex room
+    re._MAXCACHE = size  # type: ignore[attr-defined]  # this variant's size, exactly
     from service.devtools.lab.runner import LabProcess
     from service.domain.models import DeviceOS, DeviceTarget, Secret
-    from service.observability.logging import setup_logging
+    from service.observability.logging import route_library_logger, setup_logging
 
     setup_logging(level="WARNING")
     with LabProcess(["--count", str(devices), "--os", "iosxe", "--latency", "0"]) as lab:
         factory = unicon_session.UniconSessionFactory(
-            unicon_session.SessionOptions(strict_host_key_checking="no", backend="paramiko")
+            unicon_session.SessionOptions(strict_host_key_checking="no", backend="paramiko"),
+            route_logs=route_library_logger,
         )
         sessions = [
             factory.open(

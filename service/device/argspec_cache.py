@@ -9,18 +9,25 @@ Only plain and compiled (Cython) functions without a closure are cached, by iden
 a bounded LRU; closures, bound methods, partials and callable objects go to the real
 function, so the cache never keeps a connection's objects alive. Callers get a
 fresh copy of the mutable parts, so nobody can change the cached answer.
+
+Nothing is installed on import: ``install()`` (through ``service.device.prepare_process``)
+does it. Unicon's compiled dialog modules bind ``getfullargspec`` when they are imported,
+so ``install()`` also rebinds it in those of them already imported.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import types
 from collections.abc import Callable
 from typing import Any
 
 _real: Callable[[Any], inspect.FullArgSpec] = inspect.getfullargspec
 _CACHEABLE = (types.FunctionType, types.BuiltinFunctionType)
+# Unicon's modules that bind ``getfullargspec`` at import (``from inspect import getfullargspec``)
+_UNICON_BINDERS = ("unicon.eal.dialogs", "unicon.eal.dialog_processor")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -43,8 +50,12 @@ def cached_getfullargspec(func: Any) -> inspect.FullArgSpec:
 
 
 def install() -> None:
-    """Replace ``inspect.getfullargspec`` process-wide (idempotent)."""
+    """Replace ``inspect.getfullargspec`` process-wide, before or after Unicon is imported (idempotent)."""
     inspect.getfullargspec = cached_getfullargspec
+    for name in _UNICON_BINDERS:
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "getfullargspec", None) is _real:
+            module.getfullargspec = cached_getfullargspec  # type: ignore[attr-defined]
 
 
 def hits() -> tuple[int, int]:

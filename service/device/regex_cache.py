@@ -6,7 +6,7 @@ cache holds 512 patterns and drops the oldest first: past ~70 devices in one pro
 working set no longer fits, and every command recompiles its patterns. Measured with 120
 lab devices, warm CPU per command 4.4-5.4 ms with 512 entries, 2.4 ms with 8192
 (``ops/bench/regex_cache.py``). Patterns are keyed by their text, so a bigger cache can
-never hand one device another's prompt.
+never hand one device another's prompt. ``service.device.prepare_process`` makes the room.
 """
 
 from __future__ import annotations

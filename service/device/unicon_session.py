@@ -4,34 +4,38 @@ Unicon's default login enters config mode (``HA_INIT_CONFIG_COMMANDS``, and on I
 ``IOSXR_INIT_CONFIG_COMMANDS``); both are emptied here, and the exec commands sent at
 login are only ``terminal`` settings. Unicon answers the password prompts itself from
 ``credentials``, so no password is ever on a command line. Library errors become our
-``ConnectError`` / ``CommandError`` here, and nowhere else.
+``CommandError`` here and our ``ConnectError`` in ``connect_errors``, and nowhere else.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import re
-import shlex
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 from unicon import Connection
 from unicon.core import errors as unicon_errors
 from unicon.utils import Utils
 
-from service.contract.errors import CommandError, ConnectError, ErrorCode, SessionOutOfStepError
-from service.device import reading_services, regex_cache
+from service.contract.errors import CommandError, ErrorCode, SessionOutOfStepError
+from service.device import error_text, reading_services, unicon_logs
+from service.device.connect_errors import causes, classify_connect_error
 from service.device.device_text import OutputLimitError, over_limit, replaced_so_far, start_command
-from service.domain.legacy_ssh import AlgorithmKind, of_kind
-from service.domain.models import FREE_TEXT_PREFIXES, DeviceOS, DeviceTarget
-from service.observability.logging import LIVE_SECRETS, forget_library_logger, route_library_logger
+from service.device.ssh.options import HostKeyPolicy, SshBackend, SshOptions, openssh_command
+from service.device.unicon_logs import LogRouter
+from service.domain.live_secrets import LIVE_SECRETS
+from service.domain.models import FREE_TEXT_PREFIXES, DeviceOS, DeviceTarget, Privilege
+
+if TYPE_CHECKING:
+    from service.config import SshSettings
+    from service.device.ssh.jumps import JumpHosts
 
 # Sent after login, best effort: a device (or AAA command authorization) may refuse them,
 # and the session then answers --More-- itself. The spellings are Unicon's own defaults,
@@ -72,71 +76,14 @@ _NOT_AUTHORIZED = re.compile(
 WARNED_SETTINGS: set[tuple[str, int, str]] = set()  # (host, port, line) already warned about
 WARNED_SETTINGS_LIMIT = 10_000
 
-# Errnos of a machine out of processes, file descriptors or memory (fork, socket, pty).
-_EXHAUSTED = frozenset({errno.EAGAIN, errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
-_CONNECT_PATTERNS: tuple[tuple[re.Pattern[str], ErrorCode, str], ...] = (
-    (  # OpenSSH's words (and the paramiko backend's) for a server that closes before its banner
-        re.compile(r"kex_exchange_identification: (?:connection closed|read: connection reset)", re.I),
-        ErrorCode.OVERLOADED,
-        "the device closed the connection before the SSH handshake: too many logins at once (its MaxStartups "
-        "or login throttling), or an access list refuses this host",
-    ),
-    (
-        re.compile(r"timed out during banner exchange", re.I),
-        ErrorCode.CONNECT_TIMEOUT,
-        "the device took the connection but did not finish the SSH handshake in time (it, or this machine, is busy)",
-    ),
-    (re.compile(r"connection refused", re.I), ErrorCode.CONNECT_REFUSED, "the device refused the SSH connection"),
-    (
-        re.compile(r"timed out|no route to host", re.I),
-        ErrorCode.CONNECT_TIMEOUT,
-        "the device did not answer on its SSH port",
-    ),
-    (
-        re.compile(r"could not resolve hostname|name or service not known", re.I),
-        ErrorCode.CONNECT_FAILED,
-        "the hostname does not resolve",
-    ),
-    (  # before "host key verification failed": OpenSSH prints both lines for a changed key
-        re.compile(r"remote host identification has changed", re.I),
-        ErrorCode.HOST_KEY_MISMATCH,
-        "the SSH host key differs from the one in known_hosts: refused (a reinstalled device or an interception)",
-    ),
-    (
-        re.compile(r"host key verification failed", re.I),
-        ErrorCode.CONNECT_FAILED,
-        "the SSH host key is not in known_hosts and strict checking is on (see PYATS_SSH_STRICT_HOST_KEY_CHECKING)",
-    ),
-    (
-        re.compile(r"open failed: administratively prohibited", re.I),
-        ErrorCode.CONNECT_FAILED,
-        "the jump host refused to forward the connection to the device",
-    ),
-    (
-        re.compile(r"jump host \S+: permission denied", re.I),
-        ErrorCode.CONNECT_FAILED,
-        "the jump host rejected its login (its key or password setting, not the device credentials)",
-    ),
-    (re.compile(r"permission denied", re.I), ErrorCode.AUTH_FAILED, "the device rejected the credentials"),
-)
-
-# OpenSSH's words when the device and the client share no algorithm of one kind; the
-# paramiko backend words its failure the same way. The offer is the device's list of names.
-_NO_MATCHING_ALGORITHM = re.compile(
-    r"no matching (key exchange method|host key type|cipher|MAC) found\. Their offer: ([A-Za-z0-9@.,_+-]{1,400})"
-)
-_KEX_MARKERS = ("ext-info-", "kex-strict-")
-LEGACY_HINT = (
-    "legacy SSH algorithms are off unless named in PYATS_SSH_LEGACY_ALGORITHMS or in the inventory's "
-    "custom.ssh_legacy_algorithms (weak: enable only what this device needs)"
-)
-
 
 @dataclass(frozen=True, slots=True)
 class SessionOptions:
-    strict_host_key_checking: str = "accept-new"
+    """The device layer's options, the same for every device (``ssh_for`` adds the device's own)."""
+
+    strict_host_key_checking: HostKeyPolicy = HostKeyPolicy.ACCEPT_NEW
     known_hosts_file: Path | None = None
-    backend: str = "pty"
+    backend: SshBackend = SshBackend.PTY
     free_text_prefixes: tuple[str, ...] = FREE_TEXT_PREFIXES
     free_text_retry_sleep: float = 0.1
     # OpenSSH-style ssh_config (``-F``): Host patterns, HostName, ProxyJump, IdentityFile, ... (both backends)
@@ -154,66 +101,53 @@ class SessionOptions:
     # output_too_large and the session is closed, so memory stays bounded
     max_output_bytes: int = 32 << 20
 
+    def __post_init__(self) -> None:
+        # their words are accepted too (``"no"``, ``"paramiko"``); kept as the enums
+        object.__setattr__(self, "strict_host_key_checking", HostKeyPolicy(self.strict_host_key_checking))
+        object.__setattr__(self, "backend", SshBackend(self.backend))
+
+    @classmethod
+    def of(cls, ssh: SshSettings) -> SessionOptions:
+        """The device layer's options, all from the ``ssh`` settings section."""
+        return cls(
+            strict_host_key_checking=ssh.strict_host_key_checking,
+            known_hosts_file=ssh.known_hosts_file,
+            backend=ssh.backend,
+            free_text_prefixes=tuple(ssh.free_text_commands),
+            free_text_retry_sleep=ssh.free_text_retry_sleep,
+            ssh_config_file=ssh.config_file,
+            identity_file=ssh.identity_file,
+            jump_host=ssh.jump_host,
+            jump_rate=ssh.jump_rate,
+            jump_password_env=ssh.jump_password_env,
+            max_output_bytes=ssh.max_output_bytes,
+            legacy_algorithms=tuple(ssh.legacy_algorithms),
+        )
+
+    def ssh_for(self, target: DeviceTarget, connect_timeout: float) -> SshOptions:
+        """One device's SSH options: these, with the device's own legacy algorithms if it has a list."""
+        legacy = target.legacy_algorithms if target.legacy_algorithms is not None else self.legacy_algorithms
+        return SshOptions(
+            host=target.hostname,
+            port=target.port,
+            username=target.username,
+            connect_timeout=max(1, int(connect_timeout)),
+            host_key_policy=self.strict_host_key_checking,
+            known_hosts_file=self.known_hosts_file,
+            config_file=self.ssh_config_file,
+            identity_file=self.identity_file,
+            jump_host=self.jump_host,
+            jump_rate=self.jump_rate,
+            jump_password_env=self.jump_password_env,
+            legacy_algorithms=legacy,
+        )
+
 
 def matched_retries_for(line: str, options: SessionOptions) -> tuple[int, float]:
     """Unicon's after-prompt re-check for one command: none for structured output."""
     if options.free_text_retry_sleep > 0 and line.lower().startswith(options.free_text_prefixes):
         return 1, options.free_text_retry_sleep
     return 0, 0.0
-
-
-def ssh_command(target: DeviceTarget, options: SessionOptions, connect_timeout: float) -> str:
-    """The OpenSSH command line. Holds no secret: Unicon types the password at the prompt."""
-    parts = [
-        "ssh",
-        "-o",
-        f"StrictHostKeyChecking={options.strict_host_key_checking}",
-        "-o",
-        f"ConnectTimeout={max(1, int(connect_timeout))}",
-        "-o",
-        "PreferredAuthentications=password,keyboard-interactive",
-        "-o",
-        "PubkeyAuthentication=no",
-        "-o",
-        "NumberOfPasswordPrompts=1",
-        "-o",
-        # INFO, not ERROR: OpenSSH reports "no matching ... found. Their offer: ..." (no common
-        # algorithm) at INFO only; without it a legacy-only device is a bare EOF
-        "LogLevel=INFO",
-    ]
-    if options.identity_file is not None or options.ssh_config_file is not None:
-        # keys may apply: named identities first (no agent), then the password Unicon types
-        keys_first = {
-            "PreferredAuthentications=password,keyboard-interactive": "PreferredAuthentications=publickey,password,"
-            "keyboard-interactive",
-            "PubkeyAuthentication=no": "IdentitiesOnly=yes",
-        }
-        parts = [keys_first.get(part, part) for part in parts]
-    legacy = target.legacy_algorithms if target.legacy_algorithms is not None else options.legacy_algorithms
-    for option, kind in (("KexAlgorithms", AlgorithmKind.KEX), ("Ciphers", AlgorithmKind.CIPHER)):
-        if names := of_kind(legacy, kind):
-            parts += ["-o", f"{option}=+{','.join(names)}"]  # '+': appended to OpenSSH's defaults
-    if names := of_kind(legacy, AlgorithmKind.HOST_KEY):
-        # ssh-rsa for the device's host key and for our own RSA key's signature
-        parts += ["-o", f"HostKeyAlgorithms=+{','.join(names)}", "-o", f"PubkeyAcceptedAlgorithms=+{','.join(names)}"]
-    if options.ssh_config_file is not None:
-        parts += ["-F", shlex.quote(str(options.ssh_config_file))]
-    if options.identity_file is not None:
-        parts += ["-i", shlex.quote(str(options.identity_file))]
-    if options.jump_host is not None:
-        parts += ["-J", shlex.quote(options.jump_host)]
-    if options.backend == "paramiko":  # OpenSSH refuses options it does not know
-        if options.jump_rate is not None:
-            parts += ["-o", f"PyatsJumpRate={options.jump_rate:g}"]
-        if options.jump_password_env is not None:
-            parts += ["-o", f"PyatsJumpPasswordEnv={shlex.quote(options.jump_password_env)}"]
-    if options.strict_host_key_checking == "no":
-        parts += ["-o", f"UserKnownHostsFile={os.devnull}"]
-    elif options.known_hosts_file is not None:
-        parts += ["-o", f"UserKnownHostsFile={options.known_hosts_file}"]
-    # policy has validated hostname and username: no spaces, no leading '-'
-    parts += ["-p", str(target.port), "-l", target.username, "--", target.hostname]
-    return " ".join(parts)
 
 
 class _Transcript(logging.Handler):
@@ -248,7 +182,7 @@ def _release(connection: Any, secret_forms: list[str]) -> None:
         connection.disconnect()
     log = getattr(connection, "log", None)
     if isinstance(log, logging.Logger):
-        forget_library_logger(log)
+        unicon_logs.release(log)
     LIVE_SECRETS.remove(secret_forms)
 
 
@@ -259,53 +193,6 @@ def _spawn_buffer(connection: Any) -> str:
         return ""
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    chain: list[BaseException] = []
-    seen: BaseException | None = exc
-    while seen is not None and len(chain) < 5:
-        chain.append(seen)
-        seen = seen.__cause__ or seen.__context__
-    return chain
-
-
-def classify_connect_error(exc: BaseException, buffer: str) -> ConnectError:
-    """Map a failed login to a code. What the SSH client printed decides first; then the type.
-
-    Unicon's timeout messages list every dialog pattern (one says "Connection refused") and
-    the last line sent, which may be a password: their text is never matched nor shown.
-    """
-    chain = _chain(exc)
-    if any(
-        isinstance(e, unicon_errors.CredentialsExhaustedError | unicon_errors.UniconAuthenticationError) for e in chain
-    ):
-        return ConnectError(ErrorCode.AUTH_FAILED, "the device rejected the login or enable password")
-    if any(isinstance(e, OSError) and e.errno in _EXHAUSTED for e in chain):
-        return ConnectError(
-            ErrorCode.OVERLOADED,
-            "this machine ran out of processes, file descriptors or memory while logging in "
-            "(lower PYATS_MAX_CONCURRENT_DEVICES or add device workers)",
-        )
-    haystack = " ".join(str(e) for e in chain)  # in-process backends raise OpenSSH-worded errors
-    if mismatch := _NO_MATCHING_ALGORITHM.search(buffer) or _NO_MATCHING_ALGORITHM.search(haystack):
-        what = mismatch.group(1)
-        # OpenSSH shows the kex markers (ext-info-s, kex-strict-s-...) in the offer: not algorithms
-        offer = [name for name in mismatch.group(2).strip(",.").split(",") if not name.startswith(_KEX_MARKERS)]
-        return ConnectError(
-            ErrorCode.CONNECT_FAILED,
-            f"no matching {what} with the device (its offer: {','.join(offer)}); {LEGACY_HINT}",
-            {"mismatch": what, "offer": offer},
-        )
-    for pattern, code, message in _CONNECT_PATTERNS:
-        if pattern.search(buffer):
-            return ConnectError(code, message)
-    if any(isinstance(e, unicon_errors.TimeoutError | TimeoutError) for e in chain):
-        return ConnectError(ErrorCode.CONNECT_TIMEOUT, "login did not complete before the connect timeout")
-    for pattern, code, message in _CONNECT_PATTERNS:
-        if pattern.search(haystack):
-            return ConnectError(code, message)
-    return ConnectError(ErrorCode.CONNECT_FAILED, f"login failed ({type(exc).__name__})")
-
-
 class UniconSession:
     def __init__(
         self,
@@ -313,7 +200,7 @@ class UniconSession:
         target: DeviceTarget,
         options: SessionOptions,
         secret_forms: list[str],
-        privilege: str = "enabled",
+        privilege: Privilege = Privilege.ENABLED,
         pages: bool = False,
     ) -> None:
         self._connection = connection
@@ -413,17 +300,11 @@ class UniconSession:
             )
             return self._rest_after_prompt_like_lines(str(output), timeout - (time.monotonic() - started))
         except unicon_errors.TimeoutError as exc:
-            raise CommandError(ErrorCode.COMMAND_TIMEOUT, f"no prompt within {timeout:g}s") from exc
+            raise _no_prompt(timeout) from exc
         except (unicon_errors.EOF, unicon_errors.ConnectionError, OSError, OutputLimitError) as exc:
-            raise CommandError(ErrorCode.DISCONNECTED, "the device closed the session during the command") from exc
+            raise _closed_during_command() from exc
         except unicon_errors.SubCommandFailure as exc:
-            chain = _chain(exc)
-            # builtin TimeoutError is an OSError: look for timeouts first
-            if any(isinstance(e, unicon_errors.TimeoutError | TimeoutError) for e in chain):
-                raise CommandError(ErrorCode.COMMAND_TIMEOUT, f"no prompt within {timeout:g}s") from exc
-            if any(isinstance(e, unicon_errors.EOF | OSError) for e in chain) or "EOF" in str(exc):
-                raise CommandError(ErrorCode.DISCONNECTED, "the device closed the session during the command") from exc
-            raise CommandError(ErrorCode.COMMAND_FAILED, f"command failed ({type(exc).__name__})") from exc
+            raise _command_failure(exc, timeout) from exc
 
     def _checked(self, text: str, invalid_utf8: bool) -> str:
         """What changed in the output (flags), and the device's refusals as errors."""
@@ -455,28 +336,82 @@ class UniconSession:
         _release(self._connection, self._secret_forms)
 
 
-BACKENDS = {"pty": "service.device.pty_backend", "paramiko": "service.device.paramiko_backend"}
+def _no_prompt(timeout: float) -> CommandError:
+    return CommandError(ErrorCode.COMMAND_TIMEOUT, f"no prompt within {timeout:g}s")
+
+
+def _closed_during_command() -> CommandError:
+    return CommandError(ErrorCode.DISCONNECTED, "the device closed the session during the command")
+
+
+def _command_failure(exc: BaseException, timeout: float) -> CommandError:
+    """Unicon's ``SubCommandFailure``, by what caused it."""
+    chain = causes(exc)
+    # builtin TimeoutError is an OSError: look for timeouts first
+    if any(isinstance(e, unicon_errors.TimeoutError | TimeoutError) for e in chain):
+        return _no_prompt(timeout)
+    if any(isinstance(e, unicon_errors.EOF | OSError) for e in chain) or error_text.unicon_says_eof(exc):
+        return _closed_during_command()
+    return CommandError(ErrorCode.COMMAND_FAILED, f"command failed ({type(exc).__name__})")
+
+
+PTY_BACKEND = "service.device.ssh.pty_backend"  # the paramiko backend names itself (``unicon_settings``)
 
 
 class UniconSessionFactory:
-    def __init__(self, options: SessionOptions | None = None) -> None:
-        regex_cache.make_room()
+    """Read-only Unicon sessions; owns the jump host sessions its devices share (``close()``).
+
+    ``route_logs`` sends each connection's Unicon log lines where the service wants them
+    (``service.observability.logging.route_library_logger``); without it they go nowhere.
+    ``jump_hosts``: the paramiko backend's shared jump sessions (default: new ones); the
+    factory closes them in ``close()`` either way.
+    """
+
+    def __init__(
+        self,
+        options: SessionOptions | None = None,
+        *,
+        route_logs: LogRouter | None = None,
+        jump_hosts: JumpHosts | None = None,
+    ) -> None:
         self._options = options or SessionOptions()
-        self._settings = dict(BASE_SETTINGS)
-        self._settings["BACKEND"] = BACKENDS[self._options.backend]
+        self._route_logs = route_logs
+        self._jump_hosts: JumpHosts | None = None
+        if self._options.backend is SshBackend.PARAMIKO:
+            from service.device.ssh.jumps import JumpHosts  # paramiko is loaded with its backend only
+
+            self._jump_hosts = jump_hosts or JumpHosts()
+
+    @property
+    def jump_hosts(self) -> JumpHosts | None:
+        """The jump host sessions this factory's devices share (paramiko backend); None with pty."""
+        return self._jump_hosts
+
+    def close(self) -> None:
+        """Close the shared jump host sessions now (shutdown); device sessions through them end."""
+        if self._jump_hosts is not None:
+            self._jump_hosts.close()
 
     def open(self, target: DeviceTarget, connect_timeout: float) -> UniconSession:
-        credentials: dict[str, dict[str, str]] = {
-            "default": {"username": target.username, "password": target.password.reveal()},
-        }
-        if target.enable_password is not None:
-            credentials["enable"] = {"password": target.enable_password.reveal()}
+        credentials = _credentials(target)
         # masked in every library log line while the session lives (Unicon logs what it sends)
         secret_forms = LIVE_SECRETS.add([entry["password"] for entry in credentials.values()])
-        reading_services.narrow(target.os.value)
-        connection = Connection(
+        try:
+            reading_services.narrow(target.os.value)
+            connection = self._connection(target, credentials, connect_timeout)
+        except BaseException:
+            LIVE_SECRETS.remove(secret_forms)
+            raise
+        unicon_logs.hold(connection.log, self._route_logs)  # Unicon's per-connection logger does not propagate
+        privilege, pages = _login(connection, target, connect_timeout, secret_forms)
+        return UniconSession(connection, target, self._options, secret_forms, privilege, pages)
+
+    def _connection(self, target: DeviceTarget, credentials: dict[str, dict[str, str]], timeout: float) -> Any:
+        ssh = self._options.ssh_for(target, timeout)
+        return Connection(
             hostname=target.hostname,
-            start=[ssh_command(target, self._options, connect_timeout)],
+            # what the pty backend runs; the paramiko backend reads ``ssh`` from the settings instead
+            start=[openssh_command(ssh)],
             os=target.os.value,
             credentials=credentials,
             # mit: Unicon connects and learns the prompt but changes nothing: no `enable` (it
@@ -488,25 +423,43 @@ class UniconSessionFactory:
             # Skips IOS-XE's operating-mode probe: on a Controller-Managed device it would send
             # 'pnpa service discovery stop' (not a show command) and wait for a reload.
             operating_mode=True,
-            connection_timeout=connect_timeout,
-            settings=self._settings,
+            connection_timeout=timeout,
+            settings=self._settings(ssh),
             log_stdout=False,
             logfile=os.devnull,
             no_pyats_tasklog=True,
         )
-        route_library_logger(connection.log)  # Unicon's per-connection logger does not propagate
-        transcript = _Transcript()
-        connection.log.addHandler(transcript)
-        try:
-            connection.connect()
-            privilege, pages = settle(connection, target, connect_timeout)
-        except Exception as exc:  # noqa: BLE001 - Unicon raises many unrelated types; classified here
-            error = classify_connect_error(exc, _spawn_buffer(connection) + transcript.text())
-            _release(connection, secret_forms)
-            raise error from None
-        finally:
-            connection.log.removeHandler(transcript)
-        return UniconSession(connection, target, self._options, secret_forms, privilege, pages)
+
+    def _settings(self, ssh: SshOptions) -> dict[str, Any]:
+        """Unicon's settings for one connection: ours, and the backend with what it reads."""
+        if self._jump_hosts is None:
+            return {**BASE_SETTINGS, "BACKEND": PTY_BACKEND}
+        from service.device.ssh import paramiko_backend
+
+        return {**BASE_SETTINGS, **paramiko_backend.unicon_settings(ssh, self._jump_hosts)}
+
+
+def _credentials(target: DeviceTarget) -> dict[str, dict[str, str]]:
+    """What Unicon's login dialogs answer password prompts with."""
+    credentials = {"default": {"username": target.username, "password": target.password.reveal()}}
+    if target.enable_password is not None:
+        credentials["enable"] = {"password": target.enable_password.reveal()}
+    return credentials
+
+
+def _login(connection: Any, target: DeviceTarget, timeout: float, secret_forms: list[str]) -> tuple[Privilege, bool]:
+    """Connect and settle; a failure is classified, and the connection released."""
+    transcript = _Transcript()
+    connection.log.addHandler(transcript)
+    try:
+        connection.connect()
+        return settle(connection, target, timeout)
+    except Exception as exc:  # noqa: BLE001 - Unicon raises many unrelated types; classified here
+        error = classify_connect_error(exc, _spawn_buffer(connection) + transcript.text())
+        _release(connection, secret_forms)
+        raise error from None
+    finally:
+        connection.log.removeHandler(transcript)
 
 
 _PROMPT_AT_END = re.compile(r"(?:\r?\n)?[^\r\n]*[#>][ \t]*\Z")
@@ -536,14 +489,14 @@ def keep_device_text(connection: Any) -> None:
     connection.execute.extra_output_process = echo_only
 
 
-def settle(connection: Any, target: DeviceTarget, timeout: float) -> tuple[str, bool]:
+def settle(connection: Any, target: DeviceTarget, timeout: float) -> tuple[Privilege, bool]:
     """After login: ``enable`` only with an enable password, then the terminal settings, best
     effort. Returns where commands will run, ``user`` (``>``) or ``enabled`` (``#``), and
     whether the device still pages (it refused to turn paging off)."""
     pages = False
     if connection.state_machine.current_state == "disable" and target.enable_password is not None:
         connection.enable()  # Unicon answers the prompt from credentials["enable"]
-    privilege = "user" if connection.state_machine.current_state == "disable" else "enabled"
+    privilege = Privilege.USER if connection.state_machine.current_state == "disable" else Privilege.ENABLED
     for line in TERMINAL_SETTINGS[target.os]:
         output = str(connection.execute(line, timeout=timeout, error_pattern=[]))
         if _REFUSAL.search(output) or _NOT_AUTHORIZED.search(output):

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+
+from service.domain.live_secrets import LIVE_SECRETS
 
 if TYPE_CHECKING:
     from loguru import Record
@@ -28,54 +28,6 @@ _TEXT_FORMAT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
     "<cyan>{extra[request_id]}</cyan> {extra[requester]} {extra[device]} | {message}"
 )
-
-
-class LiveSecrets:
-    """The secrets of sessions open now, masked in every library log line.
-
-    Unicon logs what it sends at DEBUG, the password answers of its login dialogs included
-    (the canary test found it), and its per-connection loggers are shared by connections to
-    the same host opened in the same second, so masking is done here for all of them.
-    """
-
-    MASK = "*****"
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: dict[str, int] = {}
-        self._pattern: re.Pattern[str] | None = None
-        self._dirty = False
-
-    def add(self, secrets: list[str]) -> list[str]:
-        """Register; returns the forms to pass back to ``remove``."""
-        forms = sorted({form for secret in secrets if secret for form in (secret, repr(secret)[1:-1])})
-        with self._lock:
-            for form in forms:
-                self._counts[form] = self._counts.get(form, 0) + 1
-            self._dirty = True
-        return forms
-
-    def remove(self, forms: list[str]) -> None:
-        with self._lock:
-            for form in forms:
-                left = self._counts.get(form, 0) - 1
-                if left > 0:
-                    self._counts[form] = left
-                else:
-                    self._counts.pop(form, None)
-            self._dirty = True
-
-    def mask(self, text: str) -> str:
-        if self._dirty:  # compiled when a line needs it, not at every login: most lines never pass the level
-            with self._lock:
-                ordered = sorted(self._counts, key=len, reverse=True)  # longest first: no partial masks
-                self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
-                self._dirty = False
-        pattern = self._pattern
-        return text if pattern is None else pattern.sub(self.MASK, text)
-
-
-LIVE_SECRETS = LiveSecrets()
 
 
 class _InterceptHandler(logging.Handler):
@@ -152,34 +104,14 @@ def setup_logging(
         lib_logger.setLevel(_library_level)
 
 
-_routed_lock = threading.Lock()
-_routed: dict[str, int] = {}  # per-connection logger name -> connections using it
-
-
 def route_library_logger(log: logging.Logger) -> None:
     """Route a library logger that does not propagate into loguru at the library level.
 
-    Unicon makes one per connection, named ``unicon.<hostname>.<epoch second>``: two
-    connections to one host in the same second share it, so uses are counted.
+    For Unicon's per-connection loggers (``unicon.<hostname>.<epoch second>``): the device
+    layer is given this function, calls it for each connection, and drops the logger after
+    the connection's end (``service.device.unicon_logs``). Idempotent.
     """
-    with _routed_lock:
-        _routed[log.name] = _routed.get(log.name, 0) + 1
-        if not any(isinstance(handler, _InterceptHandler) for handler in log.handlers):
-            log.addHandler(_InterceptHandler(level=_library_level))
-        # lower the logger's own level only: other handlers (the login transcript) need INFO
-        log.setLevel(min(log.getEffectiveLevel(), _library_level))
-
-
-def forget_library_logger(log: logging.Logger) -> None:
-    """One use of a routed logger ended; the last one closes its handlers and drops it from
-    the logging registry, which would otherwise keep a logger per host and second forever."""
-    with _routed_lock:
-        left = _routed.get(log.name, 0) - 1
-        if left > 0:
-            _routed[log.name] = left
-            return
-        _routed.pop(log.name, None)
-        for handler in list(log.handlers):
-            handler.close()
-            log.removeHandler(handler)
-        logging.Logger.manager.loggerDict.pop(log.name, None)
+    if not any(isinstance(handler, _InterceptHandler) for handler in log.handlers):
+        log.addHandler(_InterceptHandler(level=_library_level))
+    # lower the logger's own level only: other handlers (the login transcript) need INFO
+    log.setLevel(min(log.getEffectiveLevel(), _library_level))

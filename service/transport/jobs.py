@@ -22,6 +22,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
 
+from service.config import JobsSettings
 from service.contract import headers
 from service.contract.codec import encode
 from service.contract.errors import ErrorCode, PyatsRoError, RequestError
@@ -45,6 +46,17 @@ class JobSettings:
     max_deliver: int
     concurrency: int
     max_age: float
+
+    @classmethod
+    def of(cls, jobs: JobsSettings, max_age: float) -> JobSettings:
+        """The ``jobs`` settings section; ``max_age``: how long a job may wait (the results' age)."""
+        return cls(
+            stream=jobs.stream,
+            ack_wait=jobs.ack_wait,
+            max_deliver=jobs.max_deliver,
+            concurrency=jobs.concurrency,
+            max_age=max_age,
+        )
 
 
 class _Notify(msgspec.Struct):

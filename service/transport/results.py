@@ -19,6 +19,7 @@ from nats.aio.client import Client
 from nats.js import api
 from nats.js.client import JetStreamContext
 
+from service.config import ResultsSettings
 from service.contract import headers
 from service.contract.codec import encode
 from service.contract.messages import DeviceResult, RequestSummary
@@ -43,6 +44,18 @@ class StreamSettings:
     replicas: int
     duplicate_window: float
     storage: str
+
+    @classmethod
+    def of(cls, results: ResultsSettings) -> StreamSettings:
+        """The results stream as the ``results`` settings section describes it."""
+        return cls(
+            name=results.stream,
+            max_age=results.max_age,
+            max_bytes=results.max_bytes,
+            replicas=results.replicas,
+            duplicate_window=results.duplicate_window,
+            storage=results.storage,
+        )
 
 
 @dataclass(slots=True)

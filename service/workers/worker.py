@@ -19,6 +19,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 
 from loguru import logger
 from nats.aio.client import Client
@@ -58,11 +59,14 @@ class DeviceWorker:
     ) -> None:
         self._parent = parent  # started by serve: stop when that process is gone (even after a kill -9)
         self._stop: asyncio.Event | None = None
+        self._close_devices: Callable[[], None] | None = None  # the device layer built here, closed here
         if factory is None or parser is None:
-            from service.app import default_device_layer
+            from service.device.layer import device_layer
+            from service.observability.logging import route_library_logger
 
-            default_factory, default_parser = default_device_layer(settings)
+            default_factory, default_parser = device_layer(settings, route_library_logger)
             factory, parser = factory or default_factory, parser or default_parser
+            self._close_devices = default_factory.close
         self.settings = settings
         self.worker_id = worker_id
         self.parser = parser
@@ -145,6 +149,8 @@ class DeviceWorker:
                 await asyncio.wait(set(self._tasks), timeout=settings.shutdown.grace)
             await directory.stop()
             await loop.run_in_executor(None, self.scheduler.shutdown)
+            if self._close_devices is not None:
+                self._close_devices()  # its jump host sessions
             await client.drain()
             logger.info("device worker {} stopped", self.worker_id)
 
@@ -239,6 +245,10 @@ class DeviceWorker:
 
 def run_worker(settings: Settings, worker_id: str, parent: int | None = None) -> int:
     import signal
+
+    from service.device import prepare_process
+
+    prepare_process()  # before the device layer is built (and Unicon imported)
 
     async def main() -> None:
         stop = asyncio.Event()

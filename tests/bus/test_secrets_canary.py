@@ -112,6 +112,10 @@ async def test_canary_passwords_never_leak(
             "lab log": canary_lab.log_path.read_text(),
         }
         assert "DEBUG" in places["service log file"]  # the scan saw verbose logs
+        # Unicon's per-connection lines reach the log (the device layer routes them), the
+        # password answers among them masked
+        assert '"module": "unicon.' in places["service log file"]
+        assert "*****" in places["service log file"]
         assert len(traffic) > 5
         for place, text in places.items():
             for secret in (CANARY, CANARY_ENABLE, WRONG):

@@ -23,14 +23,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from service.contract.errors import ConnectError, ErrorCode
-from service.device import paramiko_backend
-from service.device.paramiko_backend import (
-    SshCommandLineError,
-    SshHostKeyChangedError,
-    SshJumpError,
-    parse_ssh_command,
-)
-from service.device.unicon_session import SessionOptions, UniconSession, UniconSessionFactory, ssh_command
+from service.device.ssh.errors import SshHostKeyChangedError, SshJumpError, SshOptionsError
+from service.device.ssh.jumps import JumpHosts
+from service.device.ssh.options import HostKeyPolicy, SshOptions, openssh_command
+from service.device.ssh.paramiko_backend import open_transport
+from service.device.ssh.target import resolve
+from service.device.unicon_session import SessionOptions, UniconSession, UniconSessionFactory
 from service.devtools.lab.runner import LabProcess
 from service.domain.models import DeviceOS, DeviceTarget, Secret
 from tests.lab.expected_output import expected, lines
@@ -123,11 +121,9 @@ def jump_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JumpLab]:
         devices.append(entry)
     spec = folder / "spec.json"
     spec.write_text(json.dumps({"defaults": {"password": PASSWORD}, "devices": devices}))
-    paramiko_backend.close_jump_hosts()
     with LabProcess(["--spec", str(spec)], log_path=folder / "lab.jsonl") as lab:
         ports = {d["name"]: d["port"] for d in lab.devices}
         yield JumpLab(lab, folder, ports.pop("bastion"), ports, folder / "bastion_key", folder / "device_key")
-        paramiko_backend.close_jump_hosts()
 
 
 def options(config: Path, known: Path, backend: str = "paramiko", **extra: Any) -> SessionOptions:
@@ -137,12 +133,33 @@ def options(config: Path, known: Path, backend: str = "paramiko", **extra: Any) 
 
 
 @contextlib.contextmanager
-def opened(target: DeviceTarget, opts: SessionOptions) -> Iterator[UniconSession]:
-    session = UniconSessionFactory(opts).open(target, connect_timeout=20)
+def opened(target: DeviceTarget, opts: SessionOptions, jumps: JumpHosts | None = None) -> Iterator[UniconSession]:
+    """A session from a factory of its own; with ``jumps``, through those (kept open) jump sessions."""
+    factory = UniconSessionFactory(opts, jump_hosts=jumps)
+    session = factory.open(target, connect_timeout=20)
     try:
         yield session
     finally:
         session.close()
+        if jumps is None:
+            factory.close()
+
+
+def refused(target: DeviceTarget, opts: SessionOptions, jumps: JumpHosts | None = None) -> ConnectError:
+    """The ConnectError of a login that fails."""
+    factory = UniconSessionFactory(opts, jump_hosts=jumps)
+    try:
+        with pytest.raises(ConnectError) as caught:
+            factory.open(target, 20)
+    finally:
+        if jumps is None:
+            factory.close()
+    return caught.value
+
+
+def device_options(jump_lab: JumpLab, config: Path, name: str = "lab-ios-1") -> SshOptions:
+    """What the service asks for ``name`` with ``config``, host keys not checked for the device."""
+    return SshOptions(name, jump_lab.ports[name], "admin", 20, HostKeyPolicy.NO, config_file=config)
 
 
 def stamp(entry: dict[str, Any]) -> float:
@@ -178,18 +195,26 @@ def in_threads(count: int, work: Any) -> list[Any]:
     return results
 
 
-# -- the start command -------------------------------------------------------------------
+# -- the options ---------------------------------------------------------------------------
 
 
-def test_jump_options_parse_like_openssh(tmp_path: Path) -> None:
-    parsed = parse_ssh_command("ssh -J ops@jump1:2201,[2001:db8::9]:2202 -i /keys/dev -l admin -p 22 -- 10.0.0.5")
-    assert (parsed.jumps[0].username, parsed.jumps[0].host, parsed.jumps[0].port) == ("ops", "jump1", 2201)
-    assert (parsed.jumps[1].host, parsed.jumps[1].port) == ("2001:db8::9", 2202)
-    assert parsed.identity_files == ("/keys/dev",)
-    via_option = parse_ssh_command("ssh -o ProxyJump=jump1 -o PyatsJumpRate=3 -l a -- h")
-    assert [j.host for j in via_option.jumps] == ["jump1"]
-    assert via_option.jumps[0].jump_rate == 3
-    assert not parse_ssh_command("ssh -o PubkeyAuthentication=no -i /k -l a -- h").pubkey_authentication
+def test_jump_hosts_resolve_like_openssh() -> None:
+    chain = "ops@jump1:2201,[2001:db8::9]:2202"
+    resolved = resolve(SshOptions("10.0.0.5", 22, "admin", 20, jump_host=chain, identity_file=Path("/keys/dev")))
+    assert (resolved.jumps[0].username, resolved.jumps[0].host, resolved.jumps[0].port) == ("ops", "jump1", 2201)
+    assert (resolved.jumps[1].host, resolved.jumps[1].port) == ("2001:db8::9", 2202)
+    assert resolved.identity_files == ("/keys/dev",)
+    assert resolved.pubkey_authentication
+    with_rate = resolve(SshOptions("h", 22, "a", 20, jump_host="jump1", jump_rate=3))
+    assert [j.host for j in with_rate.jumps] == ["jump1"]
+    assert with_rate.jumps[0].jump_rate == 3
+    assert not with_rate.pubkey_authentication  # no key named, no ssh_config: the password only
+
+
+@pytest.mark.parametrize("spec", ["ops@", "jump:port", "[::1]:x"])
+def test_an_invalid_jump_host_is_refused(spec: str) -> None:
+    with pytest.raises(SshOptionsError, match="invalid jump host"):
+        resolve(SshOptions("h", 22, "a", 20, jump_host=spec))
 
 
 def test_ssh_config_resolves_hostname_jump_identity_and_known_hosts(tmp_path: Path) -> None:
@@ -202,39 +227,44 @@ def test_ssh_config_resolves_hostname_jump_identity_and_known_hosts(tmp_path: Pa
         "Host *\n  UserKnownHostsFile /var/kh\n"
     )
     device = DeviceTarget("core-1", 22, DeviceOS.IOSXE, "admin", Secret("pw-canary"))
-    line = ssh_command(device, SessionOptions(backend="paramiko", ssh_config_file=config), 9)
+    ssh = SessionOptions(backend="paramiko", ssh_config_file=config).ssh_for(device, 9)
+    line = openssh_command(ssh)  # what the pty backend would run with the same options
     assert "canary" not in line
     assert f"-F {config}" in line
-    parsed = parse_ssh_command(line)
-    assert (parsed.host, parsed.port, parsed.username) == ("10.9.9.9", 22, "admin")  # the request's user wins
-    assert parsed.identity_files == ("/keys/core",)
-    assert parsed.strict_host_key_checking == "accept-new"
-    (jump,) = parsed.jumps
+    resolved = resolve(ssh)
+    assert (resolved.host, resolved.port, resolved.username) == ("10.9.9.9", 22, "admin")  # the request's user wins
+    assert resolved.identity_files == ("/keys/core",)
+    assert resolved.host_key_policy is HostKeyPolicy.ACCEPT_NEW
+    (jump,) = resolved.jumps
     assert (jump.host, jump.port, jump.username) == ("192.0.2.1", 2222, "jumper")
     assert jump.identity_files == ("/keys/jump",)
-    assert (jump.password_env, jump.jump_rate, jump.strict_host_key_checking) == ("JUMP_PW", 4, "yes")
+    assert (jump.password_env, jump.jump_rate, jump.host_key_policy) == ("JUMP_PW", 4, HostKeyPolicy.YES)
     assert jump.known_hosts_files == ("/var/kh",)
     assert jump.connect_timeout == 9
 
 
-def test_pyats_only_options_stay_off_the_openssh_command_line(tmp_path: Path) -> None:
+def test_paramiko_only_options_never_reach_openssh(tmp_path: Path) -> None:
     device = DeviceTarget("10.0.0.1", 22, DeviceOS.IOS, "admin", Secret("x"))
     extra = {"jump_host": "ops@jump:2200", "jump_rate": 2.5, "jump_password_env": "JUMP_PW"}
-    pty = ssh_command(device, SessionOptions(identity_file=tmp_path / "k", **extra), 5)
-    assert "Pyats" not in pty
-    assert "PubkeyAuthentication=no" not in pty
-    assert "-J ops@jump:2200" in pty
-    in_process = parse_ssh_command(ssh_command(device, SessionOptions(backend="paramiko", **extra), 5))
+    for backend in ("pty", "paramiko"):
+        line = openssh_command(
+            SessionOptions(identity_file=tmp_path / "k", backend=backend, **extra).ssh_for(device, 5)
+        )
+        assert "Pyats" not in line
+        assert "JUMP_PW" not in line
+        assert "PubkeyAuthentication=no" not in line
+        assert "-J ops@jump:2200" in line
+    in_process = resolve(SessionOptions(backend="paramiko", **extra).ssh_for(device, 5))
     assert in_process.jumps[0].jump_rate == 2.5
     assert in_process.jumps[0].password_env == "JUMP_PW"
-    assert not parse_ssh_command(ssh_command(device, SessionOptions(backend="paramiko"), 5)).pubkey_authentication
+    assert not resolve(SessionOptions(backend="paramiko").ssh_for(device, 5)).pubkey_authentication
 
 
 def test_a_jump_loop_in_the_config_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "ssh_config"
     config.write_text("Host a\n  ProxyJump b\nHost b\n  ProxyJump a\n")
-    with pytest.raises(SshCommandLineError, match="ProxyJump chain"):
-        parse_ssh_command(f"ssh -F {config} -- a")
+    with pytest.raises(SshOptionsError, match="ProxyJump chain"):
+        resolve(SshOptions("a", 22, "admin", 5, config_file=config))
 
 
 # -- through the bastion -----------------------------------------------------------------
@@ -250,47 +280,53 @@ def test_device_output_is_exact_through_the_jump_host(jump_lab: JumpLab, name: s
 
 
 def test_three_devices_share_one_bastion_login(jump_lab: JumpLab) -> None:
-    paramiko_backend.close_jump_hosts()
-    time.sleep(0.2)
     before = len(jump_lab.events())
-    opts = options(jump_lab.keyed_config("shared"), jump_lab.folder / "shared.kh")
+    factory = UniconSessionFactory(options(jump_lab.keyed_config("shared"), jump_lab.folder / "shared.kh"))
+    assert factory.jump_hosts is not None
     names = list(DEVICES)
-    sessions = in_threads(3, lambda i: UniconSessionFactory(opts).open(jump_lab.target(names[i]), 20))
     try:
-        outputs = [session.execute("show clock", timeout=20) for session in sessions]
-        assert all(outputs)
-        shared = paramiko_backend.jump_host_sessions()
-        assert list(shared.values()) == [3]
-        assert list(shared) == [(("127.0.0.1", jump_lab.bastion_port, "jumper"),)]
+        sessions = in_threads(3, lambda i: factory.open(jump_lab.target(names[i]), 20))
+        try:
+            outputs = [session.execute("show clock", timeout=20) for session in sessions]
+            assert all(outputs)
+            shared = factory.jump_hosts.sessions()
+            assert list(shared.values()) == [3]
+            assert list(shared) == [(("127.0.0.1", jump_lab.bastion_port, "jumper"),)]
+        finally:
+            for session in sessions:
+                session.close()
+        assert list(factory.jump_hosts.sessions().values()) == [0]  # kept for reuse until idle
     finally:
-        for session in sessions:
-            session.close()
-    assert list(paramiko_backend.jump_host_sessions().values()) == [0]  # kept for reuse until idle
+        factory.close()
+    assert factory.jump_hosts.sessions() == {}  # closed with the factory
     events = jump_lab.events()[before:]
     assert len(bastion_logins(events)) == 1
     assert sorted(e["dest_port"] for e in forwards(events)) == sorted(jump_lab.ports.values())
     assert all(e["dest_host"] == "127.0.0.1" for e in forwards(events))
 
 
-def test_an_idle_jump_session_is_closed(jump_lab: JumpLab, monkeypatch: pytest.MonkeyPatch) -> None:
-    paramiko_backend.close_jump_hosts()
-    monkeypatch.setattr(paramiko_backend, "JUMP_IDLE_SECONDS", 0.3)
+def test_an_idle_jump_session_is_closed(jump_lab: JumpLab) -> None:
+    jumps = JumpHosts(idle_seconds=0.3)
     opts = options(jump_lab.keyed_config("idle"), jump_lab.folder / "idle.kh")
-    with opened(jump_lab.target("lab-iosxe-1"), opts) as session:
+    with opened(jump_lab.target("lab-iosxe-1"), opts, jumps) as session:
         session.execute("show clock", timeout=20)
+        assert list(jumps.sessions().values()) == [1]
     deadline = time.monotonic() + 5
-    while paramiko_backend.jump_host_sessions() and time.monotonic() < deadline:
+    while jumps.sessions() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert paramiko_backend.jump_host_sessions() == {}
+    assert jumps.sessions() == {}
 
 
 def test_the_jump_host_login_rate_spaces_new_connections(jump_lab: JumpLab) -> None:
-    opts = options(jump_lab.keyed_config("rate"), jump_lab.folder / "rate.kh", jump_rate=2)
+    factory = UniconSessionFactory(options(jump_lab.keyed_config("rate"), jump_lab.folder / "rate.kh", jump_rate=2))
     before = len(jump_lab.events())
     names = list(DEVICES)
-    sessions = in_threads(3, lambda i: UniconSessionFactory(opts).open(jump_lab.target(names[i]), 20))
-    for session in sessions:
-        session.close()
+    try:
+        sessions = in_threads(3, lambda i: factory.open(jump_lab.target(names[i]), 20))
+        for session in sessions:
+            session.close()
+    finally:
+        factory.close()
     times = sorted(stamp(e) for e in forwards(jump_lab.events()[before:]))
     assert len(times) == 3
     assert times[-1] - times[0] >= 0.8  # 2 per second: 3 connections span at least 1 s (loose)
@@ -299,37 +335,32 @@ def test_the_jump_host_login_rate_spaces_new_connections(jump_lab: JumpLab) -> N
 def test_the_jump_host_password_comes_from_an_environment_variable(
     jump_lab: JumpLab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    paramiko_backend.close_jump_hosts()
     config = jump_lab.config("password", extra_bastion="    PyatsPasswordEnv LAB_JUMP_PASSWORD\n")
     opts = options(config, jump_lab.folder / "password.kh")
     monkeypatch.setenv("LAB_JUMP_PASSWORD", JUMP_PASSWORD)
     with opened(jump_lab.target("lab-nxos-1"), opts) as session:
         assert lines(session.execute("show version", timeout=20)) == expected("nxos", "show version", "lab-nxos-1")
-    paramiko_backend.close_jump_hosts()
     monkeypatch.setenv("LAB_JUMP_PASSWORD", "wrong-jump-password")
-    with pytest.raises(ConnectError) as caught:
-        UniconSessionFactory(opts).open(jump_lab.target("lab-nxos-1"), 20)
-    assert caught.value.code is ErrorCode.CONNECT_FAILED
-    assert "jump host" in caught.value.message
-    assert "wrong-jump-password" not in caught.value.message
+    error = refused(jump_lab.target("lab-nxos-1"), opts)
+    assert error.code is ErrorCode.CONNECT_FAILED
+    assert "jump host" in error.message
+    assert "wrong-jump-password" not in error.message
 
 
 def test_without_jump_credentials_the_device_password_is_not_tried_on_the_bastion(jump_lab: JumpLab) -> None:
-    paramiko_backend.close_jump_hosts()
     opts = options(jump_lab.config("nocreds"), jump_lab.folder / "nocreds.kh")
     before = len(jump_lab.events())
-    with pytest.raises(ConnectError) as caught:
-        UniconSessionFactory(opts).open(jump_lab.target("lab-iosxe-1"), 20)
-    assert caught.value.code is ErrorCode.CONNECT_FAILED
+    assert refused(jump_lab.target("lab-iosxe-1"), opts).code is ErrorCode.CONNECT_FAILED
     assert bastion_logins(jump_lab.events()[before:]) == []
 
 
 def test_a_jump_error_is_raised_by_the_backend(jump_lab: JumpLab) -> None:
-    paramiko_backend.close_jump_hosts()
-    config = jump_lab.config("raw")
-    command = f"ssh -F {config} -o StrictHostKeyChecking=no -p {jump_lab.ports['lab-ios-1']} -l admin -- lab-ios-1"
-    with pytest.raises(SshJumpError, match="Permission denied"):
-        paramiko_backend._open_transport(parse_ssh_command(command))
+    jumps = JumpHosts()
+    try:
+        with pytest.raises(SshJumpError, match="Permission denied"):
+            open_transport(resolve(device_options(jump_lab, jump_lab.config("raw"))), jumps)
+    finally:
+        jumps.close()
 
 
 # -- keys to devices -------------------------------------------------------------------------
@@ -382,32 +413,33 @@ def test_a_changed_device_key_is_host_key_mismatch(jump_lab: JumpLab, backend: s
     known = tmp_path / "known_hosts"
     known.write_text(other_key_line(f"[127.0.0.1]:{port}") + "\n")
     config = jump_lab.keyed_config(f"changed-{backend}")
-    with pytest.raises(ConnectError) as caught:
-        UniconSessionFactory(options(config, known, backend=backend)).open(jump_lab.target("lab-iosxe-1"), 20)
-    assert caught.value.code is ErrorCode.HOST_KEY_MISMATCH
+    error = refused(jump_lab.target("lab-iosxe-1"), options(config, known, backend=backend))
+    assert error.code is ErrorCode.HOST_KEY_MISMATCH
 
 
 @pytest.mark.parametrize("shared", [False, True])
 def test_a_changed_jump_host_key_is_host_key_mismatch(jump_lab: JumpLab, shared: bool, tmp_path: Path) -> None:
-    paramiko_backend.close_jump_hosts()
-    if shared:  # a session already open under another known_hosts: the key is checked again on reuse
-        with opened(jump_lab.target("lab-ios-1"), options(jump_lab.keyed_config("ok"), tmp_path / "ok.kh")):
-            pass
-    bad = tmp_path / "bad_known_hosts"
-    bad.write_text(other_key_line(f"[127.0.0.1]:{jump_lab.bastion_port}") + "\n")
-    config = jump_lab.config(
-        "badjump", extra_bastion=f"    IdentityFile {jump_lab.bastion_key}\n    UserKnownHostsFile {bad}\n"
-    )
-    command = f"ssh -F {config} -o StrictHostKeyChecking=no -p {jump_lab.ports['lab-ios-1']} -l admin -- lab-ios-1"
-    with pytest.raises(SshHostKeyChangedError, match="jump host"):
-        paramiko_backend._open_transport(parse_ssh_command(command))
-    with pytest.raises(ConnectError) as caught:
-        UniconSessionFactory(options(config, tmp_path / "device.kh")).open(jump_lab.target("lab-ios-1"), 20)
-    assert caught.value.code is ErrorCode.HOST_KEY_MISMATCH
+    jumps = JumpHosts()
+    try:
+        if shared:  # a session already open under another known_hosts: the key is checked again on reuse
+            ok = options(jump_lab.keyed_config("ok"), tmp_path / "ok.kh")
+            with opened(jump_lab.target("lab-ios-1"), ok, jumps):
+                pass
+            assert list(jumps.sessions().values()) == [0]
+        bad = tmp_path / "bad_known_hosts"
+        bad.write_text(other_key_line(f"[127.0.0.1]:{jump_lab.bastion_port}") + "\n")
+        config = jump_lab.config(
+            "badjump", extra_bastion=f"    IdentityFile {jump_lab.bastion_key}\n    UserKnownHostsFile {bad}\n"
+        )
+        with pytest.raises(SshHostKeyChangedError, match="jump host"):
+            open_transport(resolve(device_options(jump_lab, config)), jumps)
+        error = refused(jump_lab.target("lab-ios-1"), options(config, tmp_path / "device.kh"), jumps)
+    finally:
+        jumps.close()
+    assert error.code is ErrorCode.HOST_KEY_MISMATCH
 
 
 def test_an_unknown_jump_host_key_under_strict_checking_is_connect_failed(jump_lab: JumpLab, tmp_path: Path) -> None:
-    paramiko_backend.close_jump_hosts()
     empty = tmp_path / "empty_known_hosts"
     empty.write_text("")
     config = jump_lab.config(
@@ -415,15 +447,13 @@ def test_an_unknown_jump_host_key_under_strict_checking_is_connect_failed(jump_l
         extra_bastion=f"    IdentityFile {jump_lab.bastion_key}\n    UserKnownHostsFile {empty}\n"
         "    StrictHostKeyChecking yes\n",
     )
-    with pytest.raises(ConnectError) as caught:
-        UniconSessionFactory(options(config, tmp_path / "device.kh")).open(jump_lab.target("lab-ios-1"), 20)
-    assert caught.value.code is ErrorCode.CONNECT_FAILED
-    assert "host key" in caught.value.message
+    error = refused(jump_lab.target("lab-ios-1"), options(config, tmp_path / "device.kh"))
+    assert error.code is ErrorCode.CONNECT_FAILED
+    assert "host key" in error.message
     assert empty.read_text() == ""
 
 
 def test_accept_new_records_jump_and_device_keys_in_a_private_file(jump_lab: JumpLab, tmp_path: Path) -> None:
-    paramiko_backend.close_jump_hosts()
     known = tmp_path / "service" / "ssh" / "known_hosts"
     config = jump_lab.folder / "recorded.ssh_config"
     config.write_text(

@@ -1,7 +1,8 @@
 """The paramiko spawn backend under Unicon, against the fake lab.
 
-Connections are built as ``UniconSessionFactory.open`` builds them, plus the Unicon
-setting ``BACKEND``; errors go through the same ``classify_connect_error``.
+Connections are built as ``UniconSessionFactory.open`` builds them, with the Unicon
+settings of ``paramiko_backend.unicon_settings``; errors go through the same
+``classify_connect_error``.
 """
 
 from __future__ import annotations
@@ -22,23 +23,26 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from unicon import Connection
 
 from service.contract.errors import CommandError, ConnectError, ErrorCode
-from service.device import paramiko_backend
-from service.device.paramiko_backend import (
-    SshCommandLineError,
+from service.device.connect_errors import classify_connect_error
+from service.device.ssh import paramiko_backend
+from service.device.ssh.errors import (
+    SshBackendError,
     SshConnectRefusedError,
-    SshConnectTimeoutError,
+    SshHandshakeTimeoutError,
     SshHostKeyChangedError,
     SshHostKeyUnknownError,
-    parse_ssh_command,
+    SshOptionsError,
 )
+from service.device.ssh.jumps import JumpHosts
+from service.device.ssh.options import HostKeyPolicy, openssh_command
+from service.device.ssh.target import resolve
 from service.device.unicon_session import (
     BASE_SETTINGS,
+    PTY_BACKEND,
     SessionOptions,
     UniconSession,
     UniconSessionFactory,
-    classify_connect_error,
     settle,
-    ssh_command,
 )
 from service.devtools.lab.runner import LabProcess
 from service.devtools.local_server import free_port
@@ -49,7 +53,7 @@ from tests.lab.expected_output import expected, lines
 pytestmark = pytest.mark.lab
 
 Target = Callable[..., DeviceTarget]
-BACKEND = "service.device.paramiko_backend"
+JUMP_HOSTS = JumpHosts()  # none used here: the devices are reached directly
 NO_CHECK = SessionOptions(strict_host_key_checking="no")
 USED_DEVICES = {"ios-1", "iosxe-1", "nxos-1", "iosxr-1", "asa-1", "iosxe-enable", "asa-enable"}
 USED_DEVICES |= {"locked", "hangs", "drops"}
@@ -62,9 +66,10 @@ def open_paramiko(
     credentials = {"default": {"username": target.username, "password": target.password.reveal()}}
     if target.enable_password is not None:
         credentials["enable"] = {"password": target.enable_password.reveal()}
+    ssh = options.ssh_for(target, connect_timeout)
     connection = Connection(
         hostname=target.hostname,
-        start=[ssh_command(target, options, connect_timeout)],
+        start=[openssh_command(ssh)],
         os=target.os.value,
         credentials=credentials,
         mit=True,
@@ -72,7 +77,7 @@ def open_paramiko(
         init_config_commands=[],
         learn_hostname=True,
         connection_timeout=connect_timeout,
-        settings={**BASE_SETTINGS, "BACKEND": BACKEND},
+        settings={**BASE_SETTINGS, **paramiko_backend.unicon_settings(ssh, JUMP_HOSTS)},
         log_stdout=False,
         logfile=os.devnull,
         no_pyats_tasklog=True,
@@ -101,7 +106,7 @@ def backend_cause(error: BaseException) -> BaseException | None:
     """The backend's own exception: Unicon wraps it in its ConnectionError, as ``__cause__``."""
     seen: BaseException | None = error
     while seen is not None:
-        if isinstance(seen, paramiko_backend.SshBackendError):
+        if isinstance(seen, SshBackendError):
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
@@ -121,30 +126,63 @@ def other_key_line(name: str) -> str:
     return f"{name} " + public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
 
 
-# -- the start command ---------------------------------------------------------------
+# -- the options -----------------------------------------------------------------------
 
 
-def test_the_service_command_line_parses_like_openssh(tmp_path: Path) -> None:
+def test_the_service_options_reach_the_backend_typed(tmp_path: Path) -> None:
     device = DeviceTarget("10.0.0.1", 2222, DeviceOS.IOS, "admin", Secret("pw-canary"))
-    options = SessionOptions(strict_host_key_checking="yes", known_hosts_file=tmp_path / "kh")
-    parsed = parse_ssh_command(ssh_command(device, options, 7))
-    assert (parsed.host, parsed.port, parsed.username) == ("10.0.0.1", 2222, "admin")
-    assert parsed.strict_host_key_checking == "yes"
-    assert parsed.known_hosts_files == (str(tmp_path / "kh"),)
-    assert parsed.connect_timeout == 7
-    assert parsed.known_hosts_name == "[10.0.0.1]:2222"
+    options = SessionOptions(strict_host_key_checking="yes", known_hosts_file=tmp_path / "k h")
+    resolved = resolve(options.ssh_for(device, 7))
+    assert (resolved.host, resolved.port, resolved.username) == ("10.0.0.1", 2222, "admin")
+    assert resolved.host_key_policy is HostKeyPolicy.YES
+    assert resolved.known_hosts_files == (str(tmp_path / "k h"),)  # a space in a path is no word break
+    assert resolved.connect_timeout == 7
+    assert resolved.known_hosts_name == "[10.0.0.1]:2222"
+    assert not resolved.pubkey_authentication  # no key named, no ssh_config: the password only
 
 
-def test_user_at_host_and_attached_option_values() -> None:
-    parsed = parse_ssh_command("ssh -oStrictHostKeyChecking=accept-new -p2200 ops@[2001:db8::1]")
-    assert (parsed.host, parsed.port, parsed.username) == ("2001:db8::1", 2200, "ops")
-    assert parsed.strict_host_key_checking == "accept-new"
+def test_an_ipv6_literal_in_brackets_is_the_host() -> None:
+    device = DeviceTarget("[2001:db8::1]", 2200, DeviceOS.IOS, "ops", Secret("x"))
+    resolved = resolve(SessionOptions("accept-new").ssh_for(device, 5))
+    assert (resolved.host, resolved.port, resolved.username) == ("2001:db8::1", 2200, "ops")
+    assert resolved.host_key_policy is HostKeyPolicy.ACCEPT_NEW
 
 
-@pytest.mark.parametrize("command", ["ssh -L 1:h:2 -l a -- h", "telnet h 23", "ssh -l a -- h show version"])
-def test_options_the_backend_cannot_honour_are_refused(command: str) -> None:
-    with pytest.raises(SshCommandLineError):
-        parse_ssh_command(command)
+def test_the_backend_takes_its_options_from_the_settings_not_the_start_command(target: Target) -> None:
+    """A connection that selects this backend without ``unicon_settings`` is refused, not guessed from text."""
+    device = target("iosxe-1")
+    connection = Connection(
+        hostname=device.hostname,
+        start=[openssh_command(NO_CHECK.ssh_for(device, 5))],
+        os=device.os.value,
+        credentials={"default": {"username": device.username, "password": device.password.reveal()}},
+        mit=True,
+        connection_timeout=5,
+        settings={**BASE_SETTINGS, "BACKEND": paramiko_backend.__name__},
+        log_stdout=False,
+        logfile=os.devnull,
+        no_pyats_tasklog=True,
+    )
+    try:
+        with pytest.raises(Exception) as caught:  # noqa: PT011 - Unicon wraps it in its own error
+            connection.connect()
+    finally:
+        release(connection)
+    assert isinstance(backend_cause(caught.value), SshOptionsError)
+    assert classify_connect_error(caught.value, "").code is ErrorCode.CONNECT_FAILED
+
+
+def test_the_factory_selects_the_backend_per_connection() -> None:
+    pty = UniconSessionFactory(SessionOptions(backend="pty"))
+    assert pty.jump_hosts is None
+    paramiko = UniconSessionFactory(SessionOptions(backend="paramiko"))
+    ssh = NO_CHECK.ssh_for(DeviceTarget("10.0.0.1", 22, DeviceOS.IOS, "admin", Secret("x")), 5)
+    assert pty._settings(ssh)["BACKEND"] == PTY_BACKEND
+    settings = paramiko._settings(ssh)
+    assert settings["BACKEND"] == paramiko_backend.__name__
+    request = settings[paramiko_backend.REQUEST_SETTING]
+    assert request.options is ssh
+    assert request.jump_hosts is paramiko.jump_hosts
 
 
 # -- login and output ----------------------------------------------------------------
@@ -230,7 +268,7 @@ def test_a_port_that_never_speaks_ssh_is_a_connect_timeout() -> None:
         with pytest.raises(ConnectError) as caught:
             open_paramiko(device, connect_timeout=1)
     assert caught.value.code is ErrorCode.CONNECT_TIMEOUT
-    assert isinstance(backend_cause(caught.value), SshConnectTimeoutError)
+    assert isinstance(backend_cause(caught.value), SshHandshakeTimeoutError)
     assert time.monotonic() - started < 5
 
 

@@ -162,7 +162,7 @@ def test_a_device_that_throttles_logins_is_overloaded_not_connect_failed(
 
 
 def test_an_exhausted_machine_is_overloaded(factory: UniconSessionFactory) -> None:
-    from service.device.unicon_session import classify_connect_error
+    from service.device.connect_errors import classify_connect_error
 
     try:
         try:

@@ -8,7 +8,8 @@ import pytest
 
 from service.contract.errors import CommandError, ConnectError, ErrorCode
 from service.device.reading_services import READING_SERVICES
-from service.device.unicon_session import SessionOptions, UniconSessionFactory, ssh_command
+from service.device.ssh.options import openssh_command
+from service.device.unicon_session import SessionOptions, UniconSessionFactory
 from service.devtools.local_server import free_port
 from service.domain.models import DeviceOS, DeviceTarget, Secret
 from tests.conftest import LAB_ENABLE
@@ -170,7 +171,7 @@ def test_long_output_is_complete_even_where_the_device_pages(factory: UniconSess
 
 def test_the_ssh_command_line_carries_no_secret() -> None:
     device = DeviceTarget("10.0.0.1", 2222, DeviceOS.IOS, "admin", Secret("pw-canary"), Secret("en-canary"))
-    line = ssh_command(device, SessionOptions(), 10)
+    line = openssh_command(SessionOptions().ssh_for(device, 10))
     assert "canary" not in line
     assert line.endswith("-p 2222 -l admin -- 10.0.0.1")
     assert "StrictHostKeyChecking=accept-new" in line

@@ -9,10 +9,13 @@ from paramiko.kex_group14 import KexGroup14SHA256
 
 from service.config import load_settings
 from service.contract.errors import ConfigError, ErrorCode
+from service.device.connect_errors import classify_connect_error
 from service.device.inventory import parse_testbed
-from service.device.paramiko_backend import SshCommandLineError, SshHandshakeError, parse_ssh_command
-from service.device.paramiko_legacy import OAKLEY_GROUP2_PRIME
-from service.device.unicon_session import SessionOptions, classify_connect_error, ssh_command
+from service.device.ssh.errors import AlgorithmMismatch, SshNoCommonAlgorithmError, SshOptionsError
+from service.device.ssh.legacy import OAKLEY_GROUP2_PRIME
+from service.device.ssh.options import SshOptions, openssh_command
+from service.device.ssh.target import resolve
+from service.device.unicon_session import SessionOptions
 from service.domain.models import DeviceOS, DeviceTarget, Secret
 
 pytestmark = pytest.mark.unit
@@ -108,6 +111,10 @@ def device(legacy: tuple[str, ...] | None = None) -> DeviceTarget:
     return DeviceTarget("10.0.0.1", 22, DeviceOS.IOS, "admin", Secret("pw-canary"), Secret("en-canary"), legacy)
 
 
+def ssh_command(target: DeviceTarget, options: SessionOptions, connect_timeout: float) -> str:
+    return openssh_command(options.ssh_for(target, connect_timeout))
+
+
 ALL = ("diffie-hellman-group14-sha1", "ssh-rsa", "aes128-cbc", "diffie-hellman-group1-sha1", "3des-cbc")
 
 
@@ -132,20 +139,16 @@ def test_the_device_list_replaces_the_service_list() -> None:
     assert "HostKeyAlgorithms=+ssh-rsa" in ssh_command(device(("ssh-rsa",)), SessionOptions(), 10)
 
 
-def test_the_paramiko_backend_reads_the_same_command_line() -> None:
-    line = ssh_command(device(), SessionOptions(legacy_algorithms=ALL, jump_host="bastion"), 10)
-    parsed = parse_ssh_command(line)
-    assert set(parsed.legacy_algorithms) == set(ALL)
-    assert parsed.jumps[0].legacy_algorithms == ()  # never passed on to a jump host, as in OpenSSH
+def test_the_paramiko_backend_takes_the_same_options() -> None:
+    resolved = resolve(SessionOptions(legacy_algorithms=ALL, jump_host="bastion").ssh_for(device(), 10))
+    assert set(resolved.legacy_algorithms) == set(ALL)
+    assert resolved.jumps[0].legacy_algorithms == ()  # never passed on to a jump host, as in OpenSSH
 
 
-@pytest.mark.parametrize(
-    "option",
-    ["KexAlgorithms=diffie-hellman-group14-sha1", "Ciphers=+arcfour", "HostKeyAlgorithms=+aes128-cbc"],
-)
-def test_the_paramiko_backend_refuses_other_algorithm_options(option: str) -> None:
-    with pytest.raises(SshCommandLineError):
-        parse_ssh_command(f"ssh -o {option} -p 22 -l admin -- 10.0.0.1")
+@pytest.mark.parametrize("name", ["arcfour", "chacha20-poly1305@openssh.com"])
+def test_the_paramiko_backend_refuses_other_algorithms(name: str) -> None:
+    with pytest.raises(SshOptionsError):
+        resolve(SshOptions("10.0.0.1", 22, "admin", 10, legacy_algorithms=(name,)))
 
 
 def test_the_group1_prime_is_rfc_2409s() -> None:
@@ -190,7 +193,9 @@ def test_the_group1_prime_is_rfc_2409s() -> None:
 def test_no_common_algorithm_is_connect_failed_naming_the_mismatch(text: str, mismatch: str, offer: list[str]) -> None:
     from_openssh = classify_connect_error(ConnectionError("EOF"), text)
     wrapped = RuntimeError("connect failed")
-    wrapped.__cause__ = SshHandshakeError(text)
+    offered = tuple(text.partition("Their offer: ")[2].strip().split(","))  # the device's KEXINIT, as paramiko saw it
+    wrapped.__cause__ = SshNoCommonAlgorithmError("10.0.0.1", 22, AlgorithmMismatch(mismatch, offered))
+    assert str(wrapped.__cause__).strip() == text.strip()  # worded as OpenSSH words it
     from_paramiko = classify_connect_error(wrapped, "")
     for error in (from_openssh, from_paramiko):
         assert error.code is ErrorCode.CONNECT_FAILED

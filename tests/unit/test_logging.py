@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
-from service.observability.logging import LIVE_SECRETS, forget_library_logger, route_library_logger, setup_logging
+from service.device import unicon_logs
+from service.domain.live_secrets import LIVE_SECRETS
+from service.observability.logging import route_library_logger, setup_logging
 
 pytestmark = pytest.mark.unit
 
@@ -64,15 +66,15 @@ def test_live_secrets_are_masked_in_library_lines_until_released(log_file: Path)
     forms = LIVE_SECRETS.add(["s3cr3t", 'quo"te\\'])
     shared = logging.getLogger("unicon.10.0.0.1.1795661667")  # Unicon's per-connection name
     shared.propagate = False  # as Unicon makes it
-    route_library_logger(shared)
-    route_library_logger(shared)  # a second connection to the same host in the same second
+    unicon_logs.hold(shared, route_library_logger)  # as the device layer does for each connection
+    unicon_logs.hold(shared, route_library_logger)  # a second connection to the same host in the same second
     shared.warning(">>> Unicon Sending:: %r", "s3cr3t\r")
     shared.warning(">>> Unicon Sending:: %r", 'quo"te\\\r')
-    forget_library_logger(shared)
+    unicon_logs.release(shared)
     assert "unicon.10.0.0.1.1795661667" in logging.Logger.manager.loggerDict  # still used by the other
     LIVE_SECRETS.remove(forms)
     shared.warning("after release: s3cr3t")
-    forget_library_logger(shared)
+    unicon_logs.release(shared)
     assert "unicon.10.0.0.1.1795661667" not in logging.Logger.manager.loggerDict
     logger.complete()
     text = log_file.read_text()

@@ -6,7 +6,10 @@ from pydantic import SecretStr
 
 from service.config import Settings, env_name, load_settings, sections
 from service.contract.errors import ConfigError
+from service.device.unicon_session import SessionOptions
 from service.domain.models import DeviceOS
+from service.transport.jobs import JobSettings
+from service.transport.results import StreamSettings
 
 pytestmark = pytest.mark.unit
 
@@ -234,11 +237,11 @@ def test_sections_are_handed_over_whole(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("PYATS_SSH_BACKEND", "pty")
     monkeypatch.setenv("PYATS_MAX_OUTPUT_BYTES", "4096")
     settings = load_settings(None)
-    stream = settings.results.stream_settings()
+    stream = StreamSettings.of(settings.results)
     assert (stream.name, stream.storage, stream.max_age) == ("PYATS_RESULTS", "memory", 7 * 24 * 3600.0)
-    jobs = settings.jobs.job_settings(max_age=settings.results.max_age)
+    jobs = JobSettings.of(settings.jobs, max_age=settings.results.max_age)
     assert (jobs.stream, jobs.ack_wait, jobs.max_age) == ("PYATS_JOBS", 45.0, 7 * 24 * 3600.0)
-    options = settings.ssh.session_options()
+    options = SessionOptions.of(settings.ssh)
     assert (options.backend, options.max_output_bytes, options.strict_host_key_checking) == ("pty", 4096, "accept-new")
     assert options.free_text_prefixes == tuple(settings.ssh.free_text_commands)
 

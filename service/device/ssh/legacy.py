@@ -21,9 +21,11 @@ from cryptography.hazmat.primitives import hashes
 from paramiko.kex_gex import KexGexSHA256
 from paramiko.kex_group14 import KexGroup14SHA256
 
+from service.device.error_text import incompatible_peer_kind
+from service.device.ssh.errors import AlgorithmMismatch
 from service.domain.legacy_ssh import CBC_CIPHERS, AlgorithmKind, of_kind
 
-__all__ = ["OAKLEY_GROUP2_PRIME", "apply_legacy_algorithms", "disabled_algorithms", "negotiation_failure"]
+__all__ = ["OAKLEY_GROUP2_PRIME", "algorithm_mismatch", "apply_legacy_algorithms", "disabled_algorithms"]
 
 # RFC 2409 6.2: 2^1024 - 2^960 - 1 + 2^64 * { [2^894 pi] + 129093 }
 OAKLEY_GROUP2_PRIME = int(
@@ -78,22 +80,21 @@ def apply_legacy_algorithms(transport: Any, legacy: tuple[str, ...]) -> None:
         transport._preferred_keys = (*transport._preferred_keys, *host_keys)
 
 
-# paramiko's IncompatiblePeer text -> (what OpenSSH calls the kind, the offer's key in the KEXINIT)
-_INCOMPATIBLE = (
-    ("kex algorithm", "key exchange method", ("kex_algo_list",)),
-    ("host key", "host key type", ("server_key_algo_list",)),
-    ("cipher", "cipher", ("server_encrypt_algo_list", "client_encrypt_algo_list")),
-    ("mac", "MAC", ("server_mac_algo_list", "client_mac_algo_list")),
-)
+# the kind of algorithm (OpenSSH's word) -> where the device's offer is in its KEXINIT
+_OFFER_KEYS = {
+    "key exchange method": ("kex_algo_list",),
+    "host key type": ("server_key_algo_list",),
+    "cipher": ("server_encrypt_algo_list", "client_encrypt_algo_list"),
+    "MAC": ("server_mac_algo_list", "client_mac_algo_list"),
+}
 
 
-def negotiation_failure(exc: BaseException, offer: dict[str, list[str]] | None) -> str | None:
-    """OpenSSH's words for "no common algorithm", with the device's offer; None for other failures."""
+def algorithm_mismatch(exc: BaseException, offer: dict[str, list[str]] | None) -> AlgorithmMismatch | None:
+    """ "No common algorithm" with the device's offer of that kind; None for other failures."""
     if not isinstance(exc, paramiko.IncompatiblePeer):
         return None
-    text = str(exc).lower()
-    for marker, kind, keys in _INCOMPATIBLE:
-        if marker in text:
-            names = next((offer[key] for key in keys if offer and offer.get(key)), [])
-            return f"no matching {kind} found. Their offer: {','.join(names) or 'none'}"
-    return None
+    kind = incompatible_peer_kind(str(exc))  # paramiko names the kind in its message only
+    if kind is None:
+        return None
+    names = next((offer[key] for key in _OFFER_KEYS[kind] if offer and offer.get(key)), [])
+    return AlgorithmMismatch(kind, tuple(names))

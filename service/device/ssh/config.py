@@ -1,11 +1,11 @@
 """OpenSSH-style ssh_config files, read with ``paramiko.SSHConfig``: what applies to one host.
 
-For users coming from an SSH-config set-up: the session factory passes the file as
-``-F PATH`` on the start command, so the pty backend's OpenSSH reads it natively and the
-paramiko backend reads it here. Keywords honoured by the paramiko backend: ``Host``
-patterns (and ``Match`` as paramiko implements it), ``HostName``, ``User``, ``Port``,
-``IdentityFile``, ``ProxyJump``, ``UserKnownHostsFile``, ``StrictHostKeyChecking`` and
-``ConnectTimeout``. First value wins, as in OpenSSH; ``Include`` is not supported.
+For users coming from an SSH-config set-up: the pty backend's OpenSSH reads the file
+natively (``-F PATH``); the paramiko backend reads it here (``target.resolve``).
+Keywords honoured by the paramiko backend: ``Host`` patterns (and ``Match`` as paramiko
+implements it), ``HostName``, ``User``, ``Port``, ``IdentityFile``, ``ProxyJump``,
+``UserKnownHostsFile``, ``StrictHostKeyChecking`` and ``ConnectTimeout``. First value
+wins, as in OpenSSH; ``Include`` is not supported.
 
 Three keywords of our own (paramiko backend only; OpenSSH needs ``IgnoreUnknown Pyats*``
 at the top of the file to accept them):
@@ -24,7 +24,9 @@ from pathlib import Path
 
 import paramiko
 
-__all__ = ["SshConfigError", "SshHostConfig", "load", "normalise_strict", "resolve"]
+from service.device.ssh.options import HostKeyPolicy
+
+__all__ = ["SshConfigError", "SshHostConfig", "load", "resolve"]
 
 _CACHE: dict[str, tuple[tuple[int, int], paramiko.SSHConfig]] = {}
 _CACHE_LOCK = threading.Lock()
@@ -32,12 +34,6 @@ _CACHE_LOCK = threading.Lock()
 
 class SshConfigError(ValueError):
     """The file cannot be read, or a value in it is not valid."""
-
-
-def normalise_strict(value: str) -> str:
-    """``StrictHostKeyChecking`` as yes / accept-new / no / ask (OpenSSH's synonyms folded)."""
-    value = value.strip().lower()
-    return {"true": "yes", "false": "no", "off": "no"}.get(value, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +47,7 @@ class SshHostConfig:
     identity_files: tuple[str, ...] = ()
     proxy_jump: str | None = None
     user_known_hosts_files: tuple[str, ...] = ()
-    strict_host_key_checking: str | None = None
+    strict_host_key_checking: HostKeyPolicy | None = None
     connect_timeout: float | None = None
     password_env: str | None = None
     passphrase_env: str | None = None
@@ -113,7 +109,7 @@ def resolve(host: str, path: Path | str | None) -> SshHostConfig:
         identity_files=tuple(str(item) for item in identities) if isinstance(identities, list) else (str(identities),),
         proxy_jump=None if jump is None or str(jump).lower() == "none" else str(jump),
         user_known_hosts_files=tuple(str(known).split()) if known else (),
-        strict_host_key_checking=normalise_strict(str(strict)) if strict else None,
+        strict_host_key_checking=HostKeyPolicy.parse(str(strict)) if strict else None,
         connect_timeout=timeout,
         password_env=str(found["pyatspasswordenv"]) if found.get("pyatspasswordenv") else None,
         passphrase_env=str(found["pyatsidentitypassphraseenv"]) if found.get("pyatsidentitypassphraseenv") else None,
