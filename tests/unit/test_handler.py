@@ -8,7 +8,7 @@ import pytest
 
 from service.contract.errors import ErrorCode, PyatsRoError
 from service.contract.messages import DeviceResult, ExecuteResponse, RequestSummary
-from service.domain.models import Timeouts
+from service.domain.models import Endpoint, Timeouts
 from service.domain.policy import Limits
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
@@ -280,7 +280,7 @@ async def test_a_job_with_inline_credentials_is_refused_and_touches_no_device() 
     factory = FakeSessionFactory()
     handler, _, _ = build(factory)
     sink = RecordingSink()
-    await handler.handle(body(["r1"]), "a", "job-1", sink, endpoint="jobs")
+    await handler.handle(body(["r1"]), "a", "job-1", sink, endpoint=Endpoint.JOBS)
     [(kind, (error, _))] = sink.events
     assert kind == "error" and error.code is ErrorCode.FEATURE_DISABLED
     assert factory.opened == []
