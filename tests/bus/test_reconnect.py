@@ -84,3 +84,36 @@ async def test_the_service_survives_a_nats_server_restart(
         assert "reconnected to NATS" in service.log()
     finally:
         server.stop()
+
+
+async def test_a_result_waits_for_nats_while_it_is_away_and_is_dropped_only_while_connected() -> None:
+    """The restart above is shorter than three publish timeouts; this one is as long as needed."""
+    from types import SimpleNamespace
+
+    from service.contract.messages import RequestSummary
+    from service.observability.metrics import ServiceMetrics
+    from service.transport.results import CONNECTED_ATTEMPTS, NatsResultPublisher
+    from service.transport.subjects import Subjects
+
+    class Js:
+        calls = failures = 0
+
+        async def publish(self, subject: str, payload: bytes, timeout: float, headers: dict[str, str]) -> Any:
+            self.calls += 1
+            if self.failures:
+                self.failures -= 1
+                raise TimeoutError
+            return SimpleNamespace(duplicate=False)
+
+    js = Js()
+    client = SimpleNamespace(is_connected=False, jetstream=lambda: js)
+    publisher = NatsResultPublisher(client, Subjects("t.v1"), ServiceMetrics(), True, 10, retry_delay=0.001)  # type: ignore[arg-type]
+    publisher.start()
+    summary = RequestSummary(request_id="r1", total_devices=1, successful_devices=1, failed_devices=0, duration_s=0)
+    js.failures = 10  # NATS is away for ten attempts
+    assert await asyncio.wait_for(await publisher.publish_summary("alice", summary), 10) is True
+    assert js.calls == 11
+    client.is_connected, js.failures = True, 10  # connected, but every publish fails
+    assert await asyncio.wait_for(await publisher.publish_summary("alice", summary), 10) is False
+    assert js.calls == 11 + CONNECTED_ATTEMPTS
+    await publisher.close(1)

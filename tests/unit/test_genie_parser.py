@@ -239,3 +239,10 @@ def _has_int_key(value: object) -> bool:
     if isinstance(value, list):
         return any(_has_int_key(item) for item in value)
     return False
+
+
+def test_each_os_gets_its_own_parser_for_the_same_line() -> None:
+    parser = GenieOutputParser()  # fresh: nothing resolved yet for any OS
+    assert parser.parse(DeviceOS.IOSXE, "show vlan", VLAN).status is ParseStatus.OK
+    assert parser.parse(DeviceOS.ASA, "show vlan", VLAN).status is ParseStatus.NO_PARSER
+    assert parser.parse(DeviceOS.IOSXE, "show vlan", VLAN).status is ParseStatus.OK

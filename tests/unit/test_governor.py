@@ -53,3 +53,12 @@ def test_the_limit_stays_between_floor_and_ceiling() -> None:
     assert g.next_limit(10, waiting=99) == 12
     meter.tick(0.1, 3.0)
     assert g.next_limit(5, waiting=99) == 4
+
+
+def test_a_small_limit_still_moves_when_the_factor_rounds_back_to_it() -> None:
+    meter = Meter()
+    g = governor(meter, floor=1)
+    meter.tick(0.1, 0.55)  # x1.27: int(1 * 1.27) is still 1
+    assert g.next_limit(1, waiting=5) == 2
+    meter.tick(0.1, 0.9)  # x0.78: int(2 * 0.78) is 1
+    assert g.next_limit(2, waiting=5) == 1

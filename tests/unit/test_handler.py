@@ -8,7 +8,7 @@ import pytest
 
 from service.contract.errors import ErrorCode, PyatsRoError
 from service.contract.messages import DeviceResult, ExecuteResponse, RequestSummary
-from service.domain.models import Timeouts
+from service.domain.models import Endpoint, Timeouts
 from service.domain.policy import Limits
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
@@ -248,3 +248,53 @@ async def test_a_body_that_fails_to_decode_is_answered_with_its_request_id() -> 
     assert kind == "error" and error.code is ErrorCode.INVALID_REQUEST
     assert request_id == "req-7"
     assert error.details["path"] == "$.extra_field"
+
+
+async def test_redaction_follows_the_requester_s_policy() -> None:
+    from service.domain.requester_policy import RateRule, RequesterPolicy, RequesterRules
+
+    config = "hostname r1\nsnmp-server community canary-ro RO\n"
+    handler, _, _ = build(FakeSessionFactory({"r1": FakeDevice(outputs={"show running-config": config})}))
+    unlimited = RateRule(0, 0, 1)
+    handler.policy = RequesterPolicy(
+        default=RequesterRules(rate=unlimited), requesters={"auditor": RequesterRules(redact=False, rate=unlimited)}
+    )
+    sink = RecordingSink()
+    await handler.handle(body(["r1"], ["show running-config"]), "alice", None, sink)
+    await handler.handle(body(["r1"], ["show running-config"]), "auditor", None, sink)
+    alice, auditor = (event[1].results[0].commands[0].output for event in sink.events)
+    assert alice == "hostname r1\nsnmp-server community <redacted> RO\n"
+    assert auditor == config
+
+
+async def test_an_unusable_header_request_id_is_replaced() -> None:
+    handler, _, _ = build(FakeSessionFactory())
+    sink = RecordingSink()
+    await handler.handle(body(["r1"]), "a", "bad id; reload", sink)
+    [(kind, response)] = sink.events
+    assert kind == "response" and response.request_id != "bad id; reload"
+    assert len(response.request_id) == 36 and response.request_id[14] == "7"
+
+
+async def test_a_job_with_inline_credentials_is_refused_and_touches_no_device() -> None:
+    factory = FakeSessionFactory()
+    handler, _, _ = build(factory)
+    sink = RecordingSink()
+    await handler.handle(body(["r1"]), "a", "job-1", sink, endpoint=Endpoint.JOBS)
+    [(kind, (error, _))] = sink.events
+    assert kind == "error" and error.code is ErrorCode.FEATURE_DISABLED
+    assert factory.opened == []
+
+
+async def test_a_device_cut_off_at_shutdown_is_still_streamed() -> None:
+    import asyncio
+
+    handler, _, _ = build(FakeSessionFactory({"fast": FakeDevice(), "slow": FakeDevice(delay=5)}))
+    sink = RecordingSink()
+    task = asyncio.create_task(handler.handle(body(["fast", "slow"], stream=True), "a", None, sink))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert [kind for kind, _ in sink.events] == ["result", "result", "summary", "end"]
+    assert sink.events[1][1].error_code is ErrorCode.SERVICE_UNAVAILABLE
+    assert sink.events[2][1].failed_devices == 1

@@ -81,3 +81,16 @@ def test_live_secrets_are_masked_in_library_lines_until_released(log_file: Path)
     assert "s3cr3t" not in text.split("after release")[0] and 'quo\\"te' not in text
     assert text.count("*****") == 2
     assert "after release: s3cr3t" in text  # no longer a live secret: masking ends with the session
+
+
+def test_a_secret_is_masked_in_its_repr_form_and_a_longer_one_is_never_half_masked(log_file: Path) -> None:
+    forms = LIVE_SECRETS.add(["back\\slash", "pre", "prefix-pw"])
+    library = logging.getLogger("unicon.10.0.0.2.1795661668")
+    library.propagate = False  # as Unicon makes it
+    route_library_logger(library)
+    library.warning(">>> Unicon Sending:: %r", "back\\slash\r")  # repr doubles the backslash
+    library.warning("sending prefix-pw")
+    forget_library_logger(library)
+    LIVE_SECRETS.remove(forms)
+    messages = [str(entry["message"]) for entry in entries(log_file)]
+    assert messages == [">>> Unicon Sending:: '*****\\r'", "sending *****"]

@@ -17,6 +17,19 @@ def test_the_same_device_always_has_the_same_owner_whatever_the_order_of_workers
     assert len({partition_of(h, p) for h, p in DEVICES}) > PARTITIONS * 0.9
 
 
+def test_devices_of_one_host_on_many_ports_are_spread_and_the_map_is_the_same_in_another_process() -> None:
+    import os
+    import subprocess
+    import sys
+
+    ports = range(2200, 2264)  # one address, many ports: the lab, or a console server
+    assert len({partition_of("127.0.0.1", port) for port in ports}) > 32
+    script = "from service.workers.partition import partition_of; print(partition_of('127.0.0.1', 2201))"
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    other = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert int(other.stdout) == partition_of("127.0.0.1", 2201)
+
+
 def test_partitions_are_spread_over_the_workers() -> None:
     counts = PartitionMap([f"w{i}" for i in range(4)]).counts()
     assert sum(counts.values()) == PARTITIONS

@@ -192,6 +192,20 @@ def test_limits_on_devices_and_commands() -> None:
 def test_command_length_limit() -> None:
     error = refusal(request(commands=[CommandSpec(command="show " + "x" * 200)]))
     assert error.details["rule"] == "command_length"
+    at_limit = "show " + "x" * (LIMITS.max_command_length - 5)
+    assert plan_of(request(commands=[CommandSpec(command=at_limit)])).commands[0].line == at_limit
+    assert refusal(request(commands=[CommandSpec(command=at_limit + "x")])).details["rule"] == "command_length"
+
+
+def test_pipe_value_length_limit() -> None:
+    roomy = Limits(5, 3, 10_000, max_command_length=1000, command_timeout_max=60)
+    value = "x" * 200
+    plan = plan_of(request(commands=[CommandSpec(command="show x", pipe_option="include", pipe_value=value)]), roomy)
+    assert plan.commands[0].pipe_value == value
+    error = refusal(
+        request(commands=[CommandSpec(command="show x", pipe_option="include", pipe_value=value + "x")]), roomy
+    )
+    assert error.details["rule"] == "pipe_value_length"
 
 
 @pytest.mark.parametrize("timeout", [0, -1, 61])

@@ -49,6 +49,20 @@ async def test_zero_means_unlimited() -> None:
     assert len(limiter) == 0
 
 
+async def test_the_registry_evicts_the_least_recently_seen_requester_not_an_active_one() -> None:
+    limiter = RequesterLimiter(max_requesters=3)
+    rule = RateRule(requests=1, devices=0, period=600)
+    await limiter.admit(Endpoint.EXECUTE, "alice", 1, rule)
+    for name in ("bob", "carol"):
+        await limiter.admit(Endpoint.EXECUTE, name, 1, rule)
+    with pytest.raises(PolicyError):
+        await limiter.admit(Endpoint.EXECUTE, "alice", 1, rule)  # alice is the most recently seen now
+    await limiter.admit(Endpoint.EXECUTE, "dave", 1, rule)  # evicts bob, the least recently seen
+    with pytest.raises(PolicyError):
+        await limiter.admit(Endpoint.EXECUTE, "alice", 1, rule)  # her bucket was kept: still over her rate
+    await limiter.admit(Endpoint.EXECUTE, "bob", 1, rule)  # bob's was dropped: a fresh budget
+
+
 async def test_registry_of_limiters_is_bounded_after_100000_names() -> None:
     limiter = RequesterLimiter(max_requesters=1000)
     rule = RateRule(requests=5, devices=50, period=60)

@@ -93,6 +93,9 @@ def test_notify_goes_to_the_requester_s_notify_subjects_or_inbox() -> None:
     assert SHIPPED.notify_refusal("_INBOX.alice.x", "alice", prefix) is None
     for subject in ("pyats.v1.notify.alice", "pyats.v1.notify.bob.x", "pyats.v1.results.bob.j.d", "team.done"):
         assert SHIPPED.notify_refusal(subject, "alice", prefix) is not None, subject
+    # under the notify prefix, but not a literal subject: a wildcard or an empty token
+    for subject in ("pyats.v1.notify.alice.*", "pyats.v1.notify.alice.>", "pyats.v1.notify.alice..x"):
+        assert SHIPPED.notify_refusal(subject, "alice", prefix) is not None, subject
 
 
 def test_auto_follows_whether_the_service_logs_in() -> None:

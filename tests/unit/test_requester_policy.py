@@ -82,3 +82,19 @@ def test_a_broken_policy_file_is_a_clear_config_error(tmp_path: Path, content: s
     with pytest.raises(ConfigError) as caught:
         load_policy(path, RateRule(60, 5000, 60))
     assert str(path) in caught.value.message
+
+
+def test_patterns_search_the_exact_command_line_pipe_included() -> None:
+    import re
+
+    from service.domain.models import PipeOption
+    from service.domain.requester_policy import RequesterRules
+
+    anchored = RequesterRules(allow=(re.compile("^show version$"),))
+    anchored.check("a", commands("show version"), 1, "x")
+    with pytest.raises(PolicyError):  # the pipe is part of the line the patterns see
+        anchored.check("a", (ShowCommand("show version", PipeOption.INCLUDE, "uptime"),), 1, "x")
+    no_pipes = RequesterRules(deny=(re.compile(r"\| include"),))
+    with pytest.raises(PolicyError):
+        no_pipes.check("a", (ShowCommand("show clock", PipeOption.INCLUDE, "x"),), 1, "x")
+    RequesterRules(allow=(re.compile("version"),)).check("a", commands("show version"), 1, "x")  # anywhere in it

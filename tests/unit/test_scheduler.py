@@ -11,6 +11,7 @@ import pytest
 from service.contract.errors import ErrorCode
 from service.contract.messages import DeviceResult
 from service.domain.models import DeviceOS, DeviceTarget, ExecutionPlan, OutputFormat, Secret, ShowCommand, Timeouts
+from service.pipeline.rate_limit import LoginLimiter
 from service.pipeline.result_parser import ResultParser
 from service.pipeline.runner import DeviceRunner
 from service.pipeline.scheduler import Scheduler, SchedulerLimits
@@ -315,3 +316,47 @@ async def test_plans_of_one_bucket_share_one_place_in_the_line() -> None:
     remote.finish("b0")
     remote.finish("a1")
     assert [len(await t) for t in (first, second, other)] == [1, 1, 1]
+
+
+async def test_one_request_never_holds_more_than_its_share_of_the_slots() -> None:
+    scheduler, _ = make(FakeSessionFactory({}), workers=4, per_request=2)
+    remote = scheduler.remote = GatedRemote()
+    run = asyncio.create_task(scheduler.run(plan([f"d{i}" for i in range(6)], "r")))
+    await settle()
+    assert remote.started == ["d0", "d1"] and scheduler.busy == 2  # two slots stay free for others
+    for i in range(6):
+        remote.finish(f"d{i}")
+    assert len(await run) == 6
+
+
+async def test_the_device_deadline_is_cut_to_what_is_left_of_the_request_s() -> None:
+    scheduler, _ = make(FakeSessionFactory({}), request_timeout=1.0)
+    seen: list[Timeouts] = []
+
+    class Recording(GatedRemote):
+        async def run(self, plan: ExecutionPlan, target: DeviceTarget, timeouts: Timeouts) -> DeviceResult:
+            seen.append(timeouts)
+            self.finish(target.hostname)
+            return await super().run(plan, target, timeouts)
+
+    scheduler.remote = Recording()
+    await scheduler.run(plan(["r1"], device_timeout=30))
+    assert len(seen) == 1 and 0 < seen[0].device <= 1.0
+
+
+async def test_new_logins_are_paced_and_warm_sessions_are_not() -> None:
+    class Counting(LoginLimiter):
+        waits = 0
+
+        async def wait(self) -> None:
+            Counting.waits += 1
+
+    factory = FakeSessionFactory()
+    pool = SessionPool(factory, idle_ttl=60, max_idle=100)
+    runner = DeviceRunner(pool, connect_retries=0, connect_retry_delay=0)
+    limits = SchedulerLimits(4, 4, 1, 60, 60, 1, 5.0)
+    scheduler = Scheduler(runner, ResultParser(FakeParser(), 10_000), pool, limits, login_limiter=Counting(0))
+    await scheduler.run(plan(["r1"]))
+    await scheduler.run(plan(["r1"]))  # the warm session: no new login, no wait
+    await scheduler.run(plan(["r2"]))
+    assert pool.logins == 2 and Counting.waits == 2

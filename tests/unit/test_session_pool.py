@@ -98,6 +98,30 @@ def test_cap_evicts_the_least_recently_used() -> None:
     assert sessions[0].closed and not sessions[1].closed and not sessions[2].closed
 
 
+def test_a_device_released_again_counts_as_recently_used() -> None:
+    pool = SessionPool(FakeSessionFactory(), idle_ttl=60, max_idle=2)
+    a1, _ = pool.acquire(target("a"), 5)
+    a2, _ = pool.acquire(target("a"), 5)
+    b, _ = pool.acquire(target("b"), 5)
+    pool.release(target("a"), a1, healthy=True)
+    pool.release(target("b"), b, healthy=True)
+    pool.release(target("a"), a2, healthy=True)  # "a" is used again after "b": "b" is now the oldest
+    assert b.closed and not a1.closed and not a2.closed
+
+
+def test_close_devices_closes_only_the_named_devices() -> None:
+    pool = SessionPool(FakeSessionFactory(), idle_ttl=60, max_idle=10)
+    names = [("r1", 22), ("r1", 2222), ("r2", 22)]
+    sessions = {}
+    for host, port in names:
+        sessions[host, port], _ = pool.acquire(target(host, port=port), 5)
+    for host, port in names:
+        pool.release(target(host, port=port), sessions[host, port], healthy=True)
+    assert pool.close_devices(lambda host, port: (host, port) == ("r1", 2222)) == 1
+    assert [sessions[n].closed for n in names] == [False, True, False]
+    assert pool.idle_count() == 2
+
+
 def test_ttl_zero_disables_warm_sessions() -> None:
     pool = SessionPool(FakeSessionFactory(), idle_ttl=0, max_idle=10)
     session, _ = pool.acquire(target(), 5)

@@ -23,6 +23,8 @@ def test_server_vouched_identity_wins_across_accounts() -> None:
     assert subjects.requester_of("pyats.v1.execute.mallory", info) == "carol@TEAM"
     assert subjects.requester_of("pyats.v1.execute.mallory", json.dumps({"acc": "TEAM"})) == "TEAM"
     assert subjects.requester_of("pyats.v1.execute.alice", "not json") == "alice"
+    for no_account in ("{}", '{"user": "carol"}', '{"acc": ""}', "[1]"):  # nothing vouched: the subject says
+        assert subjects.requester_of("pyats.v1.execute.alice", no_account) == "alice"
 
 
 @pytest.mark.parametrize(
