@@ -87,10 +87,10 @@ def test_a_secret_is_masked_in_its_repr_form_and_a_longer_one_is_never_half_mask
     forms = LIVE_SECRETS.add(["back\\slash", "pre", "prefix-pw"])
     library = logging.getLogger("unicon.10.0.0.2.1795661668")
     library.propagate = False  # as Unicon makes it
-    route_library_logger(library)
+    unicon_logs.hold(library, route_library_logger)  # as the device layer does for each connection
     library.warning(">>> Unicon Sending:: %r", "back\\slash\r")  # repr doubles the backslash
     library.warning("sending prefix-pw")
-    forget_library_logger(library)
+    unicon_logs.release(library)
     LIVE_SECRETS.remove(forms)
     messages = [str(entry["message"]) for entry in entries(log_file)]
     assert messages == [">>> Unicon Sending:: '*****\\r'", "sending *****"]
