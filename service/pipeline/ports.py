@@ -7,7 +7,7 @@ from typing import Protocol
 
 from service.contract.errors import ErrorCode
 from service.contract.messages import DeviceResult, RequestSummary
-from service.domain.models import DeviceOS, DeviceTarget, Endpoint, ParseOutcome
+from service.domain.models import DeviceOS, DeviceTarget, Endpoint, ParseOutcome, Privilege
 
 
 class DeviceSession(Protocol):
@@ -27,8 +27,8 @@ class DeviceSession(Protocol):
         ...
 
     @property
-    def privilege(self) -> str | None:
-        """Where commands run: ``user`` (``>``, no enable sent) or ``enabled`` (``#``); None if unknown."""
+    def privilege(self) -> Privilege | None:
+        """Where commands run: ``USER`` (``>``, no enable sent) or ``ENABLED`` (``#``); None if unknown."""
         ...
 
     def close(self) -> None:

@@ -110,8 +110,7 @@ class DeviceRunner:
             return device_result(request_id, target, run.results, self._clock() - started, run.login_lost)
         abort.attach(None)
         self._pool.release(target, run.session, run.healthy and not abort.aborted)
-        privilege = Privilege(run.session.privilege) if run.session.privilege in set(Privilege) else None
-        return device_result(request_id, target, run.results, self._clock() - started, None, privilege)
+        return device_result(request_id, target, run.results, self._clock() - started, None, run.session.privilege)
 
     def _run_commands(self, run: _DeviceRun, commands: Sequence[ShowCommand]) -> None:
         """Each command in turn until the session breaks; those left are reported as not run."""

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from service.contract.errors import CommandError, ConnectError, ErrorCode, SessionOutOfStepError
-from service.domain.models import DeviceOS, DeviceTarget, ParseOutcome, ParseStatus
+from service.domain.models import DeviceOS, DeviceTarget, ParseOutcome, ParseStatus, Privilege
 
 
 @dataclass
@@ -18,7 +18,7 @@ class FakeDevice:
     command_errors: dict[str, ErrorCode] = field(default_factory=dict)
     delay: float = 0.0
     ignores_close: bool = False  # a thread stuck in a read that closing the session does not end
-    privilege: str | None = "enabled"
+    privilege: Privilege | None = Privilege.ENABLED
     late_output_after: str | None = None  # this command's output goes on after its prompt
 
 
@@ -35,7 +35,7 @@ class FakeSession:
         self.late_output = 0
 
     @property
-    def privilege(self) -> str | None:
+    def privilege(self) -> Privilege | None:
         return self._device.privilege
 
     @property
