@@ -9,10 +9,11 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -143,11 +144,88 @@ LAB_DEVICES += [{"name": c["name"], "os": c["os"], "outputs_dir": str(c["folder"
 LAB_DEVICES += mockdevice_cases.lab_devices()
 
 
+# The tiers of DESIGN.md ("Test layers"); every test is in exactly one (pyproject.toml declares them).
+TIERS = ("unit", "lab", "bus", "mockdevice", "tooling", "integration")
+
+
+def tier_problems(items: list[pytest.Item]) -> list[str]:
+    """Each test that has no tier marker or more than one."""
+    problems = []
+    for item in items:
+        tiers = [name for name in TIERS if item.get_closest_marker(name)]
+        if len(tiers) != 1:
+            problems.append(f"{item.nodeid}: {tiers or 'no tier'}")
+    return problems
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The read-only proof reads the lab log after every other test has used the lab."""
+    """Every test has exactly one tier; the read-only proof reads the lab log after every other
+    test has used the lab."""
+    problems = tier_problems(items)
+    if problems:
+        shown = "\n  ".join(problems[:20])
+        raise pytest.UsageError(f"each test needs exactly one tier marker of {TIERS}:\n  {shown}")
     proof = [item for item in items if item.get_closest_marker("readonly_proof")]
     rest = [item for item in items if not item.get_closest_marker("readonly_proof")]
     items[:] = rest + proof
+
+
+class TierViolationError(AssertionError):
+    """A unit test reached for a subprocess or the network."""
+
+
+CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remember whether the test itself failed (the unit guard then does not report it twice)."""
+    report: pytest.TestReport = yield
+    if report.when == "call":
+        item.stash[CALL_FAILED] = report.failed
+    return report
+
+
+@pytest.fixture(autouse=True)
+def unit_tier_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A unit test fails as soon as it starts a subprocess or opens a network socket (IPv4/IPv6;
+    the event loop's own socket pair is fine). The attempt raises where it happens and fails the
+    test in teardown too, in case the code under test swallowed the error."""
+    if request.node.get_closest_marker("unit") is None:
+        yield
+        return
+    attempts: list[str] = []
+
+    def refuse(what: str) -> Callable[..., Any]:
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            attempts.append(what)
+            raise TierViolationError(f"a unit test may not {what}: give it another tier (TIERS in tests/conftest.py)")
+
+        return refused
+
+    def inet_only(name: str) -> Callable[..., Any]:
+        real = getattr(socket.socket, name)
+
+        def guarded(sock: socket.socket, *args: Any, **kwargs: Any) -> Any:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                refuse(f"open a network socket (socket.{name})")()
+            return real(sock, *args, **kwargs)
+
+        return guarded
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse("start a subprocess (subprocess.Popen)"))
+    for name in ("create_subprocess_exec", "create_subprocess_shell"):
+        monkeypatch.setattr(asyncio, name, refuse(f"start a subprocess (asyncio.{name})"))
+    for name in ("system", "posix_spawn", "posix_spawnp", "fork", "forkpty"):
+        if hasattr(os, name):
+            monkeypatch.setattr(os, name, refuse(f"start a subprocess (os.{name})"))
+    for name in ("connect", "connect_ex", "bind", "sendto"):
+        monkeypatch.setattr(socket.socket, name, inet_only(name))
+    yield
+    if attempts and not request.node.stash.get(CALL_FAILED, False):
+        pytest.fail(f"a unit test tried to {attempts[0]}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
