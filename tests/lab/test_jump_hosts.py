@@ -251,8 +251,7 @@ def test_device_output_is_exact_through_the_jump_host(jump_lab: JumpLab, name: s
 
 def test_three_devices_share_one_bastion_login(jump_lab: JumpLab) -> None:
     paramiko_backend.close_jump_hosts()
-    time.sleep(0.2)
-    before = len(jump_lab.events())
+    before = len(jump_lab.events())  # only logins and forwards after this are counted
     opts = options(jump_lab.keyed_config("shared"), jump_lab.folder / "shared.kh")
     names = list(DEVICES)
     sessions = in_threads(3, lambda i: UniconSessionFactory(opts).open(jump_lab.target(names[i]), 20))
