@@ -79,7 +79,10 @@ LAB_DEVICES: list[dict[str, Any]] = [
     {"name": "one-line", "os": "iosxe", "max_sessions": 1, "latency": 0.1},
     {"name": "one-line-shared", "os": "iosxe", "max_sessions": 1, "latency": 0.1},  # device workers' own
     {"name": "slow-login", "os": "iosxe", "login_delay": 5.0},
+    # read only up to a limit (tests/lab/test_exactness.py): it must be too big to read whole in time
     {"name": "tech", "os": "iosxe", "large_outputs": {"show tech-support": {"size": 20_000_000, "kind": "logging"}}},
+    # read whole through the bus: 16x the offload threshold; 20 MB and more: ops/bench/large_output.py
+    {"name": "tech-4mb", "os": "iosxe", "large_outputs": {"show tech-support": {"size": 4_000_000, "kind": "logging"}}},
     # real accounts: privilege 1 (no enable), AAA command authorization
     {"name": "priv1", "os": "iosxe", "login_privilege": 1},
     # login throttling: one connection before authentication at a time (MaxStartups 1)
