@@ -300,6 +300,7 @@ class ServiceProcess:
         self.log_path = log_path
         self.metrics_port = int(env["PYATS_METRICS_PORT"])
         self._process: subprocess.Popen[bytes] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         log = self.log_path.open("ab")
@@ -311,16 +312,23 @@ class ServiceProcess:
         )
         log.close()
 
+    def begin_stop(self) -> None:
+        """SIGTERM without waiting (``stop`` then waits): many services stop at once."""
+        if self._process is not None and not self._stopping:
+            self._process.send_signal(signal.SIGTERM)
+            self._stopping = True
+
     def stop(self) -> int:
         if self._process is None:
             return 0
-        self._process.send_signal(signal.SIGTERM)
+        self.begin_stop()
         try:
             code = self._process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self._process.kill()
             code = self._process.wait()
         self._process = None
+        self._stopping = False
         return code
 
     def log(self) -> str:
@@ -391,6 +399,9 @@ def service_factory(
                 "PYATS_LOG_LEVEL": "DEBUG",
                 "PYATS_SHUTDOWN_GRACE": "5",
                 "PYATS_RATE_LIMIT_REQUESTS": "0",  # rate limits have their own tests; the corpus sends 66 requests
+                # one device worker, not one per core: each loads pyATS and Genie at start, and
+                # the tests that need more ask for them (tests/bus/test_device_workers.py)
+                "PYATS_DEVICE_WORKERS": "1",
                 # each service its own device workers: tests start services with different device settings
                 "PYATS_WORKER_GROUP": f"test{len(started)}",
             }
@@ -408,6 +419,8 @@ def service_factory(
     try:
         yield start
     finally:
+        for process in started:  # all at once: each takes a moment to shut down
+            process.begin_stop()
         for process in started:
             process.stop()
 
