@@ -36,7 +36,7 @@ run: $(STAMP) ssh-client
 test-fast: $(STAMP) ssh-client
 	$(BIN)/python -m pytest -q -m "unit or lab" $(PYTEST_ARGS)
 
-## test: the whole suite (unit, lab, bus, corpus) with branch coverage
+## test: the whole suite (every tier: unit, tooling, lab, bus, mockdevice, integration; corpus where present) with branch coverage
 test: $(STAMP) ssh-client promtool lint typecheck
 	$(BIN)/python -m pytest --cov=service --cov-branch --cov-report=term --cov-report=json:.data/coverage.json $(PYTEST_ARGS)
 	$(BIN)/python -m coverage report --data-file=.coverage --include='service/domain/*,service/contract/*' --fail-under=90

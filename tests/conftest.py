@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,10 @@ LAB_DEVICES: list[dict[str, Any]] = [
     {"name": "one-line", "os": "iosxe", "max_sessions": 1, "latency": 0.1},
     {"name": "one-line-shared", "os": "iosxe", "max_sessions": 1, "latency": 0.1},  # device workers' own
     {"name": "slow-login", "os": "iosxe", "login_delay": 5.0},
+    # read only up to a limit (tests/lab/test_exactness.py): it must be too big to read whole in time
     {"name": "tech", "os": "iosxe", "large_outputs": {"show tech-support": {"size": 20_000_000, "kind": "logging"}}},
+    # read whole through the bus: 16x the offload threshold; 20 MB and more: ops/bench/large_output.py
+    {"name": "tech-4mb", "os": "iosxe", "large_outputs": {"show tech-support": {"size": 4_000_000, "kind": "logging"}}},
     # real accounts: privilege 1 (no enable), AAA command authorization
     {"name": "priv1", "os": "iosxe", "login_privilege": 1},
     # login throttling: one connection before authentication at a time (MaxStartups 1)
@@ -143,11 +147,93 @@ LAB_DEVICES += [{"name": c["name"], "os": c["os"], "outputs_dir": str(c["folder"
 LAB_DEVICES += mockdevice_cases.lab_devices()
 
 
+# The tiers of DESIGN.md ("Test layers"); every test is in exactly one (pyproject.toml declares them).
+TIERS = ("unit", "lab", "bus", "mockdevice", "tooling", "integration")
+
+
+def tier_problems(items: list[pytest.Item]) -> list[str]:
+    """Each test that has no tier marker or more than one."""
+    problems = []
+    for item in items:
+        tiers = [name for name in TIERS if item.get_closest_marker(name)]
+        if len(tiers) != 1:
+            problems.append(f"{item.nodeid}: {tiers or 'no tier'}")
+    return problems
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The read-only proof reads the lab log after every other test has used the lab."""
+    """Every test has exactly one tier; the read-only proof reads the lab log after every other
+    test has used the lab."""
+    problems = tier_problems(items)
+    if problems:
+        shown = "\n  ".join(problems[:20])
+        raise pytest.UsageError(f"each test needs exactly one tier marker of {TIERS}:\n  {shown}")
     proof = [item for item in items if item.get_closest_marker("readonly_proof")]
     rest = [item for item in items if not item.get_closest_marker("readonly_proof")]
     items[:] = rest + proof
+
+
+class TierViolationError(AssertionError):
+    """A unit test reached for a subprocess or the network."""
+
+
+CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remember whether the test itself failed (the unit guard then does not report it twice)."""
+    report: pytest.TestReport = yield
+    if report.when == "call":
+        item.stash[CALL_FAILED] = report.failed
+    return report
+
+
+def _refuse_io(monkeypatch: pytest.MonkeyPatch, attempts: list[str]) -> None:
+    """Make subprocess starts and IPv4/IPv6 sockets raise (and note the attempt)."""
+
+    def refuse(what: str) -> Callable[..., Any]:
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            attempts.append(what)
+            raise TierViolationError(f"a unit test may not {what}: give it another tier (TIERS in tests/conftest.py)")
+
+        return refused
+
+    def inet_only(name: str) -> Callable[..., Any]:
+        real = getattr(socket.socket, name)
+
+        def guarded(sock: socket.socket, *args: Any, **kwargs: Any) -> Any:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                refuse(f"open a network socket (socket.{name})")()
+            return real(sock, *args, **kwargs)
+
+        return guarded
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse("start a subprocess (subprocess.Popen)"))
+    for name in ("create_subprocess_exec", "create_subprocess_shell"):
+        monkeypatch.setattr(asyncio, name, refuse(f"start a subprocess (asyncio.{name})"))
+    for name in ("system", "posix_spawn", "posix_spawnp", "fork", "forkpty"):
+        if hasattr(os, name):
+            monkeypatch.setattr(os, name, refuse(f"start a subprocess (os.{name})"))
+    for name in ("connect", "connect_ex", "bind", "sendto"):
+        monkeypatch.setattr(socket.socket, name, inet_only(name))
+
+
+@pytest.fixture(autouse=True)
+def unit_tier_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A unit test fails as soon as it starts a subprocess or opens a network socket (IPv4/IPv6;
+    the event loop's own socket pair is fine). The attempt raises where it happens and fails the
+    test in teardown too, in case the code under test swallowed the error."""
+    if request.node.get_closest_marker("unit") is None:
+        yield
+        return
+    attempts: list[str] = []
+    _refuse_io(monkeypatch, attempts)
+    yield
+    if attempts and not request.node.stash.get(CALL_FAILED, False):
+        pytest.fail(f"a unit test tried to {attempts[0]}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -255,6 +341,9 @@ def service_factory(
                 "PYATS_LOG_LEVEL": "DEBUG",
                 "PYATS_SHUTDOWN_GRACE": "5",
                 "PYATS_RATE_LIMIT_REQUESTS": "0",  # rate limits have their own tests; the corpus sends 66 requests
+                # one device worker, not one per core: each loads pyATS and Genie at start, and
+                # the tests that need more ask for them (tests/bus/test_device_workers.py)
+                "PYATS_DEVICE_WORKERS": "1",
                 # each service its own device workers: tests start services with different device settings
                 "PYATS_WORKER_GROUP": f"test{len(started)}",
             }
@@ -272,6 +361,8 @@ def service_factory(
     try:
         yield start
     finally:
+        for process in started:  # all at once: each takes a moment to shut down
+            process.begin_stop()
         for process in started:
             process.stop()
 

@@ -47,6 +47,8 @@ class ServiceProcess:
         self.command = command or SERVE
         self.metrics_port = int(env.get("PYATS_METRICS_PORT", "0"))
         self._process: subprocess.Popen[bytes] | None = None
+        self._stopping = False
+        self._below: list[int] = []  # its descendants when it was asked to stop
 
     @property
     def pid(self) -> int:
@@ -89,14 +91,22 @@ class ServiceProcess:
             time.sleep(0.1)
         raise TimeoutError(f"service not ready after {timeout:g}s:\n{self.log_tail(40)}")
 
+    def begin_stop(self) -> None:
+        """SIGTERM without waiting (``stop`` then waits): many services stop at once."""
+        if self._process is not None and self._process.poll() is None and not self._stopping:
+            self._below = descendants(self._process.pid)
+            self._process.send_signal(signal.SIGTERM)
+            self._stopping = True
+
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, wait up to ``timeout``, then SIGKILL; descendants still running are killed too."""
-        process, self._process = self._process, None
+        process = self._process
         if process is None:
             return None
-        below = descendants(process.pid)
+        self.begin_stop()
+        self._process, self._stopping = None, False
+        below, self._below = self._below, []
         if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:

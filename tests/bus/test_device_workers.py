@@ -27,6 +27,7 @@ from service.workers.protocol import Heartbeat, decode_heartbeat
 from service.workers.remote import InternalSubjects
 from tests.bus.shipped_auth import auth_server, auth_service, connect_as
 from tests.conftest import ServiceProcess, wire_device
+from tests.waiting import wait_for_async
 
 __all__ = ["auth_server", "auth_service", "connect_as"]  # fixtures, used by name
 
@@ -74,6 +75,11 @@ async def until_workers(
 
 def opened(lab: Any, ports: set[int]) -> int:
     return sum(1 for e in lab.read_events() if e.get("event") == "session_open" and e.get("port") in ports)
+
+
+def received(lab: Any, port: int) -> int:
+    """Lines the lab device on ``port`` has received (logins and commands)."""
+    return sum(1 for e in lab.read_log() if e.get("port") == port)
 
 
 @pytest.fixture(scope="module")
@@ -124,15 +130,17 @@ async def test_the_devices_are_spread_and_each_stays_on_its_worker(
 
 
 async def test_killing_a_worker_mid_request_still_gives_every_device_one_result(
-    two_workers: ServiceProcess, client: Client, lab_device: Lab
+    two_workers: ServiceProcess, client: Client, lab_device: Lab, lab: Any
 ) -> None:
     live = await until_workers(client, TWO, "two", 2)
     names = [*FLEET, "slow"]
     victim = PartitionMap(live).owner(lab_device("slow")["host"], lab_device("slow")["port"])
     assert victim is not None
     body = {"devices": [wire_device(lab_device(n)) for n in names], "commands": [{"command": "show clock"}]}
+    before = received(lab, lab_device("slow")["port"])
     pending = asyncio.ensure_future(ask(client, body, timeout=120))
-    await asyncio.sleep(1.5)  # the slow device (3 s per answer) is still logging in
+    # the slow device (3 s per answer) has its first line: it is mid-request for seconds yet
+    await wait_for_async(lambda: received(lab, lab_device("slow")["port"]) > before, 60)
     os.kill(live[victim].pid, signal.SIGKILL)
     started = time.monotonic()
     reply = await pending
@@ -227,11 +235,7 @@ async def test_the_workers_of_a_killed_service_stop_too(
     pids = [beat.pid for beat in (await until_workers(client, ORPHANS, "orphans", 2)).values()]
     assert service._process is not None
     os.kill(service._process.pid, signal.SIGKILL)
-    for _ in range(100):  # 20 s
-        if not any(alive(pid) for pid in pids):
-            break
-        await asyncio.sleep(0.2)
-    assert not any(alive(pid) for pid in pids), "orphaned device workers kept running"
+    await wait_for_async(lambda: not any(alive(pid) for pid in pids), 20, "orphaned device workers kept running")
 
 
 def alive(pid: int) -> bool:
@@ -248,7 +252,7 @@ async def test_a_small_request_is_answered_while_a_big_one_still_runs(
     """Four devices in flight at once: the 20-device request needs several rounds, and the
     1-device request sent during it takes the next free slot instead of waiting for the end."""
     prefix = "wfair.v1"
-    service_factory(
+    service = service_factory(
         PYATS_SUBJECT_PREFIX=prefix, PYATS_WORKER_GROUP="fair", PYATS_MAX_CONCURRENT_DEVICES="4"
     ).wait_ready()
     commands = [{"command": "show clock"}, {"command": "show version"}]
@@ -256,7 +260,7 @@ async def test_a_small_request_is_answered_while_a_big_one_still_runs(
     small = {"devices": [wire_device(lab_device("iosxe-1"))], "commands": commands}
     started = time.monotonic()
     big_reply = asyncio.ensure_future(ask(client, big, prefix))
-    await asyncio.sleep(0.3)
+    await wait_for_async(lambda: "request accepted: 20 devices" in service.log(), 30)
     small_reply = await ask(client, small, prefix)
     small_done = time.monotonic() - started
     assert small_reply["successful_devices"] == 1
@@ -290,7 +294,7 @@ async def test_a_worker_that_is_stopped_finishes_its_devices_and_none_runs_twice
     before = opened(lab, {slow["port"]})
     body = {"devices": [wire_device(slow)], "commands": [{"command": "show clock"}]}
     pending = asyncio.ensure_future(ask(client, body, prefix, timeout=120))
-    await asyncio.sleep(2.0)  # logging in
+    await wait_for_async(lambda: opened(lab, {slow["port"]}) == before + 1, 60)  # logging in (3 s per answer)
     os.kill(live[owner].pid, signal.SIGTERM)
     reply = await pending
     assert reply["successful_devices"] == 1, reply

@@ -13,6 +13,7 @@ from nats.aio.client import Client
 
 from service.client.execute import ServiceReplyError, execute, execute_streamed
 from tests.conftest import ServiceProcess, wire_device
+from tests.waiting import wait_for_async
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
 
@@ -127,8 +128,9 @@ async def test_ping_answers_fast_during_a_long_request(
         "devices": [wire_device(lab_device("slow"))],
         "commands": [{"command": "show clock"}, {"command": "show version"}],
     }
+    accepted = service.log().count("request accepted")
     long_request = asyncio.create_task(execute(client, SUBJECT, body, timeout=60))
-    await asyncio.sleep(1.0)
+    await wait_for_async(lambda: service.log().count("request accepted") > accepted, 30)
     assert not long_request.done()
     durations = []
     for _ in range(5):

@@ -31,6 +31,7 @@ from service.contract.messages import DeviceResult
 from service.transport.history import HistoryQuery
 from tests.bus.shipped_auth import PASSWORDS, Requester, auth_server, auth_service, connect_as, log_records
 from tests.conftest import ServiceProcess, wire_device
+from tests.waiting import wait_for_async
 
 __all__ = ["auth_server", "auth_service", "connect_as"]  # fixtures, used by name
 
@@ -125,7 +126,22 @@ async def test_reply_subjects_outside_the_requester_inbox_reach_nothing(
         for subject, body in requests + (discovery if reply in outside_inboxes else []):
             await alice.client.publish(subject, body, reply=reply)
     await alice.client.flush()
-    await asyncio.sleep(3.0)
+    # nats-server itself never delivered the requests whose reply is its reserved _R_ prefix
+    delivered = [t for t in targets if not t.startswith("_R_.")]
+
+    def unlogged(records: list[dict[str, Any]]) -> list[str]:
+        """Forbidden reply subjects not yet refused once per request."""
+        refused = [r["message"] for r in records if "reply_forbidden" in r["message"] and r["requester"] == "alice"]
+        return [t for t in delivered if sum(f"reply subject {t!r}:" in m for m in refused) != len(requests)]
+
+    def dropped(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in records if r["message"].startswith("discovery request on")]
+
+    # every request was handled (and logged) before anything is checked for what it did not do
+    await wait_for_async(lambda: not unlogged(log_records(auth_service)), 30)
+    discovered = len(discovery) * len([t for t in outside_inboxes if t in delivered])
+    await wait_for_async(lambda: len(dropped(log_records(auth_service))) >= discovered, 30)
+    await admin.client.flush()
 
     assert watch.hits(set(targets)) == [], "the service published where alice pointed it"
     assert len(watch.seen) > 0  # the watch works: it saw alice's own requests
@@ -134,13 +150,8 @@ async def test_reply_subjects_outside_the_requester_inbox_reach_nothing(
     assert await stored_count(admin.client) == before_all, "no device ran, nothing was stored or erased"
     assert await stored_count(admin.client, "pyats.v1.results.bob.>") == before_bob
     records = log_records(auth_service)
-    refused = [r["message"] for r in records if "reply_forbidden" in r["message"] and r["requester"] == "alice"]
-    # nats-server itself never delivered the requests whose reply is its reserved _R_ prefix
-    delivered = [t for t in targets if not t.startswith("_R_.")]
-    unlogged = [t for t in delivered if sum(f"reply subject {t!r}:" in m for m in refused) != len(requests)]
-    assert unlogged == [], "each forbidden reply subject was refused once per request"
-    dropped = [r for r in records if r["message"].startswith("discovery request on")]
-    assert len(dropped) == len(discovery) * len([t for t in outside_inboxes if t in delivered])
+    assert unlogged(records) == [], "each forbidden reply subject was refused once per request"
+    assert len(dropped(records)) == discovered
     accepted_after = sum("accepted" in r["message"] for r in records if r["requester"] == "alice")
     assert accepted_after == accepted_before, "a request with a forbidden reply subject reached the devices"
     # bob's history is still only his own request
@@ -180,11 +191,14 @@ async def test_a_job_notify_goes_only_to_the_requester_s_own_subjects(
     notice = await asyncio.wait_for(mine.get(), timeout=30)
     assert notice.subject == "pyats.v1.notify.alice.n1"
     assert json.loads(notice.data)["error"]["code"] == "feature_disabled"  # inline credentials in a job
-    await asyncio.sleep(1.0)
+
+    def refusals() -> list[dict[str, Any]]:
+        return [r for r in log_records(auth_service) if "reply_forbidden" in r["message"] and "notify" in r["message"]]
+
+    await wait_for_async(lambda: len(refusals()) >= 3, 30)  # the three forged notify subjects were handled
+    await admin.client.flush()
     assert watch.hits({forged, "_INBOX.bob.x", "$JS.API.STREAM.PURGE.PYATS_RESULTS"}) == []
     assert await stored_count(admin.client, "pyats.v1.results.bob.>") == before
-    refusals = [r for r in log_records(auth_service) if "reply_forbidden" in r["message"] and "notify" in r["message"]]
-    assert len(refusals) >= 3
 
 
 async def test_reusing_another_requester_s_request_id_reaches_none_of_its_outputs(

@@ -15,6 +15,7 @@ from nats.aio.client import Client
 
 from tests.bus.test_inventory_reload import render_testbed
 from tests.conftest import LAB_PASSWORD, ServiceProcess
+from tests.waiting import wait_for_async
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
 
@@ -92,9 +93,12 @@ async def test_a_job_with_inline_passwords_is_refused_and_not_redelivered(
     await client.jetstream().publish("jobs2.v1.jobs.bob", json.dumps(job).encode())
     error = json.loads((await asyncio.wait_for(refused.get(), 30)).data)["error"]
     assert error["code"] == "feature_disabled" and "credentials" in error["message"]
-    await asyncio.sleep(1)
+
+    async def job_gone() -> bool:
+        return (await client.jetstream().stream_info("JOBS_JOBS2")).state.messages == 0
+
+    await wait_for_async(job_gone, 30)  # terminated, not left for a redelivery
     assert refused.empty()
-    assert (await client.jetstream().stream_info("JOBS_JOBS2")).state.messages == 0
     assert "pw" not in json.dumps(error)
     service.stop()
 
@@ -126,7 +130,13 @@ async def test_a_replica_killed_mid_job_hands_it_to_the_other_with_one_result_pe
         victim = next((r for r in replicas if '"job job-' in r.log() or "job job-" in r.log()), None)
         await asyncio.sleep(0.1)
     assert victim is not None, "no replica took the job"
-    await asyncio.sleep(1.0)  # the fast devices are done and published; "slow" is still running
+
+    async def fast_devices_stored() -> bool:
+        info = await client.jetstream().stream_info("RESULTS_JOBS3", subjects_filter="jobs3.v1.results.carol.>")
+        return len(info.state.subjects or {}) == len(names) - 1
+
+    # the fast devices are done and published; "slow" (3 s per answer) is still running
+    await wait_for_async(fast_devices_stored, 60)
     victim._process.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
     victim._process.wait()  # type: ignore[union-attr]
     victim._process = None

@@ -8,6 +8,7 @@ exit code 2, a message naming NATS and never the secret.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import hashlib
@@ -15,7 +16,7 @@ import ipaddress
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -259,10 +260,26 @@ async def ping_over(env: dict[str, str]) -> dict[str, Any]:
         await client.close()
 
 
-async def serves_with(service_factory: Callable[..., ServiceProcess], env: dict[str, str]) -> None:
-    service = service_factory(**env).wait_ready()
-    assert (await ping_over(env))["name"] == "pyats-ro"
-    assert service.stop() == 0
+async def serves_with(
+    service_factory: Callable[..., ServiceProcess], env: dict[str, str], *refusals: Awaitable[str]
+) -> list[str]:
+    """The service with these settings gets ready and answers a ping; meanwhile the ``refusals``
+    (``refused_start`` in a thread) run: most of their time is waiting for NATS to say no.
+    One device worker, not one per core: the worker connects with the same settings."""
+    service = service_factory(PYATS_DEVICE_WORKERS="1", **env)
+    outputs = asyncio.gather(*refusals)
+    try:
+        await asyncio.to_thread(service.wait_ready)
+        assert (await ping_over(env))["name"] == "pyats-ro"
+        assert service.stop() == 0
+    finally:
+        refused = await outputs
+    return refused
+
+
+def refusal(env: dict[str, str], *secrets: str) -> Awaitable[str]:
+    """``refused_start`` in a thread, for ``serves_with``."""
+    return asyncio.to_thread(refused_start, env, *secrets)
 
 
 def refused_start(env: dict[str, str], *secrets: str) -> str:
@@ -296,9 +313,8 @@ async def test_user_and_password(
     password = "svc-Pw-51x"
     server = nats_with(f'authorization {{ user: service, password: "{password}" }}\n')
     env = {"PYATS_NATS_URL": server.url, "PYATS_NATS_USER": "service", "PYATS_NATS_PASSWORD": password}
-    await serves_with(service_factory, env)
     wrong = "not-the-Pw-77"
-    output = refused_start({**env, "PYATS_NATS_PASSWORD": wrong}, wrong, password)
+    [output] = await serves_with(service_factory, env, refusal({**env, "PYATS_NATS_PASSWORD": wrong}, wrong, password))
     assert "Authorization" in output
 
 
@@ -308,9 +324,8 @@ async def test_token(
     token = "tok-Zq81-secret"
     server = nats_with(f'authorization {{ token: "{token}" }}\n')
     env = {"PYATS_NATS_URL": server.url, "PYATS_NATS_TOKEN": token}
-    await serves_with(service_factory, env)
     wrong = "tok-wrong-44"
-    refused_start({**env, "PYATS_NATS_TOKEN": wrong}, wrong, token)
+    await serves_with(service_factory, env, refusal({**env, "PYATS_NATS_TOKEN": wrong}, wrong, token))
 
 
 async def test_nkey_seed(
@@ -322,12 +337,11 @@ async def test_nkey_seed(
     seed_file.chmod(0o600)
     server = nats_with(f"authorization {{ users = [ {{ nkey: {public_of(user)} }} ] }}\n")
     env = {"PYATS_NATS_URL": server.url, "PYATS_NATS_NKEY_SEED_FILE": str(seed_file)}
-    await serves_with(service_factory, env)
-
     stranger = new_keypair(nkeys.PREFIX_BYTE_USER)
     other_file = tmp_path / "stranger.nk"
     other_file.write_text(seed_of(stranger))
-    refused_start({**env, "PYATS_NATS_NKEY_SEED_FILE": str(other_file)}, seed_of(stranger), seed_of(user))
+    wrong = {**env, "PYATS_NATS_NKEY_SEED_FILE": str(other_file)}
+    await serves_with(service_factory, env, refusal(wrong, seed_of(stranger), seed_of(user)))
 
 
 async def test_credentials_file(
@@ -337,12 +351,10 @@ async def test_credentials_file(
     server = nats_with(config)
     creds = user_creds("service")
     env = {"PYATS_NATS_URL": server.url, "PYATS_NATS_CREDENTIALS_FILE": str(creds)}
-    await serves_with(service_factory, env)
-
     # a user signed by an account this server does not know
     forged = user_creds("forged", signer=new_keypair(nkeys.PREFIX_BYTE_ACCOUNT))
     forged_seed = forged.read_text().split("-----BEGIN USER NKEY SEED-----\n")[1].split("\n")[0]
-    refused_start({**env, "PYATS_NATS_CREDENTIALS_FILE": str(forged)}, forged_seed)
+    await serves_with(service_factory, env, refusal({**env, "PYATS_NATS_CREDENTIALS_FILE": str(forged)}, forged_seed))
 
 
 @pytest.mark.parametrize("scheme", ["tls", "nats"])
@@ -356,10 +368,8 @@ async def test_tls_with_a_ca(
     cert, key = ca.issue("nats-server", server=True)
     server = nats_with(f'tls {{ cert_file: "{cert}", key_file: "{key}" }}\n')
     env = {"PYATS_NATS_URL": f"{scheme}://127.0.0.1:{server.port}", "PYATS_NATS_TLS_CA": str(ca.cert_file)}
-    await serves_with(service_factory, env)
-
     other = Authority(tmp_path, "other-ca")  # did not sign the server certificate
-    refused_start({**env, "PYATS_NATS_TLS_CA": str(other.cert_file)})
+    await serves_with(service_factory, env, refusal({**env, "PYATS_NATS_TLS_CA": str(other.cert_file)}))
 
 
 async def test_mutual_tls(
@@ -377,9 +387,11 @@ async def test_mutual_tls(
         "PYATS_NATS_TLS_CERT": str(client_cert),
         "PYATS_NATS_TLS_KEY": str(client_key),
     }
-    await serves_with(service_factory, env)
-
-    # no client certificate, then one from a CA the server does not trust
-    refused_start({"PYATS_NATS_URL": env["PYATS_NATS_URL"], "PYATS_NATS_TLS_CA": str(ca.cert_file)})
+    # no client certificate, and one from a CA the server does not trust
     rogue_cert, rogue_key = Authority(tmp_path, "rogue-ca").issue("rogue-client", server=False)
-    refused_start({**env, "PYATS_NATS_TLS_CERT": str(rogue_cert), "PYATS_NATS_TLS_KEY": str(rogue_key)})
+    await serves_with(
+        service_factory,
+        env,
+        refusal({"PYATS_NATS_URL": env["PYATS_NATS_URL"], "PYATS_NATS_TLS_CA": str(ca.cert_file)}),
+        refusal({**env, "PYATS_NATS_TLS_CERT": str(rogue_cert), "PYATS_NATS_TLS_KEY": str(rogue_key)}),
+    )

@@ -24,6 +24,7 @@ from service.devtools.local_server import LocalNatsServer, nats_server_binary
 from service.transport.history import HistoryError, HistoryQuery
 from tests.bus.shipped_auth import AUTH_CONF, PASSWORDS, auth_server, auth_service, connect_as, log_records
 from tests.conftest import ServiceProcess, wire_device
+from tests.waiting import wait_for_async
 
 __all__ = ["auth_server", "auth_service", "connect_as"]  # fixtures, used by name
 
@@ -81,9 +82,12 @@ async def test_reply_subject_cannot_reflect_into_another_requester(
     alice = await connect_as("alice")
     await alice.client.publish("pyats.v1.execute.alice", b"{not json", reply="pyats.v1.execute.bob")
     await alice.client.flush()
-    await asyncio.sleep(1.0)
+
+    def alice_refused() -> bool:
+        return any(r["requester"] == "alice" and "refused" in r["message"] for r in log_records(auth_service))
+
+    await wait_for_async(alice_refused, 30)
     records = log_records(auth_service)
-    assert any(r["requester"] == "alice" and "refused" in r["message"] for r in records)
     assert not [r for r in records if r["requester"] == "bob"]
 
 

@@ -14,6 +14,7 @@ import pytest
 from service.devtools.local_server import LocalNatsServer
 from tests.bus.test_jobs import inventory_file
 from tests.conftest import LAB_PASSWORD, ServiceProcess, wire_device
+from tests.waiting import wait_for_async
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
 
@@ -49,11 +50,24 @@ async def test_the_service_survives_a_nats_server_restart(
         }
         await client.jetstream().publish("pyats.v1.jobs.ops", json.dumps(job).encode())
         await client.flush()
-        await asyncio.sleep(1.0)
+
+        def accepted(request_id: str) -> bool:
+            return any(request_id in line and "accepted" in line for line in service.log().splitlines())
+
+        async def job_half_done() -> bool:
+            """ios-1's result of the job is stored; "slow" (3 s per answer) is still running."""
+            info = await client.jetstream().stream_info(
+                "PYATS_RESULTS", subjects_filter="pyats.v1.results.ops.job-before-outage.>"
+            )
+            return len(info.state.subjects or {}) == 1
+
+        # both requests are in flight on the slow device when the server goes away
+        await wait_for_async(lambda: accepted("during-outage"), 30)
+        await wait_for_async(job_half_done, 30)
         server.stop()
-        await asyncio.sleep(2.0)
+        await wait_for_async(lambda: "disconnected from NATS" in service.log(), 30)
         server.start()
-        await asyncio.sleep(1.0)
+        await wait_for_async(lambda: "reconnected to NATS" in service.log(), 60)
 
         body = {"devices": [wire_device(lab_device("nxos-1"))], "commands": [{"command": "show clock"}]}
         reply = None

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 
+from service.devtools.lab.runner import LabProcess
 from service.devtools.local_server import LocalNatsServer
 from tests.conftest import ServiceProcess, wire_device
+from tests.waiting import wait_for_async
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
 
@@ -21,6 +23,7 @@ async def test_sigterm_mid_request_still_answers_every_accepted_request(
     service_factory: Callable[..., ServiceProcess],
     nats_server: LocalNatsServer,
     client: Client,
+    lab: LabProcess,
     lab_device: Callable[[str], dict[str, Any]],
 ) -> None:
     prefix = "shutdown.v1"
@@ -41,11 +44,21 @@ async def test_sigterm_mid_request_still_answers_every_accepted_request(
     async def collect(msg: Any) -> None:
         stream_messages.append(msg)
 
+    def last_commands() -> int:
+        """How often the fast devices of both slow requests have received their last command."""
+        ports = {lab_device("iosxe-1")["port"], lab_device("nxos-1")["port"]}
+        return sum(
+            1 for e in lab.read_log() if e.get("port") in ports and e.get("line", "").strip() == "show inventory"
+        )
+
+    before = last_commands()
     await client.subscribe(inbox, cb=collect)
     slow_reply = asyncio.create_task(ask(slow))
     quick_reply = asyncio.create_task(ask(quick))
     await client.publish(f"{prefix}.execute.ops", json.dumps(streamed).encode(), reply=inbox)
-    await asyncio.sleep(2.0)  # the slow device (3 s per command) is mid-request now
+    # every request accepted and the fast devices through their commands; the slow device
+    # (3 s per command) is mid-request
+    await wait_for_async(lambda: replica.log().count("request accepted") == 3 and last_commands() == before + 2, 60)
     replica._process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
 
     quick_body = json.loads((await quick_reply).data)

@@ -44,7 +44,7 @@ import pytest
 from service.cli.main import parser as cli_parser
 from service.config import Settings
 
-pytestmark = pytest.mark.bus
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNER = Path(__file__).with_name("quickstart_runner.py")

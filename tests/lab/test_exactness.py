@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from service.contract.errors import CommandError, ErrorCode
+from service.device.device_text import DeviceText
 from service.device.unicon_session import SessionOptions, UniconSessionFactory
 from service.devtools.lab.generated import generated_output
 from service.devtools.lab.outputs import builtin_outputs
@@ -61,6 +62,31 @@ def test_one_megabyte_outputs_are_exact_even_with_the_device_prompt_inside(
     assert lines(logging_output) == lines(want_logging)
     assert lines(brief) == lines(generated_output("ip-brief", 1_000_000, "bulky"))
     assert len(lines(clock)) == 1
+
+
+def test_a_large_output_is_read_in_few_large_reads(
+    factory: UniconSessionFactory, target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unicon looks for the prompt again over its whole buffer after each read: the number of
+    reads is what makes reading an output linear or quadratic in its size. Reads of what has
+    arrived (device_text.READ_AHEAD), not 4 KB at a time, keep it linear; the speed itself is
+    measured by ops/bench/large_output.py."""
+    reads: list[int] = []
+    feed = DeviceText.feed
+
+    def counted(self: DeviceText, data: bytes) -> bytes:
+        reads.append(len(data))
+        return feed(self, data)
+
+    session = factory.open(target("bulky"), connect_timeout=20)
+    try:
+        monkeypatch.setattr(DeviceText, "feed", counted)
+        brief = session.execute("show ip interface brief", timeout=60)
+    finally:
+        session.close()
+    assert lines(brief) == lines(generated_output("ip-brief", 1_000_000, "bulky"))
+    # a few reads (3-4 measured); 4 KB reads took 125 (pty, 8 KB at most) and 249 (paramiko)
+    assert len(reads) < 40, f"{len(reads)} reads for 1 MB"
 
 
 def test_a_prompt_like_line_and_a_long_pause_neither_cut_the_output_nor_leak_into_the_next(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import socket
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -150,7 +149,8 @@ def test_a_device_that_throttles_logins_is_overloaded_not_connect_failed(
     # a connection that never speaks holds the device's only pre-login slot
     before = sum(1 for e in lab.read_events() if e.get("event") == "startup_dropped")
     with socket.create_connection((device["host"], device["port"]), timeout=5) as holder:
-        time.sleep(0.2)  # the lab counts the holder before the login arrives
+        # the lab counted the holder when it sent its SSH version line, before the login below
+        assert holder.recv(64).startswith(b"SSH-")
         with pytest.raises(ConnectError) as cut:
             factory.open(target("throttled"), connect_timeout=10)
         assert cut.value.code is ErrorCode.OVERLOADED, cut.value

@@ -20,6 +20,7 @@ class FakeDevice:
     ignores_close: bool = False  # a thread stuck in a read that closing the session does not end
     privilege: Privilege | None = Privilege.ENABLED
     late_output_after: str | None = None  # this command's output goes on after its prompt
+    hold: threading.Event | None = None  # each command also waits until the test sets this
 
 
 class FakeSession:
@@ -60,8 +61,8 @@ class FakeSession:
             self.factory.enter(self.hostname)
         try:
             deadline = time.monotonic() + self._device.delay
-            while time.monotonic() < deadline and not (self.closed and not self._device.ignores_close):
-                time.sleep(0.005)
+            while self._busy(deadline) and not (self.closed and not self._device.ignores_close):
+                time.sleep(0.005)  # a device that answers late; stops early when the session is closed
         finally:
             if self.factory is not None:
                 self.factory.leave(self.hostname)
@@ -71,8 +72,25 @@ class FakeSession:
             raise CommandError(self._device.command_errors[line], "fake failure", output="% fake")
         return self._device.outputs.get(line, f"output of {line}")
 
+    def _busy(self, deadline: float) -> bool:
+        held = self._device.hold is not None and not self._device.hold.is_set()
+        return held or time.monotonic() < deadline
+
     def close(self) -> None:
         self.closed = True
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 class FakeSessionFactory:

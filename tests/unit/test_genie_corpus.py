@@ -17,7 +17,7 @@ import pytest
 from service.device.genie_parser import GenieOutputParser
 from service.domain.models import DeviceOS, ParseStatus
 
-pytestmark = pytest.mark.corpus
+pytestmark = [pytest.mark.unit, pytest.mark.corpus]
 
 
 def _corpus_dir() -> Path:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from service.workers.governor import ConcurrencyGovernor
+
+pytestmark = pytest.mark.unit
 
 
 class Meter:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from service.workers.directory import Membership
 from service.workers.partition import PARTITIONS, PartitionMap, partition_of
 from service.workers.protocol import Heartbeat
+
+pytestmark = pytest.mark.unit
 
 DEVICES = [(f"10.0.{i // 250}.{i % 250}", 22 + i % 3) for i in range(2000)]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import threading
 from typing import Any
 
 import pytest
@@ -16,7 +16,8 @@ from service.pipeline.result_parser import ResultParser
 from service.pipeline.runner import DeviceRunner
 from service.pipeline.scheduler import Scheduler, SchedulerLimits
 from service.pipeline.session_pool import SessionPool
-from tests.unit.fakes import FakeDevice, FakeParser, FakeSessionFactory
+from tests.unit.fakes import FakeClock, FakeDevice, FakeParser, FakeSessionFactory
+from tests.waiting import wait_for_async
 
 pytestmark = [pytest.mark.unit, pytest.mark.asyncio]
 
@@ -30,11 +31,22 @@ def make(
     request_timeout: float = 60,
     ttl: float = 60,
     watchdog_grace: float = 5.0,
+    clock: FakeClock | None = None,
 ) -> tuple[Scheduler, SessionPool]:
     pool = SessionPool(factory, idle_ttl=ttl, max_idle=100)
     runner = DeviceRunner(pool, connect_retries=0, connect_retry_delay=0)
     limits = SchedulerLimits(workers, per_request, per_device, queue_timeout, request_timeout, 1, watchdog_grace)
-    return Scheduler(runner, ResultParser(FakeParser(), 10_000), pool, limits), pool
+    return Scheduler(runner, ResultParser(FakeParser(), 10_000), pool, limits, clock=clock or FakeClock()), pool
+
+
+def held(*hosts: str) -> dict[str, threading.Event]:
+    """One gate per device: its command answers when the test sets it (or its session is closed)."""
+    return {host: threading.Event() for host in hosts}
+
+
+def release(gates: dict[str, threading.Event]) -> None:
+    for gate in gates.values():
+        gate.set()
 
 
 def plan(
@@ -52,16 +64,22 @@ def plan(
 
 
 async def test_a_small_request_is_not_stuck_behind_a_big_one() -> None:
-    factory = FakeSessionFactory({f"big{i}": FakeDevice(delay=0.1) for i in range(20)})
+    gates = held(*(f"big{i}" for i in range(20)))
+    factory = FakeSessionFactory({host: FakeDevice(hold=gate) for host, gate in gates.items()})
     scheduler, _ = make(factory, workers=2, per_request=2)
-    big = asyncio.create_task(scheduler.run(plan([f"big{i}" for i in range(20)], "big")))
-    await asyncio.sleep(0.05)
-    started = time.monotonic()
-    [small] = await scheduler.run(plan(["small"], "small"))
-    waited = time.monotonic() - started
-    assert small.success
-    assert waited < 0.4, waited  # served at the next free slot, not after the 20 big devices (~1 s)
-    assert not big.done()
+    try:
+        big = asyncio.create_task(scheduler.run(plan(list(gates), "big")))
+        await wait_for_async(lambda: factory.active == {"big0": 1, "big1": 1})
+        small = asyncio.create_task(scheduler.run(plan(["small"], "small")))
+        await wait_for_async(lambda: scheduler.queued == 19)  # 18 big devices and the small one wait
+        gates["big0"].set()
+        await wait_for_async(lambda: len(factory.opened) >= 3)
+        assert factory.opened[2] == "small"  # served at the next free slot, not after the 20 big devices
+        [result] = await small
+        assert result.success
+        assert not big.done()
+    finally:
+        release(gates)
     assert all(r.success for r in await big)
 
 
@@ -81,30 +99,45 @@ async def test_per_device_limit_can_be_raised() -> None:
 
 
 async def test_queue_wait_deadline() -> None:
-    factory = FakeSessionFactory({h: FakeDevice(delay=0.1) for h in "abc"})
-    scheduler, _ = make(factory, workers=1, per_request=1, queue_timeout=0.05)
-    results = await scheduler.run(plan(list("abc")))
+    clock, gates = FakeClock(), held("a")
+    factory = FakeSessionFactory({"a": FakeDevice(hold=gates["a"])})
+    scheduler, _ = make(factory, workers=1, per_request=1, queue_timeout=5, clock=clock)
+    try:
+        run = asyncio.create_task(scheduler.run(plan(list("abc"))))
+        await wait_for_async(lambda: factory.active.get("a") == 1)  # "b" and "c" wait for the only worker
+        clock.advance(5.1)
+    finally:
+        release(gates)
+    results = await run
     assert results[0].success
     assert [r.error_code for r in results[1:]] == [ErrorCode.QUEUE_TIMEOUT] * 2
 
 
 async def test_request_deadline() -> None:
-    factory = FakeSessionFactory({h: FakeDevice(delay=0.1) for h in "abc"})
-    scheduler, _ = make(factory, workers=1, per_request=1, request_timeout=0.15)
-    results = await scheduler.run(plan(list("abc")))
+    clock, gates = FakeClock(), held("a")
+    factory = FakeSessionFactory({"a": FakeDevice(hold=gates["a"])})
+    scheduler, _ = make(factory, workers=1, per_request=1, request_timeout=10, clock=clock)
+    try:
+        run = asyncio.create_task(scheduler.run(plan(list("abc"))))
+        await wait_for_async(lambda: factory.active.get("a") == 1)
+        clock.advance(11)
+    finally:
+        release(gates)
+    results = await run
     assert results[0].success
-    assert results[2].error_code == ErrorCode.REQUEST_TIMEOUT
+    assert [r.error_code for r in results[1:]] == [ErrorCode.REQUEST_TIMEOUT] * 2
 
 
 async def test_a_hung_device_is_torn_down_at_its_deadline() -> None:
-    factory = FakeSessionFactory({"hung": FakeDevice(delay=30)})
+    gates = held("hung")  # never set: the command answers only when its session is closed
+    factory = FakeSessionFactory({"hung": FakeDevice(hold=gates["hung"])})
     scheduler, _ = make(factory, watchdog_grace=0.1)
-    started = time.monotonic()
-    [result] = await scheduler.run(plan(["hung"], device_timeout=0.2))
-    assert time.monotonic() - started < 2
-    assert result.error_code == ErrorCode.DEVICE_TIMEOUT
-    await asyncio.sleep(0.1)
-    assert factory.sessions[0].closed  # the worker thread was freed, not left blocked
+    try:
+        [result] = await asyncio.wait_for(scheduler.run(plan(["hung"], device_timeout=0.2)), 10)
+        assert result.error_code == ErrorCode.DEVICE_TIMEOUT
+        await wait_for_async(lambda: factory.sessions[0].closed)  # the worker thread was freed, not left blocked
+    finally:
+        release(gates)
 
 
 async def test_warm_session_reused_across_requests() -> None:
@@ -155,21 +188,25 @@ async def test_parsing_happens_after_the_device_work() -> None:
 
 
 async def test_cancelled_request_reports_unfinished_devices() -> None:
-    factory = FakeSessionFactory({"fast": FakeDevice(), "slow": FakeDevice(delay=5)})
+    gates = held("slow")  # never set: "slow" answers only when its session is closed
+    factory = FakeSessionFactory({"fast": FakeDevice(), "slow": FakeDevice(hold=gates["slow"])})
     scheduler, _ = make(factory)
     seen: list[DeviceResult] = []
 
     async def on_result(result: DeviceResult) -> None:
         seen.append(result)
 
-    task = asyncio.create_task(scheduler.run(plan(["fast", "slow"]), on_result))
-    await asyncio.sleep(0.2)
-    task.cancel()
-    fast, slow = await task
-    assert fast.success and [r.hostname for r in seen] == ["fast"]
-    assert slow.error_code == ErrorCode.SERVICE_UNAVAILABLE
-    await asyncio.sleep(0.1)
-    assert [s.closed for s in factory.sessions if s.hostname == "slow"] == [True]  # its worker was released
+    try:
+        task = asyncio.create_task(scheduler.run(plan(["fast", "slow"]), on_result))
+        await wait_for_async(lambda: len(seen) == 1 and factory.active.get("slow") == 1)
+        task.cancel()
+        fast, slow = await task
+        assert fast.success and [r.hostname for r in seen] == ["fast"]
+        assert slow.error_code == ErrorCode.SERVICE_UNAVAILABLE
+        # its worker was released
+        await wait_for_async(lambda: [s.closed for s in factory.sessions if s.hostname == "slow"] == [True])
+    finally:
+        release(gates)
 
 
 async def test_outputs_are_redacted_unless_the_policy_says_otherwise() -> None:
@@ -188,7 +225,8 @@ async def test_outputs_are_redacted_unless_the_policy_says_otherwise() -> None:
 
 
 async def test_wedged_only_while_devices_wait_and_no_worker_finishes() -> None:
-    factory = FakeSessionFactory({h: FakeDevice(delay=0.4) for h in ("a", "b")})
+    clock, gates = FakeClock(), held("a")
+    factory = FakeSessionFactory({"a": FakeDevice(hold=gates["a"]), "b": FakeDevice()})
     pool = SessionPool(factory, idle_ttl=60, max_idle=100)
     waits: list[float] = []
     scheduler = Scheduler(
@@ -196,29 +234,35 @@ async def test_wedged_only_while_devices_wait_and_no_worker_finishes() -> None:
         ResultParser(FakeParser(), 10_000),
         pool,
         SchedulerLimits(1, 1, 1, 60, 60, 1, 5.0),
+        clock=clock,
         on_queue_wait=waits.append,
     )
     assert not scheduler.wedged(0.0)  # idle is not wedged
-    run = asyncio.create_task(scheduler.run(plan(["a", "b"])))
-    await asyncio.sleep(0.25)  # "a" holds the only worker, "b" waits
-    assert scheduler.wedged(0.1)
-    assert not scheduler.wedged(10.0)
+    try:
+        run = asyncio.create_task(scheduler.run(plan(["a", "b"])))
+        await wait_for_async(lambda: factory.active.get("a") == 1)  # "a" holds the only worker, "b" waits
+        assert not scheduler.wedged(0.1)  # "a" has only just started
+        clock.advance(0.5)
+        assert scheduler.wedged(0.1)
+        assert not scheduler.wedged(10.0)
+    finally:
+        release(gates)
     assert all(r.success for r in await run)
     assert not scheduler.wedged(0.0)
-    assert len(waits) == 2 and waits[1] >= 0.3  # "b" waited for "a"
+    assert waits == [0.0, 0.5]  # "b" waited for "a"
 
 
 async def test_wedged_while_every_worker_thread_is_held_past_its_deadline() -> None:
-    factory = FakeSessionFactory({"stuck": FakeDevice(delay=1.0, ignores_close=True)})
+    gates = held("stuck")
+    factory = FakeSessionFactory({"stuck": FakeDevice(hold=gates["stuck"], ignores_close=True)})
     scheduler, _ = make(factory, workers=1, watchdog_grace=0.1)
-    [result] = await scheduler.run(plan(["stuck"], device_timeout=0.2))
-    assert result.error_code == ErrorCode.DEVICE_TIMEOUT
-    assert scheduler.wedged(1000.0)  # the one worker thread is still inside the device
-    for _ in range(100):
-        if not scheduler.wedged(1000.0):
-            break
-        await asyncio.sleep(0.05)
-    assert not scheduler.wedged(1000.0)  # the thread came back: ready again
+    try:
+        [result] = await scheduler.run(plan(["stuck"], device_timeout=0.2))
+        assert result.error_code == ErrorCode.DEVICE_TIMEOUT
+        assert scheduler.wedged(1000.0)  # the one worker thread is still inside the device
+    finally:
+        release(gates)  # the device answers at last
+    await wait_for_async(lambda: not scheduler.wedged(1000.0))  # the thread came back: ready again
 
 
 async def test_late_output_flags_the_earlier_command_and_the_next_runs_on_a_fresh_login() -> None:
