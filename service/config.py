@@ -890,6 +890,63 @@ class ShutdownSettings(Section):
     )
 
 
+class GatewaySettings(Section):
+    """HTTP gateway
+
+    ``pyats-ro http``: the REST ancestor's routes (``POST /api/v1/execute`` and the rest) in front
+    of the bus. The gateway never touches a device: it sends each request over NATS as the
+    requester its API key maps to. It connects with the NATS URL above, as its own user.
+    """
+
+    host: str = Field(
+        default="127.0.0.1",
+        validation_alias="PYATS_GATEWAY_HOST",
+        description="Address the HTTP gateway binds to.",
+    )
+    port: int = Field(
+        default=8000,
+        ge=0,
+        le=65535,
+        validation_alias="PYATS_GATEWAY_PORT",
+        description="Port of the HTTP gateway (the ancestor's API_PORT).",
+    )
+    keys_file: Path | None = Field(
+        default=None,
+        validation_alias="PYATS_GATEWAY_KEYS_FILE",
+        description=(
+            "JSON or YAML file of API keys: key id -> {sha256, requester} (`pyats-ro http --new-key` prints an entry)."
+        ),
+    )
+    keys_env: str = Field(
+        default="PYATS_GATEWAY_KEYS",
+        validation_alias="PYATS_GATEWAY_KEYS_ENV",
+        description="Name of an environment variable holding API keys as JSON, like the keys file.",
+    )
+    nats_user: str | None = Field(
+        default=None,
+        validation_alias="PYATS_GATEWAY_NATS_USER",
+        description="NATS user of the gateway (`gateway` in ops/nats/auth.conf); default PYATS_NATS_USER.",
+    )
+    nats_password: SecretStr | None = Field(
+        default=None,
+        validation_alias="PYATS_GATEWAY_NATS_PASSWORD",
+        description="NATS password of the gateway's user; default PYATS_NATS_PASSWORD.",
+    )
+    inbox_prefix: str = Field(
+        default="_INBOX.{requester}",
+        validation_alias="PYATS_GATEWAY_INBOX_PREFIX",
+        description="Reply inbox of each requester's connection; {requester} is the key's requester.",
+    )
+    request_timeout: float = Field(
+        default=330.0,
+        gt=0,
+        validation_alias="PYATS_GATEWAY_REQUEST_TIMEOUT",
+        description=(
+            "Seconds the gateway waits for the aggregate reply (streamed: between two replies) before answering 504."
+        ),
+    )
+
+
 # --- reading the sections ---
 
 
@@ -946,6 +1003,7 @@ class Settings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
 
     @classmethod
     def settings_customise_sources(

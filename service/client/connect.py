@@ -16,6 +16,8 @@ import nats.errors
 from nats.aio.client import Client
 
 BusClient = Client  # what callers above the client layer name, without importing nats
+NoRespondersError = nats.errors.NoRespondersError  # no replica listens on the subject
+BusError = nats.errors.Error  # any other failure of nats-py
 DEFAULT_URL = "nats://127.0.0.1:4222"
 PASSWORD_VARIABLE = "PYATS_NATS_PASSWORD"  # noqa: S105 - the name of a variable, not a password
 

@@ -34,6 +34,20 @@ from service.transport.history import (
 from service.transport.results import REQUESTER
 from service.transport.subjects import Subjects
 
+__all__ = [
+    "HistoryError",
+    "HistoryQuery",
+    "StoredResult",
+    "history_request",
+    "latest",
+    "parse_time",
+    "per_command",
+    "query_results",
+    "query_via_service",
+    "result_at",
+    "result_of_request",
+]
+
 _decoder = msgspec.json.Decoder(DeviceResult)
 
 
