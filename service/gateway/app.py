@@ -213,8 +213,10 @@ async def _invalid(_: Request, exc: Exception) -> Response:
 class Gateway:
     """The routes that reach the bus, as the requester of the caller's key."""
 
-    def __init__(self, keys: KeyStore, connections: Connections, options: GatewayOptions) -> None:
-        self.keys, self.connections, self.options = keys, connections, options
+    def __init__(
+        self, keys: KeyStore, connections: Connections, options: GatewayOptions, metrics: GatewayMetrics
+    ) -> None:
+        self.keys, self.connections, self.options, self.metrics = keys, connections, options, metrics
 
     def requester_of(self, request: Request) -> str:
         """The requester of the caller's key; 401 (nothing published) without a valid one."""
@@ -288,6 +290,7 @@ class Gateway:
         self, client: Any, route: OutputRoute, first: Any, replies: AsyncGenerator[Any, None], media: str
     ) -> AsyncGenerator[bytes, None]:
         msg = first
+        self.metrics.streams.inc()
         try:
             while msg.data:
                 kind = (msg.headers or {}).get(MESSAGE_KIND) or "result"
@@ -307,6 +310,7 @@ class Gateway:
             return
         finally:
             await replies.aclose()  # a client gone mid-stream: stop reading the inbox
+            self.metrics.streams.dec()
 
     async def _resolved(self, client: Any, record: StoredResult) -> StoredResult:
         route = OutputRoute(self.options.prefix, record.requester)
@@ -403,7 +407,7 @@ def create_app(keys: KeyStore, connections: Connections, options: GatewayOptions
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid)
-    gateway = Gateway(keys, connections, options)
+    gateway = Gateway(keys, connections, options, metrics)
 
     async def prometheus() -> Response:
         body, media = metrics.exposition()

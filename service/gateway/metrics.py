@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 UNMATCHED = "unmatched"
 Scope = dict[str, Any]
@@ -31,6 +31,11 @@ class GatewayMetrics:
             "Seconds from the request to the end of its answer (a stream: to its last event), by route.",
             ["route", "method"],
             buckets=(0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=self.registry,
+        )
+        self.streams = Gauge(
+            "pyats_gateway_streams_open",
+            "Streamed answers whose reply inbox is still subscribed (0 when idle: none leaks).",
             registry=self.registry,
         )
 

@@ -123,6 +123,14 @@ EVERY_VARIABLE: list[tuple[str, str, str, Any]] = [
     ("PYATS_METRICS_HOST", "127.0.0.1", "metrics.host", "127.0.0.1"),
     ("PYATS_READINESS_PROBE_INTERVAL", "0.5", "metrics.readiness_probe_interval", 0.5),
     ("PYATS_SHUTDOWN_GRACE", "5", "shutdown.grace", 5.0),
+    ("PYATS_GATEWAY_HOST", "0.0.0.0", "gateway.host", "0.0.0.0"),
+    ("PYATS_GATEWAY_PORT", "8080", "gateway.port", 8080),
+    ("PYATS_GATEWAY_KEYS_FILE", "/etc/pyats-ro/keys.yaml", "gateway.keys_file", Path("/etc/pyats-ro/keys.yaml")),
+    ("PYATS_GATEWAY_KEYS_ENV", "MY_KEYS", "gateway.keys_env", "MY_KEYS"),
+    ("PYATS_GATEWAY_NATS_USER", "gateway", "gateway.nats_user", "gateway"),
+    ("PYATS_GATEWAY_NATS_PASSWORD", "gw-secret", "gateway.nats_password", "gw-secret"),
+    ("PYATS_GATEWAY_INBOX_PREFIX", "_INBOX.gw.{requester}", "gateway.inbox_prefix", "_INBOX.gw.{requester}"),
+    ("PYATS_GATEWAY_REQUEST_TIMEOUT", "60", "gateway.request_timeout", 60.0),
 ]
 # a variable that is only valid together with another
 PARTNERS = {
@@ -156,7 +164,7 @@ def plain(value: Any) -> Any:
 def test_every_variable_of_the_flat_settings_is_still_read() -> None:
     variables = {str(field.validation_alias) for _, section in sections() for field in section.model_fields.values()}
     listed = [variable for variable, *_ in EVERY_VARIABLE]
-    assert len(listed) == len(set(listed)) == 90
+    assert len(listed) == len(set(listed)) == 98
     assert variables == set(listed), "a variable was lost, or a new one is missing from EVERY_VARIABLE"
 
 
