@@ -29,6 +29,7 @@ PASSWORDS = {
     "admin": "admin-pass-8Rw",
     "alice": "alice-pass-2Lm",
     "bob": "bob-pass-6Tz",
+    "gateway": "gw-pass-3Hx",
 }
 
 

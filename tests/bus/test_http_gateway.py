@@ -25,9 +25,11 @@ import pytest_asyncio
 
 from service.devtools.local_server import LocalNatsServer, free_port
 from service.gateway.keys import hash_key
+from tests.bus.shipped_auth import PASSWORDS, auth_server, auth_service
 from tests.conftest import ServiceProcess, wire_device
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
+__all__ = ["auth_server", "auth_service"]  # fixtures of the shipped auth.conf
 
 RUN = uuid.uuid4().hex[:6]
 PREFIX = f"gw{RUN}.v1"
@@ -37,6 +39,7 @@ KEYS = {
     "alice-key": {"sha256": hash_key(ALICE_KEY), "requester": ALICE},
     "bob-key": {"sha256": hash_key(BOB_KEY), "requester": BOB},
 }
+NDJSON_TYPE = "application/x-ndjson"
 MIGRATING = Path(__file__).resolve().parents[2] / "MIGRATING.md"
 
 
@@ -353,3 +356,29 @@ async def test_no_nats_or_no_service_is_503(
                 assert ready.status_code == (503 if prefix == PREFIX else 200)
         finally:
             running.stop()
+
+
+async def test_under_the_shipped_auth_the_gateway_speaks_for_its_keys_requesters(
+    auth_server: LocalNatsServer,
+    auth_service: ServiceProcess,
+    tmp_path: Path,
+    lab_device: Callable[[str], dict[str, Any]],
+) -> None:
+    """As NATS user ``gateway``: alice's key is answered under ``_INBOX.alice``, aggregate and streamed."""
+    env = gateway_env(auth_server.url, "pyats.v1")
+    env["PYATS_GATEWAY_KEYS"] = json.dumps({"alice": {"sha256": hash_key(ALICE_KEY), "requester": "alice"}})
+    env.update({"PYATS_GATEWAY_NATS_USER": "gateway", "PYATS_GATEWAY_NATS_PASSWORD": PASSWORDS["gateway"]})
+    running = Gateway(env, tmp_path / "gateway-auth.log")
+    body = {"devices": [wire_device(lab_device("iosxe-1"))], "commands": [{"command": "show version"}]}
+    try:
+        async with httpx.AsyncClient(base_url=running.url, timeout=60) as client:
+            answer = await client.post("/api/v1/execute", json=body, headers=bearer(ALICE_KEY))
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["successful_devices"] == 1
+            streamed = await client.post(
+                "/api/v1/execute/stream", json=body, headers={**bearer(ALICE_KEY), "Accept": NDJSON_TYPE}
+            )
+            assert [json.loads(line)["event"] for line in streamed.text.splitlines()] == ["result", "summary", "end"]
+            assert (await client.get("/readyz")).status_code == 200
+    finally:
+        running.stop()
