@@ -19,6 +19,7 @@ import msgspec
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import __version__
@@ -284,7 +285,8 @@ class Gateway:
         route = OutputRoute(self.options.prefix, requester)
         frames = self._frames(client, route, first, replies, media)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(frames, media_type=media, headers=headers)
+        # the background close covers a client gone before the first frame (the generator never ran)
+        return StreamingResponse(frames, media_type=media, headers=headers, background=BackgroundTask(replies.aclose))
 
     async def _frames(
         self, client: Any, route: OutputRoute, first: Any, replies: AsyncGenerator[Any, None], media: str
