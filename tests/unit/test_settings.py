@@ -123,6 +123,12 @@ EVERY_VARIABLE: list[tuple[str, str, str, Any]] = [
     ("PYATS_METRICS_HOST", "127.0.0.1", "metrics.host", "127.0.0.1"),
     ("PYATS_READINESS_PROBE_INTERVAL", "0.5", "metrics.readiness_probe_interval", 0.5),
     ("PYATS_SHUTDOWN_GRACE", "5", "shutdown.grace", 5.0),
+    ("PYATS_MCP_REQUESTER", "agents", "mcp.requester", "agents"),
+    ("PYATS_MCP_NATS_USER", "agents", "mcp.nats_user", "agents"),
+    ("PYATS_MCP_INBOX_PREFIX", "_INBOX.agents", "mcp.inbox_prefix", "_INBOX.agents"),
+    ("PYATS_MCP_HOST", "0.0.0.0", "mcp.host", "0.0.0.0"),
+    ("PYATS_MCP_PORT", "9000", "mcp.port", 9000),
+    ("PYATS_MCP_REQUEST_TIMEOUT", "30", "mcp.request_timeout", 30.0),
 ]
 # a variable that is only valid together with another
 PARTNERS = {
@@ -156,7 +162,7 @@ def plain(value: Any) -> Any:
 def test_every_variable_of_the_flat_settings_is_still_read() -> None:
     variables = {str(field.validation_alias) for _, section in sections() for field in section.model_fields.values()}
     listed = [variable for variable, *_ in EVERY_VARIABLE]
-    assert len(listed) == len(set(listed)) == 90
+    assert len(listed) == len(set(listed)) == 96
     assert variables == set(listed), "a variable was lost, or a new one is missing from EVERY_VARIABLE"
 
 
