@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from service import __version__
-from service.cli import demo, diff, history, lab, request, serve, status, worker
+from service.cli import demo, diff, history, lab, mcp, request, serve, status, worker
 from service.cli.common import ExactParser
 
 COMMANDS = {
@@ -17,6 +17,7 @@ COMMANDS = {
     "diff": diff,
     "status": status,
     "demo": demo,
+    "mcp": mcp,
 }
 EXAMPLES = {name: module.EXAMPLES for name, module in COMMANDS.items()}
 
@@ -30,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
     for name in ("serve", "worker", "request", "history", "diff"):
         COMMANDS[name].add_parser(commands)
     lab.add_parser(commands)
-    for name in ("status", "demo"):
+    for name in ("status", "demo", "mcp"):
         COMMANDS[name].add_parser(commands)
     return root
 
