@@ -947,6 +947,49 @@ class GatewaySettings(Section):
     )
 
 
+class McpSettings(Section):
+    """MCP server
+
+    ``pyats-ro mcp``: the MCP server for AI agents, a client of the bus like any other. It
+    asks as its own requester with its own NATS login (the password from
+    ``PYATS_NATS_PASSWORD``, as for every client) and names devices only from the inventory.
+    """
+
+    requester: Token = Field(
+        default="mcp",
+        validation_alias="PYATS_MCP_REQUESTER",
+        description="Requester the MCP server asks as (<prefix>.execute.<requester>); its history is this one's.",
+    )
+    nats_user: str | None = Field(
+        default=None,
+        validation_alias="PYATS_MCP_NATS_USER",
+        description="NATS user of the MCP server (default PYATS_NATS_USER); the password is PYATS_NATS_PASSWORD.",
+    )
+    inbox_prefix: str = Field(
+        default="auto",
+        validation_alias="PYATS_MCP_INBOX_PREFIX",
+        description="Reply inbox prefix; auto: _INBOX.<NATS user> with a user (the shipped auth.conf), else _INBOX.",
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        validation_alias="PYATS_MCP_HOST",
+        description="Address the streamable HTTP transport binds to.",
+    )
+    port: int = Field(
+        default=8765,
+        ge=1,
+        le=65535,
+        validation_alias="PYATS_MCP_PORT",
+        description="Port of the streamable HTTP transport (/mcp, /healthz, /metrics).",
+    )
+    request_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        validation_alias="PYATS_MCP_REQUEST_TIMEOUT",
+        description="Seconds a tool call waits for the service's next message before it fails.",
+    )
+
+
 # --- reading the sections ---
 
 
@@ -1004,6 +1047,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
 
     @classmethod
     def settings_customise_sources(

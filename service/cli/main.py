@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from service import __version__
-from service.cli import demo, diff, history, http, lab, request, serve, status, worker
+from service.cli import demo, diff, history, http, lab, mcp, request, serve, status, worker
 from service.cli.common import ExactParser
 
 COMMANDS = {
@@ -18,6 +18,7 @@ COMMANDS = {
     "status": status,
     "demo": demo,
     "http": http,
+    "mcp": mcp,
 }
 EXAMPLES = {name: module.EXAMPLES for name, module in COMMANDS.items()}
 
@@ -31,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
     for name in ("serve", "worker", "request", "history", "diff"):
         COMMANDS[name].add_parser(commands)
     lab.add_parser(commands)
-    for name in ("status", "demo", "http"):
+    for name in ("status", "demo", "http", "mcp"):
         COMMANDS[name].add_parser(commands)
     return root
 

@@ -131,6 +131,12 @@ EVERY_VARIABLE: list[tuple[str, str, str, Any]] = [
     ("PYATS_GATEWAY_NATS_PASSWORD", "gw-secret", "gateway.nats_password", "gw-secret"),
     ("PYATS_GATEWAY_INBOX_PREFIX", "_INBOX.gw.{requester}", "gateway.inbox_prefix", "_INBOX.gw.{requester}"),
     ("PYATS_GATEWAY_REQUEST_TIMEOUT", "60", "gateway.request_timeout", 60.0),
+    ("PYATS_MCP_REQUESTER", "agents", "mcp.requester", "agents"),
+    ("PYATS_MCP_NATS_USER", "agents", "mcp.nats_user", "agents"),
+    ("PYATS_MCP_INBOX_PREFIX", "_INBOX.agents", "mcp.inbox_prefix", "_INBOX.agents"),
+    ("PYATS_MCP_HOST", "0.0.0.0", "mcp.host", "0.0.0.0"),
+    ("PYATS_MCP_PORT", "9000", "mcp.port", 9000),
+    ("PYATS_MCP_REQUEST_TIMEOUT", "30", "mcp.request_timeout", 30.0),
 ]
 # a variable that is only valid together with another
 PARTNERS = {
@@ -164,7 +170,7 @@ def plain(value: Any) -> Any:
 def test_every_variable_of_the_flat_settings_is_still_read() -> None:
     variables = {str(field.validation_alias) for _, section in sections() for field in section.model_fields.values()}
     listed = [variable for variable, *_ in EVERY_VARIABLE]
-    assert len(listed) == len(set(listed)) == 98
+    assert len(listed) == len(set(listed)) == 104
     assert variables == set(listed), "a variable was lost, or a new one is missing from EVERY_VARIABLE"
 
 
