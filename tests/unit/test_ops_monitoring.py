@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from service.config import Settings
 from service.observability.metrics import ServiceMetrics
 
 pytestmark = pytest.mark.unit
@@ -24,6 +25,11 @@ DASHBOARD = OPS / "grafana" / "dashboards" / "pyats-ro-bus.json"
 PROMETHEUS = OPS / "prometheus"
 GRAFANA_PROVISIONING = OPS / "grafana" / "provisioning"
 JOB = "pyats-ro"
+# the front doors' scrape jobs and their compose targets (service name: default port)
+FRONT_DOOR_JOBS = {
+    "pyats-ro-gateway": f"gateway:{Settings.defaults().gateway.port}",
+    "pyats-ro-mcp": f"mcp:{Settings.defaults().mcp.port}",
+}
 
 # Series Prometheus writes itself for every target.
 PROMETHEUS_SERIES = frozenset({"up"})
@@ -179,9 +185,12 @@ def test_prometheus_scrapes_both_replicas_and_loads_the_rules() -> None:
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     # relative to prometheus.yml: /etc/prometheus in the container, where ./ops/prometheus is mounted
     assert config["rule_files"] == ["alerts.yml"]
-    [job] = config["scrape_configs"]
-    assert job["job_name"] == JOB
-    assert job["static_configs"] == [{"targets": ["pyats-ro-1:9464", "pyats-ro-2:9464"]}]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {JOB, *FRONT_DOOR_JOBS}
+    assert jobs[JOB]["static_configs"] == [{"targets": ["pyats-ro-1:9464", "pyats-ro-2:9464"]}]
+    for job, target in FRONT_DOOR_JOBS.items():
+        # the front doors serve /metrics on their own port (GatewaySettings.port, McpSettings.port)
+        assert jobs[job]["static_configs"] == [{"targets": [target]}], job
 
 
 def test_grafana_provisioning_matches_the_compose_mounts() -> None:
