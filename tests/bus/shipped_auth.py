@@ -30,6 +30,7 @@ PASSWORDS = {
     "alice": "alice-pass-2Lm",
     "bob": "bob-pass-6Tz",
     "gateway": "gw-pass-3Hx",
+    "mcp": "mcp-pass-5Jv",
 }
 
 

@@ -114,6 +114,26 @@ async def test_requester_can_ping_the_service(auth_service: ServiceProcess, conn
     assert json.loads(reply.data)["name"] == "pyats-ro"
 
 
+async def test_mcp_user_asks_only_as_itself(
+    auth_service: ServiceProcess, connect_as: Callable[..., Any], lab_device: Callable[[str], dict[str, Any]]
+) -> None:
+    """The MCP server's user is a requester like alice: its own token, its own inbox, and the
+    discovery its status tool needs ($SRV.STATS); nothing of another requester's, no jobs."""
+    mcp = await connect_as("mcp")
+    response = await execute(mcp.client, "pyats.v1.execute.mcp", one_clock(lab_device, "iosxe-1"), timeout=60)
+    assert response.successful_devices == 1
+    stats = await mcp.client.request("$SRV.STATS.pyats-ro", b"", timeout=5)
+    assert json.loads(stats.data)["name"] == "pyats-ro"
+    assert mcp.errors == []
+    body = json.dumps(one_clock(lab_device, "iosxe-1")).encode()
+    for subject in ("pyats.v1.execute.alice", "pyats.v1.jobs.mcp", "pyats.v1.history.alice"):
+        await mcp.client.publish(subject, body)
+        await mcp.wait_error(f'Permissions Violation for Publish to "{subject}"')
+    for subject in ("_INBOX.alice.>", "pyats.v1.results.mcp.>", "pyats.v1.execute.>"):
+        await mcp.client.subscribe(subject)
+        await mcp.wait_error(f'Permissions Violation for Subscription to "{subject}"')
+
+
 async def test_admin_has_full_access(auth_service: ServiceProcess, connect_as: Callable[..., Any]) -> None:
     admin = await connect_as("admin", inbox_prefix="_INBOX")
     reply = await admin.client.request("$SRV.PING", b"", timeout=5)

