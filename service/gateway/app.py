@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -24,7 +25,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import __version__
 from service.client.connect import BusError, BusUnreachableError, NoRespondersError
-from service.client.execute import ServiceReplyError, execute
 from service.client.history import (
     HistoryError,
     HistoryQuery,
@@ -38,7 +38,7 @@ from service.client.history import (
 from service.client.inbox import MESSAGE_KIND, streamed_replies
 from service.client.outputs import OutputRoute, resolve_outputs
 from service.contract.errors import ErrorCode, status_for
-from service.contract.messages import DeviceResult, ErrorReply
+from service.contract.messages import DeviceResult, ErrorReply, ExecuteResponse
 from service.domain.diff import diff_outputs
 from service.domain.models import DeviceOS, PipeOption
 from service.domain.policy import PIPES_BY_OS
@@ -257,12 +257,16 @@ class Gateway:
         body = await _body(request, self.options.max_payload_bytes)
         body.pop("stream", None)  # the aggregate reply; streams have their own route
         client = await self.bus_call(lambda: self.connections.for_requester(requester))
-        timeout = self.options.request_timeout
-        try:
-            response = await self.bus_call(lambda: execute(client, self.subject(requester), body, timeout))
-        except ServiceReplyError as exc:
-            return error_answer(exc.reply)
-        return JSONResponse(msgspec.to_builtins(response))
+        subject, payload, timeout = self.subject(requester), msgspec.json.encode(body), self.options.request_timeout
+        message = await self.bus_call(lambda: client.request(subject, payload, timeout=timeout))
+        if (message.headers or {}).get(MESSAGE_KIND) == "error":
+            return error_answer(msgspec.json.decode(message.data, type=ErrorReply))
+        response = msgspec.json.decode(message.data, type=ExecuteResponse)
+        if not any(c.output_ref is not None for r in response.results for c in r.commands):
+            return Response(message.data, media_type="application/json")  # the service's own bytes, as sent
+        route = OutputRoute.of_execute_subject(subject)
+        results = [await self.bus_call(functools.partial(resolve_outputs, client, r, route)) for r in response.results]
+        return JSONResponse(msgspec.to_builtins(msgspec.structs.replace(response, results=results)))
 
     async def execute_stream(self, request: Request) -> Response:
         """Each device's result as it finishes: Server-Sent Events (``Accept: text/event-stream``, the
