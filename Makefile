@@ -65,7 +65,7 @@ bench-deps: $(STAMP)
 bench: $(STAMP) ssh-client bench-deps
 	$(BIN)/python ops/bench/run.py --scenarios cold,warm,warm1,sequential --devices 100 --latency 0.1 --concurrency 100 --backend paramiko:w1,paramiko:w2 $(BENCH_ARGS)
 	$(BIN)/python ops/bench/log_cost.py --lines 5000
-	$(BIN)/python ops/bench/gateway_cost.py --requests 200
+	-$(BIN)/python ops/bench/gateway_cost.py --requests 200  # prints PASS or FAIL against the 2 ms target; a FAIL does not stop make
 
 ## bench-logs: the cost of one log line, text and JSON, with and without enqueue
 bench-logs: $(STAMP)
