@@ -51,6 +51,7 @@ NAME = "PyATS Show Command API (pyats-ro-bus HTTP gateway)"
 SSE = "text/event-stream"
 NDJSON = "application/x-ndjson"
 DEFAULT_RETRY_AFTER = 60
+CREDENTIAL_FIELDS = frozenset({"password", "enable_password"})
 
 
 class GatewayError(Exception):
@@ -166,6 +167,7 @@ EXECUTE_BODY = {
 ENDPOINTS = {
     "execute": "POST /api/v1/execute",
     "execute_stream": "POST /api/v1/execute/stream",
+    "jobs": "POST /api/v1/jobs",
     "history": "GET /api/v1/history",
     "diff": "GET /api/v1/diff",
     "supported_os": "GET /api/v1/supported_os",
@@ -291,6 +293,31 @@ class Gateway:
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         # the background close covers a client gone before the first frame (the generator never ran)
         return StreamingResponse(frames, media_type=media, headers=headers, background=BackgroundTask(replies.aclose))
+
+    async def jobs(self, request: Request) -> Response:
+        """A durable job on ``<prefix>.jobs.<requester>`` (a JetStream publish): 202 with its stream
+        sequence and job id. Jobs are stored at rest, so inline credentials are refused here, before
+        anything is published; devices are named from the service's inventory."""
+        requester = self.requester_of(request)
+        body = await _body(request, self.options.max_payload_bytes)
+        body.pop("stream", None)  # a job has no reply inbox to stream to
+        devices = body.get("devices")
+        if isinstance(devices, list) and any(isinstance(d, dict) and set(d) & CREDENTIAL_FIELDS for d in devices):
+            raise GatewayError(
+                400,
+                ErrorCode.INVALID_REQUEST,
+                "jobs are stored at rest and may not carry passwords: name inventory devices (name / group)",
+                {"path": "$.devices"},
+            )
+        client = await self.bus_call(lambda: self.connections.for_requester(requester))
+        subject = f"{self.options.prefix}.jobs.{requester}"
+        payload = msgspec.json.encode(body)
+        ack = await self.bus_call(
+            lambda: client.jetstream().publish(subject, payload, timeout=min(10.0, self.options.request_timeout))
+        )
+        request_id = body.get("request_id") if isinstance(body.get("request_id"), str) else f"job-{ack.seq}"
+        answer = {"job_id": request_id, "request_id": request_id, "stream": ack.stream, "sequence": ack.seq}
+        return JSONResponse(answer, status_code=202)
 
     async def _frames(
         self, client: Any, route: OutputRoute, first: Any, replies: AsyncGenerator[Any, None], media: str
@@ -427,6 +454,7 @@ def create_app(keys: KeyStore, connections: Connections, options: GatewayOptions
     app.add_api_route("/api/v1/pipe_options", pipe_options, methods=["GET"])
     app.add_api_route("/api/v1/execute", gateway.execute, methods=["POST"], openapi_extra=EXECUTE_BODY)
     app.add_api_route("/api/v1/execute/stream", gateway.execute_stream, methods=["POST"], openapi_extra=EXECUTE_BODY)
+    app.add_api_route("/api/v1/jobs", gateway.jobs, methods=["POST"], status_code=202)
     app.add_api_route("/api/v1/history", gateway.history, methods=["GET"])
     app.add_api_route("/api/v1/diff", gateway.diff, methods=["GET"])
     return app

@@ -26,7 +26,9 @@ import pytest_asyncio
 from service.devtools.local_server import LocalNatsServer, free_port
 from service.gateway.keys import hash_key
 from tests.bus.shipped_auth import PASSWORDS, auth_server, auth_service
-from tests.conftest import ServiceProcess, wire_device
+from tests.bus.test_jobs import inventory_file, job_service
+from tests.conftest import LAB_PASSWORD, ServiceProcess, wire_device
+from tests.front_doors import marker_command
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
 __all__ = ["auth_server", "auth_service"]  # fixtures of the shipped auth.conf
@@ -380,5 +382,100 @@ async def test_under_the_shipped_auth_the_gateway_speaks_for_its_keys_requesters
             )
             assert [json.loads(line)["event"] for line in streamed.text.splitlines()] == ["result", "summary", "end"]
             assert (await client.get("/readyz")).status_code == 200
+            job = {"devices": [{"name": "gateway-job-device"}], "commands": [{"command": "show clock"}]}
+            accepted = await client.post("/api/v1/jobs", json=job, headers=bearer(ALICE_KEY))
+            assert accepted.status_code == 202, accepted.text  # pyats.v1.jobs.alice, acked to _INBOX.alice
     finally:
+        running.stop()
+
+
+async def test_the_gateways_marker_reaches_the_session_lab(
+    http: httpx.AsyncClient, lab_device: Callable[[str], dict[str, Any]]
+) -> None:
+    """The read-only proof (tests/lab/test_readonly_proof.py) finds this command in the session lab's log."""
+    body = {"devices": [wire_device(lab_device("iosxe-1"))], "commands": [marker_command("http")]}
+    answer = await http.post("/api/v1/execute", json=body, headers=bearer(ALICE_KEY))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["successful_devices"] == 1
+
+
+async def test_a_slow_stream_reader_holds_up_nobody(
+    http: httpx.AsyncClient, gateway: Gateway, lab_device: Callable[[str], dict[str, Any]]
+) -> None:
+    """A stream of megabytes nobody reads (the gateway's writes to it back up): another client's
+    execute is answered meanwhile, and the slow reader then gets every event, in order, to the end."""
+    names = ["bulky", "slow", "ios-1"]  # slow: the stream stays open for seconds
+    body = {
+        "devices": [wire_device(lab_device(n)) for n in names],
+        "commands": [{"command": "show logging"}, {"command": "show ip interface brief"}],
+        "output_format": "raw",
+    }
+    quick = {"devices": [wire_device(lab_device("ios-1"))], "commands": [{"command": "show clock"}]}
+    async with (
+        httpx.AsyncClient(base_url=gateway.url, timeout=90) as slow,
+        slow.stream("POST", "/api/v1/execute/stream", json=body, headers=bearer(ALICE_KEY)) as stream,
+    ):
+        assert stream.status_code == 200
+        # the slow reader reads nothing until the other client's answer is in (or the bound is over)
+        answer = await asyncio.wait_for(http.post("/api/v1/execute", json=quick, headers=bearer(ALICE_KEY)), 30)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["successful_devices"] == 1
+        assert await _streams_open(http) == 1  # the slow stream is still open: it was not simply done first
+        text = (await stream.aread()).decode()
+    events = _events(text)
+    assert [kind for kind, _ in events] == ["result"] * len(names) + ["summary", "end"], text[:500]
+    assert events[-2][1]["total_devices"] == len(names)
+    bulky = next(data for kind, data in events if kind == "result" and data["port"] == lab_device("bulky")["port"])
+    assert len(bulky["commands"][0]["output"]) >= 1_000_000
+
+
+async def test_jobs_are_published_for_the_keys_requester(
+    service_factory: Callable[..., ServiceProcess],
+    nats_server: LocalNatsServer,
+    lab_device: Callable[[str], dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    """``POST /api/v1/jobs``: a durable job on ``<prefix>.jobs.<requester>`` of the key, answered 202 with
+    its id; the service runs it from the inventory. Inline passwords are refused before anything
+    is published (a job is stored at rest), and so is a request without a valid key."""
+    prefix = f"gwjobs{RUN}.v1"
+    job_service(service_factory, prefix, inventory_file(tmp_path, lab_device, ["ios-1", "nxos-1"])).wait_ready()
+    running = Gateway(gateway_env(nats_server.url, prefix), tmp_path / "gateway-jobs.log")
+    watcher, seen = await _published(nats_server.url, f"{prefix}.jobs.>")
+    done: asyncio.Queue[Any] = asyncio.Queue()
+    await watcher.subscribe(f"{prefix}.notify.{ALICE}.done", cb=done.put)
+    job = {
+        "devices": [{"name": "*-1"}],
+        "commands": [{"command": "show version"}],
+        "notify": f"{prefix}.notify.{ALICE}.done",
+    }
+    try:
+        async with httpx.AsyncClient(base_url=running.url, timeout=60) as client:
+            for headers in ({}, bearer("pyro_not-a-key")):
+                assert (await client.post("/api/v1/jobs", json=job, headers=headers)).status_code == 401
+            inline = {**job, "devices": [{**wire_device(lab_device("ios-1"))}]}
+            refused = await client.post("/api/v1/jobs", json=inline, headers=bearer(ALICE_KEY))
+            assert (refused.status_code, refused.json()["error"]["code"]) == (400, "invalid_request")
+            assert LAB_PASSWORD not in refused.text
+            await watcher.flush()
+            assert seen == []
+            answer = await client.post("/api/v1/jobs", json=job, headers=bearer(ALICE_KEY))
+            assert answer.status_code == 202, answer.text
+            accepted = answer.json()
+            assert accepted["job_id"] == f"job-{accepted['sequence']}"
+            summary = json.loads((await asyncio.wait_for(done.get(), 60)).data)
+            assert summary["request_id"] == accepted["job_id"]
+            assert summary["successful_devices"] == 2
+            bobs = {
+                "devices": [{"name": "ios-1"}],
+                "commands": [{"command": "show clock"}],
+                "request_id": f"gwjob-{RUN}",
+            }
+            named = await client.post("/api/v1/jobs", json=bobs, headers=bearer(BOB_KEY))
+            assert named.status_code == 202, named.text
+            assert named.json()["job_id"] == f"gwjob-{RUN}"
+            await watcher.flush()
+            assert seen == [f"{prefix}.jobs.{ALICE}", f"{prefix}.jobs.{BOB}"]
+    finally:
+        await watcher.close()
         running.stop()

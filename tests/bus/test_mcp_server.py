@@ -24,6 +24,7 @@ from service.devtools.child import ServiceProcess
 from service.devtools.local_server import LocalNatsServer, free_port
 from tests.bus.test_inventory_reload import render_testbed
 from tests.conftest import LAB_PASSWORD
+from tests.front_doors import marker_command
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
@@ -207,6 +208,9 @@ async def test_stdio_tools_run_show_progress_and_errors(mcp_setup: McpSetup) -> 
         assert smuggled.is_error
         assert "password" in text_of(smuggled)
         assert LAB_PASSWORD not in text_of(smuggled)
+
+        marked = await session.call_tool("run_show", {"devices": ["core-1"], "commands": [marker_command("mcp")]})
+        assert not marked.is_error, text_of(marked)  # the read-only proof finds it in the session lab's log
 
         status = await session.call_tool("status", {})
         assert not status.is_error
