@@ -106,18 +106,6 @@ def _timed_out(seconds: float) -> GatewayError:
     return GatewayError(504, ErrorCode.REQUEST_TIMEOUT, f"no answer from the service within {seconds:g}s")
 
 
-def record_json(record: StoredResult) -> dict[str, Any]:
-    return {
-        "stored_at": record.stored_at.isoformat(),
-        "requester": record.requester,
-        "request_id": record.request_id,
-        "device": record.device,
-        "subject": record.subject,
-        "sequence": record.sequence,
-        "result": msgspec.to_builtins(record.result),
-    }
-
-
 def frame(kind: str, data: Any, media: str) -> bytes:
     """One streamed message: an SSE event, or an NDJSON line ``{"event", "data"}``."""
     if media == NDJSON:
@@ -379,7 +367,7 @@ class Gateway:
             records = [await self._resolved(client, record) for record in records]
         except HistoryError as exc:
             raise GatewayError(400, "history_failed", str(exc)) from None
-        return JSONResponse({"count": len(records), "records": [record_json(r) for r in records]})
+        return JSONResponse({"count": len(records), "records": [r.as_dict() for r in records]})
 
     async def _pair(
         self, requester: str, device: str | None, command: str | None, query: dict[str, str]
@@ -416,7 +404,7 @@ class Gateway:
         changes = diff_outputs(
             old.parsed, old.output, new.parsed, new.output, first.request_id, second.request_id, text=text
         )
-        return JSONResponse({"a": record_json(first), "b": record_json(second), **changes.as_dict()})
+        return JSONResponse({"a": first.as_dict(), "b": second.as_dict(), **changes.as_dict()})
 
 
 def create_app(keys: KeyStore, connections: Connections, options: GatewayOptions) -> FastAPI:
