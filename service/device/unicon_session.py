@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import re
 import threading
@@ -131,7 +132,7 @@ class SessionOptions:
             host=target.hostname,
             port=target.port,
             username=target.username,
-            connect_timeout=max(1, int(connect_timeout)),
+            connect_timeout=max(1, math.ceil(connect_timeout)),
             host_key_policy=self.strict_host_key_checking,
             known_hosts_file=self.known_hosts_file,
             config_file=self.ssh_config_file,
@@ -294,9 +295,11 @@ class UniconSession:
     def _run(self, line: str, timeout: float, retries: int, sleep: float) -> str:
         started = time.monotonic()
         try:
-            # error_pattern=[]: output lines such as "WARNING:" are data, not failures; refusals are checked below
+            # error_pattern=[]: output lines such as "WARNING:" are data, not failures; refusals are checked below.
+            # Unicon drops a timeout's fraction (0.5 s fired at once, 1.5 s after 1 s): round up, so a
+            # command gets at least the time it was given (tests/lab/test_unicon_session.py)
             output = self._connection.execute(
-                line, timeout=timeout, error_pattern=[], matched_retries=retries, matched_retry_sleep=sleep
+                line, timeout=math.ceil(timeout), error_pattern=[], matched_retries=retries, matched_retry_sleep=sleep
             )
             return self._rest_after_prompt_like_lines(str(output), timeout - (time.monotonic() - started))
         except unicon_errors.TimeoutError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -175,3 +176,19 @@ def test_the_ssh_command_line_carries_no_secret() -> None:
     assert "canary" not in line
     assert line.endswith("-p 2222 -l admin -- 10.0.0.1")
     assert "StrictHostKeyChecking=accept-new" in line
+
+
+@pytest.mark.parametrize("timeout", [0.5, 1.5])
+def test_a_command_timeout_waits_as_long_as_asked(
+    factory: UniconSessionFactory, target: Target, timeout: float
+) -> None:
+    session = factory.open(target("hangs"), connect_timeout=20)
+    try:
+        started = time.monotonic()
+        with pytest.raises(CommandError) as caught:
+            session.execute("show clock", timeout=timeout)
+        waited = time.monotonic() - started
+    finally:
+        session.close()
+    assert caught.value.code is ErrorCode.COMMAND_TIMEOUT
+    assert waited >= timeout * 0.9, f"a {timeout:g}s command timeout fired after {waited:.2f}s"
