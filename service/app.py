@@ -132,9 +132,15 @@ class App:
         settings = self.settings
         internal = InternalSubjects(settings.bus.subject_prefix, settings.workers.group)
         front = f"{socket.gethostname()}-{os.getpid()}"
+
+        def state(connected: bool) -> None:
+            if connected and self.remote is not None:
+                self.remote.reconnected()  # answers sent while NATS was away are lost: ask again
+
         client = await connect(
             settings,
             f"{settings.bus.service_name}-front-{front}",
+            state,
             inbox_prefix=internal.inbox_prefix(sanitize_token(front)),
         )
         self._internal = client

@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from loguru import logger
 from nats.aio.client import Client
@@ -81,10 +82,17 @@ class RemoteDevices:
         self._wait_for_worker = wait_for_worker
         self._grace = grace
         self._lost: dict[str, asyncio.Event] = {}
+        self._reconnected = asyncio.Event()  # set (and replaced) each time the connection comes back
         self._warm: dict[str, tuple[float, int]] = {}  # worker -> (when, warm sessions) from its last answer
         self.retries = 0
         self.lost = 0
         directory.listen(self._on_map)
+
+    def reconnected(self) -> None:
+        """NATS is back: an answer sent while it was away is lost, so every job waiting for one is
+        sent again to the same worker, which answers it once more without running it twice."""
+        event, self._reconnected = self._reconnected, asyncio.Event()
+        event.set()
 
     def _on_map(self, old: PartitionMap, new: PartitionMap, gone: list[str], leaving: bool) -> None:
         for worker in gone:
@@ -163,7 +171,7 @@ class RemoteDevices:
             collect = asyncio.ensure_future(self._collect(sub))
             gone = asyncio.ensure_future(lost.wait())
             try:
-                done, _ = await asyncio.wait({collect, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                done = await self._wait(collect, gone, worker, body, inbox, timeout)
             finally:
                 gone.cancel()
                 if not collect.done():
@@ -185,6 +193,30 @@ class RemoteDevices:
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+    async def _wait(
+        self,
+        collect: asyncio.Future[Any],
+        gone: asyncio.Future[Any],
+        worker: str,
+        body: bytes,
+        inbox: str,
+        timeout: float,
+    ) -> set[asyncio.Future[Any]]:
+        """Until the answer comes, the worker is lost or ``timeout``; the job is sent again each
+        time NATS comes back (the worker answers a job it knows without running it again)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            back = asyncio.ensure_future(self._reconnected.wait())
+            try:
+                left = max(0.0, deadline - asyncio.get_running_loop().time())
+                done, _ = await asyncio.wait({collect, gone, back}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                back.cancel()
+            if back not in done or collect.done() or gone.done():
+                return done - {back}
+            with contextlib.suppress(Exception):  # still away: the next reconnect sends it again
+                await self._client.publish(self._subjects.work(worker), body, reply=inbox)
 
     @staticmethod
     async def _collect(sub: object) -> tuple[bytes, dict[str, str]] | None:

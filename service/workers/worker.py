@@ -19,6 +19,7 @@ import os
 import socket
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 
 from loguru import logger
@@ -46,6 +47,9 @@ PART_OVERHEAD = 4096  # headers and framing kept free in each piece of a large r
 GOVERNOR_INTERVAL = 0.1  # seconds between two looks at the CPU
 GOVERNOR_START = 16  # devices at once before the first look
 GOVERNOR_FLOOR = 4
+ANSWERS_KEPT = 1024  # answers kept to send again: a front resends its jobs when NATS comes back
+ANSWERS_KEPT_S = 120.0
+JobKey = tuple[str, str, int, str]  # request id, host, port, the front's reply inbox
 
 
 class DeviceWorker:
@@ -74,6 +78,10 @@ class DeviceWorker:
         # the service's login rate is shared by the workers this host starts
         rate = settings.concurrency.login_rate_per_second / max(1, settings.workers.processes())
         self._connects: dict[tuple[str, str, int], list[tuple[float, bool]]] = {}
+        # a front sends a job again when NATS comes back (an answer sent while it was away is lost):
+        # one still running is not run twice, one answered lately is answered again from here
+        self._running: set[JobKey] = set()
+        self._answered: OrderedDict[JobKey, tuple[float, bytes, dict[str, str]]] = OrderedDict()
         threads = settings.workers.threads or settings.concurrency.max_concurrent_devices
         engine_settings = settings.model_copy(
             update={
@@ -197,7 +205,6 @@ class DeviceWorker:
         task.add_done_callback(self._tasks.discard)
 
     async def _answer(self, msg: Msg) -> None:
-        self.jobs += 1
         started = time.monotonic()
         try:
             job = decode_job(msg.data)
@@ -206,6 +213,31 @@ class DeviceWorker:
             if msg.reply:  # the front fails that device at once instead of waiting out its deadline
                 await self._reply(msg.reply, b"", {headers.REFUSED: f"worker {self.worker_id} ({__version__})"})
             return
+        key: JobKey = (job.request_id, job.target.hostname, job.target.port, msg.reply or "")
+        if await self._known(key):
+            return
+        self.jobs += 1
+        self._running.add(key)
+        try:
+            await self._work(job, key, msg.reply, started)
+        finally:
+            self._running.discard(key)
+
+    async def _known(self, key: JobKey) -> bool:
+        """A job sent again: still running (its answer goes to the same inbox) or answered lately
+        (answered again, not run again)."""
+        if key in self._running:
+            return True
+        now = time.monotonic()
+        while self._answered and (next(iter(self._answered.values()))[0] < now - ANSWERS_KEPT_S):
+            self._answered.popitem(last=False)
+        kept = self._answered.get(key)
+        if kept is None:
+            return False
+        await self._reply(key[3], kept[1], kept[2])
+        return True
+
+    async def _work(self, job: DeviceJob, key: JobKey, reply: str | None, started: float) -> None:
         try:
             result = await self._run(job)
         except Exception as exc:  # noqa: BLE001 - a bug fails this device, not the worker
@@ -219,9 +251,13 @@ class DeviceWorker:
                 DeviceError(ErrorCode.INTERNAL_ERROR, f"internal error ({type(exc).__name__})"),
             )
         connects = self._connects.pop((job.request_id, job.target.hostname, job.target.port), [])
-        if msg.reply:
+        if reply:
             answer = {CONNECTS_HEADER: json.dumps(connects), WARM_HEADER: str(self.sessions.idle_count())}
-            await self._reply(msg.reply, encode(result), answer)
+            body = encode(result)
+            self._answered[key] = (time.monotonic(), body, answer)
+            while len(self._answered) > ANSWERS_KEPT:
+                self._answered.popitem(last=False)
+            await self._reply(reply, body, answer)
 
     async def _run(self, job: DeviceJob) -> DeviceResult:
         plan = plan_of(job)
