@@ -49,6 +49,7 @@ GOVERNOR_START = 16  # devices at once before the first look
 GOVERNOR_FLOOR = 4
 ANSWERS_KEPT = 1024  # answers kept to send again: a front resends its jobs when NATS comes back
 ANSWERS_KEPT_S = 120.0
+ANSWERS_KEPT_BYTES = 64 << 20  # and at most this much of them: an answer may carry megabytes of output
 JobKey = tuple[str, str, int, str]  # request id, host, port, the front's reply inbox
 
 
@@ -82,6 +83,7 @@ class DeviceWorker:
         # one still running is not run twice, one answered lately is answered again from here
         self._running: set[JobKey] = set()
         self._answered: OrderedDict[JobKey, tuple[float, bytes, dict[str, str]]] = OrderedDict()
+        self._answered_bytes = 0
         threads = settings.workers.threads or settings.concurrency.max_concurrent_devices
         engine_settings = settings.model_copy(
             update={
@@ -230,12 +232,16 @@ class DeviceWorker:
             return True
         now = time.monotonic()
         while self._answered and (next(iter(self._answered.values()))[0] < now - ANSWERS_KEPT_S):
-            self._answered.popitem(last=False)
+            self._forget_oldest_answer()
         kept = self._answered.get(key)
         if kept is None:
             return False
         await self._reply(key[3], kept[1], kept[2])
         return True
+
+    def _forget_oldest_answer(self) -> None:
+        _, (_, body, _) = self._answered.popitem(last=False)
+        self._answered_bytes -= len(body)
 
     async def _work(self, job: DeviceJob, key: JobKey, reply: str | None, started: float) -> None:
         try:
@@ -255,8 +261,9 @@ class DeviceWorker:
             answer = {CONNECTS_HEADER: json.dumps(connects), WARM_HEADER: str(self.sessions.idle_count())}
             body = encode(result)
             self._answered[key] = (time.monotonic(), body, answer)
-            while len(self._answered) > ANSWERS_KEPT:
-                self._answered.popitem(last=False)
+            self._answered_bytes += len(body)
+            while len(self._answered) > ANSWERS_KEPT or self._answered_bytes > ANSWERS_KEPT_BYTES:
+                self._forget_oldest_answer()
             await self._reply(reply, body, answer)
 
     async def _run(self, job: DeviceJob) -> DeviceResult:
