@@ -26,7 +26,6 @@ import secrets
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,6 +45,7 @@ from run import start_lab  # noqa: E402
 from scenarios import progress  # noqa: E402
 from stack import ServiceProcess, service_env  # noqa: E402
 
+from service.devtools.child import ServiceProcess as ChildService  # noqa: E402
 from service.devtools.local_server import LocalNatsServer, free_port  # noqa: E402
 from service.gateway.keys import hash_key  # noqa: E402
 
@@ -68,48 +68,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-class GatewayProcess:
-    """``pyats-ro http`` on a free port, stopped with SIGTERM (then kill)."""
+class GatewayProcess(ChildService):
+    """``pyats-ro http`` on a free port, ready once its /readyz answers; stopped with SIGTERM (then kill)."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        with log.open("ab") as sink:
-            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "service", "http", "--port", str(self.port), "--env-file", os.devnull],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + GATEWAY_START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the gateway exited ({self.process.returncode}):\n{self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"the gateway was not ready in {GATEWAY_START_TIMEOUT:g}s:\n{self.log.read_text()[-2000:]}")
+        command = [sys.executable, "-m", "service", "http", "--port", str(self.port), "--env-file", os.devnull]
+        super().__init__(env, log, command, ready_url=f"{self.url}/readyz")
+        self.start()
 
     def cpu_seconds(self) -> float:
-        fields = stat_fields(self.process.pid)
+        fields = stat_fields(self.pid)
         if fields is None:
             return 0.0
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 def request_body(device: dict[str, Any]) -> dict[str, Any]:
@@ -217,10 +190,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one run, star
                 )
                 gateway = GatewayProcess(gw_env, workdir / "gateway.log")
                 try:
-                    gateway.wait_ready()
+                    gateway.wait_ready(GATEWAY_START_TIMEOUT)
                     progress(f"{args.warmup} warm-up then {args.requests} measured requests each way, interleaved")
                     headers = {"X-API-Key": key}
-                    profiling = spy.recording(gateway.process.pid, profile) if profile else contextlib.nullcontext()
+                    profiling = spy.recording(gateway.pid, profile) if profile else contextlib.nullcontext()
                     with (
                         httpx.Client(base_url=gateway.url, headers=headers, timeout=args.timeout) as http,
                         profiling,

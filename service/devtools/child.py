@@ -41,11 +41,16 @@ def descendants(pid: int) -> list[int]:
 class ServiceProcess:
     """``with ServiceProcess(env, log_path).start().wait_ready() as service: ...``"""
 
-    def __init__(self, env: dict[str, str], log_path: Path, command: list[str] | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, command: list[str] | None = None, ready_url: str | None = None
+    ) -> None:
+        """``ready_url``: what answers 200 once ready (default: this service's /readyz on PYATS_METRICS_PORT);
+        a front door (``pyats-ro http``) gives its own."""
         self.env = env
         self.log_path = log_path
         self.command = command or SERVE
         self.metrics_port = int(env.get("PYATS_METRICS_PORT", "0"))
+        self.ready_url = ready_url or (f"http://127.0.0.1:{self.metrics_port}/readyz" if self.metrics_port else None)
         self._process: subprocess.Popen[bytes] | None = None
         self._stopping = False
         self._below: list[int] = []  # its descendants when it was asked to stop
@@ -77,15 +82,15 @@ class ServiceProcess:
 
     def wait_ready(self, timeout: float = 60.0) -> ServiceProcess:
         """Poll this instance's own /readyz (other replicas may already answer pings)."""
-        if not self.metrics_port:
-            raise ValueError("wait_ready needs PYATS_METRICS_PORT set to a port")
-        url = f"http://127.0.0.1:{self.metrics_port}/readyz"
+        url = self.ready_url
+        if url is None or not url.startswith("http://"):
+            raise ValueError("wait_ready needs PYATS_METRICS_PORT set to a port, or an http:// ready_url")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
                 code = self._process.poll() if self._process is not None else None
                 raise ServiceExitedError(f"service exited early (exit code {code}):\n{self.log_tail(40)}")
-            with contextlib.suppress(urllib.error.URLError, OSError), urllib.request.urlopen(url, timeout=1) as answer:
+            with contextlib.suppress(urllib.error.URLError, OSError), urllib.request.urlopen(url, timeout=1) as answer:  # noqa: S310 - http only, checked above
                 if answer.status == 200:
                     return self
             time.sleep(0.1)
