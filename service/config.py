@@ -75,6 +75,11 @@ class LogLevel(StrEnum):
         return cls.__members__.get(value.upper()) if isinstance(value, str) else None
 
 
+class ChangeScope(StrEnum):
+    ALL = "all"
+    SCHEDULED = "scheduled"
+
+
 class StreamStorage(StrEnum):
     FILE = "file"
     MEMORY = "memory"
@@ -354,6 +359,118 @@ class JobsSettings(Section):
         le=64,
         validation_alias="PYATS_JOBS_CONCURRENCY",
         description="Jobs one replica works on at the same time.",
+    )
+
+
+class SchedulesSettings(Section):
+    """Schedules
+
+    Polling definitions kept in a NATS KV bucket and managed with ``pyats-ro schedule``
+    (through ``<prefix>.schedules.<requester>``). Every replica watches the bucket; each
+    tick is enqueued once across replicas (JetStream de-duplication on the schedule and tick
+    time) and run once by one replica, like a durable job (docs/SCHEDULES.md).
+    """
+
+    enabled: bool = Field(
+        default=True,
+        validation_alias="PYATS_SCHEDULES_ENABLED",
+        description="Run schedules and answer <prefix>.schedules.<requester> (needs JetStream).",
+    )
+    bucket: StreamName = Field(
+        default="PYATS_SCHEDULES",
+        validation_alias="PYATS_SCHEDULES_BUCKET",
+        description="KV bucket of the schedule definitions (key: the schedule's requester and name).",
+    )
+    state_bucket: StreamName = Field(
+        default="PYATS_SCHEDULE_TICKS",
+        validation_alias="PYATS_SCHEDULES_STATE_BUCKET",
+        description="KV bucket of each schedule's last tick taken or reported missed.",
+    )
+    stream: StreamName = Field(
+        default="PYATS_TICKS",
+        validation_alias="PYATS_SCHEDULES_STREAM",
+        description="Work-queue stream of enqueued ticks (de-duplicated per schedule and tick).",
+    )
+    catch_up: float = Field(
+        default=30.0,
+        ge=0,
+        validation_alias="PYATS_SCHEDULES_CATCH_UP",
+        description=(
+            "A tick found due up to this many seconds ago (no replica was running at its time) still runs, "
+            "counted late; older ones are reported missed, never run in a burst."
+        ),
+    )
+    late_after: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias="PYATS_SCHEDULES_LATE_AFTER",
+        description="A tick that starts this many seconds after its due time (plus jitter) is counted late.",
+    )
+    min_interval: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias="PYATS_SCHEDULES_MIN_INTERVAL",
+        description="Shortest interval a schedule may have (cron's is 60 s).",
+    )
+    max_per_requester: int = Field(
+        default=50,
+        ge=1,
+        validation_alias="PYATS_SCHEDULES_MAX_PER_REQUESTER",
+        description="Schedules one requester may keep.",
+    )
+    concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        validation_alias="PYATS_SCHEDULES_CONCURRENCY",
+        description="Ticks one replica runs at the same time.",
+    )
+
+
+class ChangesSettings(Section):
+    """Change events
+
+    Each new (device, command) result is compared with the previous one of the same requester;
+    when they differ, once volatile fields (uptimes, counters, ages, timestamps) are ignored, a
+    change event goes to ``<prefix>.changes.<requester>.<device>`` and is kept in its own stream.
+    """
+
+    enabled: bool = Field(
+        default=True,
+        validation_alias="PYATS_CHANGES_ENABLED",
+        description="Compare results and publish change events (needs JetStream).",
+    )
+    scope: ChangeScope = Field(
+        default=ChangeScope.ALL,
+        validation_alias="PYATS_CHANGES_SCOPE",
+        description="Which results are compared: every stored result, or only those of schedule ticks.",
+    )
+    stream: StreamName = Field(
+        default="PYATS_CHANGES",
+        validation_alias="PYATS_CHANGES_STREAM",
+        description="Stream keeping change events.",
+    )
+    bucket: StreamName = Field(
+        default="PYATS_BASELINES",
+        validation_alias="PYATS_CHANGES_BUCKET",
+        description="KV bucket of the last compared form of each requester's (device, command).",
+    )
+    max_age: float = Field(
+        default=30 * 86400.0,
+        gt=0,
+        validation_alias="PYATS_CHANGES_MAX_AGE",
+        description="Seconds change events (and unused baselines) are kept.",
+    )
+    rules_file: Path | None = Field(
+        default=None,
+        validation_alias="PYATS_CHANGES_RULES_FILE",
+        description="YAML or JSON file of extra volatile-field rules, tried before the shipped ones.",
+    )
+    max_paths: int = Field(
+        default=500,
+        ge=1,
+        validation_alias="PYATS_CHANGES_MAX_PATHS",
+        description="Paths or lines one change event lists before it is marked truncated.",
     )
 
 
@@ -1032,6 +1149,8 @@ class Settings(BaseSettings):
     bus: BusSettings = Field(default_factory=BusSettings)
     results: ResultsSettings = Field(default_factory=ResultsSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
+    schedules: SchedulesSettings = Field(default_factory=SchedulesSettings)
+    changes: ChangesSettings = Field(default_factory=ChangesSettings)
     requests: RequestLimits = Field(default_factory=RequestLimits)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)

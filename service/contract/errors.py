@@ -60,6 +60,10 @@ class ErrorCode(StrEnum):
     DEVICE_TIMEOUT = "device_timeout"
     QUEUE_TIMEOUT = "queue_timeout"
     REQUEST_TIMEOUT = "request_timeout"
+    # schedules (<prefix>.schedules.<requester>)
+    INVALID_SCHEDULE = "invalid_schedule"
+    SCHEDULE_NOT_FOUND = "schedule_not_found"
+    SCHEDULE_EXISTS = "schedule_exists"
     # the service itself
     CONFIG_INVALID = "config_invalid"
     INTERNAL_ERROR = "internal_error"
@@ -75,6 +79,8 @@ _STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.COMMAND_NOT_ALLOWED: 403,
     ErrorCode.OUTPUT_NOT_FOUND: 404,
     ErrorCode.REPLY_FORBIDDEN: 403,
+    ErrorCode.SCHEDULE_NOT_FOUND: 404,
+    ErrorCode.SCHEDULE_EXISTS: 409,
 }
 
 

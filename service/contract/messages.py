@@ -174,3 +174,100 @@ class ErrorDetail(Struct, frozen=True, kw_only=True):
 class ErrorReply(Struct, frozen=True, kw_only=True):
     error: ErrorDetail
     request_id: str | None = None
+
+
+ScheduleOp = Literal["add", "list", "show", "pause", "resume", "rm"]
+
+
+class Schedule(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A polling definition, stored as JSON in the schedules KV bucket under its name.
+
+    Devices come from the inventory only (``name``, glob or ``group``): a schedule is stored
+    at rest, like a job. Exactly one of ``interval`` and ``cron`` is set.
+    """
+
+    name: Annotated[str, Meta(description="1-32 characters: lower-case letters, digits, '_' and '-'; the KV key.")]
+    devices: Annotated[list[DeviceSpec], Meta(description="Inventory references: name, glob or group.")]
+    commands: list[CommandSpec]
+    output_format: OutputFormatName = "parsed"
+    timeout: Annotated[float | None, Meta(description="Per-command timeout in seconds.")] = None
+    interval: Annotated[
+        float | None, Meta(description="Seconds between ticks; ticks fall on multiples of it since the Unix epoch.")
+    ] = None
+    cron: Annotated[str | None, Meta(description="A 5-field cron expression, in UTC, instead of an interval.")] = None
+    jitter: Annotated[
+        float, Meta(description="Up to this many seconds of delay per tick, the same on every replica.")
+    ] = 0.0
+    paused: bool = False
+    requester: Annotated[
+        str | None, Meta(description="Whose results and change events these are; set by the service from the subject.")
+    ] = None
+    created: Annotated[str | None, Meta(description="When it was added (UTC, ISO 8601); set by the service.")] = None
+    since: Annotated[
+        str | None,
+        Meta(description="Ticks before this time are never run nor reported missed (added or last resumed)."),
+    ] = None
+
+
+class ScheduleRequest(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Sent to ``<prefix>.schedules.<requester>``: manage that requester's own schedules."""
+
+    op: ScheduleOp
+    name: Annotated[str | None, Meta(description="The schedule for show, pause, resume and rm.")] = None
+    schedule: Annotated[Schedule | None, Meta(description="The definition for add.")] = None
+    replace: Annotated[bool, Meta(description="add: replace a schedule of the same name.")] = False
+
+
+class ScheduleState(Struct, frozen=True, kw_only=True):
+    schedule: Schedule
+    revision: Annotated[int, Meta(description="The KV revision of the definition.")]
+    next_tick: Annotated[str | None, Meta(description="The next tick's due time (UTC); none while paused.")] = None
+    last_tick: Annotated[str | None, Meta(description="The last tick a replica took or reported missed.")] = None
+
+
+class ScheduleReply(Struct, frozen=True, kw_only=True):
+    schedules: list[ScheduleState]
+
+
+class PathValue(Struct, frozen=True, kw_only=True):
+    path: Annotated[str, Meta(description="Where in the parsed result, e.g. vrf.default.neighbor['10.0.0.2'].state.")]
+    value: Any = None
+
+
+class PathChange(Struct, frozen=True, kw_only=True):
+    path: str
+    old: Any = None
+    new: Any = None
+
+
+class ChangeSide(Struct, frozen=True, kw_only=True):
+    request_id: str
+    time: Annotated[str, Meta(description="When the service stored that result (UTC, ISO 8601).")]
+
+
+class ChangeEvent(Struct, frozen=True, kw_only=True):
+    """Published on ``<prefix>.changes.<requester>.<device>`` and kept in the changes stream when a
+    (device, command) result differs from the previous one, once volatile fields are ignored."""
+
+    requester: str
+    device: Annotated[str, Meta(description="The device's hostname, as in its results.")]
+    port: int
+    command: str
+    kind: Annotated[
+        Literal["parsed", "text"],
+        Meta(description="parsed: a structured diff of Genie's parse; text: normalised output lines."),
+    ]
+    previous: ChangeSide
+    current: ChangeSide
+    added: list[PathValue] = msgspec.field(default_factory=list)
+    removed: list[PathValue] = msgspec.field(default_factory=list)
+    changed: list[PathChange] = msgspec.field(default_factory=list)
+    lines_added: list[str] = msgspec.field(default_factory=list)
+    lines_removed: list[str] = msgspec.field(default_factory=list)
+    truncated: Annotated[bool, Meta(description="true when the lists were cut to the event size limit.")] = False
+    rule: Annotated[str | None, Meta(description="The volatile-field rule applied, if any.")] = None
+    schedule: Annotated[str | None, Meta(description="The schedule whose tick produced the new result.")] = None
+    groups: Annotated[list[str], Meta(description="The device's inventory groups.")] = msgspec.field(
+        default_factory=list
+    )
+    os: str | None = None

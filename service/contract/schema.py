@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from service.contract.messages import (
+    ChangeEvent,
     DeviceResult,
     ErrorReply,
     ExecuteRequest,
@@ -23,6 +24,8 @@ from service.contract.messages import (
     JobRequest,
     OutputRef,
     RequestSummary,
+    ScheduleReply,
+    ScheduleRequest,
 )
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -37,6 +40,9 @@ MESSAGES: dict[str, Any] = {
     "job-request": JobRequest,
     "output-request": OutputRef,
     "history-request": HistoryRequest,
+    "schedule-request": ScheduleRequest,
+    "schedule-reply": ScheduleReply,
+    "change-event": ChangeEvent,
 }
 
 

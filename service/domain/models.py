@@ -73,6 +73,14 @@ class Endpoint(StrEnum):
     JOBS = "jobs"  # a stored job: no inline credentials; done once every result is stored
     OUTPUTS = "outputs"
     HISTORY = "history"
+    SCHEDULES = "schedules"  # managing schedules
+    TICKS = "ticks"  # one tick of a schedule: run like a stored job
+
+    @property
+    def stored(self) -> bool:
+        """A request kept at rest (a job or a schedule's tick): no inline credentials, and done
+        only once every result is stored."""
+        return self in (Endpoint.JOBS, Endpoint.TICKS)
 
 
 class Privilege(StrEnum):

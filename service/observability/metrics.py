@@ -87,6 +87,44 @@ class ServiceMetrics:
             "pyats_jetstream_available", "1 when results are kept in JetStream, 0 when only published", registry=r
         )
         self.bytes_published = Counter("pyats_bytes_published", "Bytes of replies published", ["kind"], registry=r)
+        # schedules (a schedule's name is its requester's and bounded by PYATS_SCHEDULES_MAX_PER_REQUESTER)
+        self.schedules = Gauge("pyats_schedules", "Schedules defined, by state", ["state"], registry=r)
+        self.ticks_run = Counter(
+            "pyats_schedule_ticks_run", "Schedule ticks run to the end, by schedule", ["schedule"], registry=r
+        )
+        self.ticks_missed = Counter(
+            "pyats_schedule_ticks_missed",
+            "Schedule ticks not run because no replica was running at their time",
+            ["schedule"],
+            registry=r,
+        )
+        self.ticks_late = Counter(
+            "pyats_schedule_ticks_late",
+            "Schedule ticks started later than PYATS_SCHEDULES_LATE_AFTER after their due time",
+            ["schedule"],
+            registry=r,
+        )
+        self.tick_lag = Histogram(
+            "pyats_schedule_tick_lag_seconds",
+            "From a tick's due time (plus its jitter) to the start of its run",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
+            registry=r,
+        )
+        self.schedules_refused = Counter(
+            "pyats_schedule_definitions_refused",
+            "Definitions found in the KV bucket that do not pass the checks (skipped)",
+            registry=r,
+        )
+        # change events (the command label is the volatile-field rule's name, or "other": bounded)
+        self.change_events = Counter(
+            "pyats_change_events", "Change events published, by command rule", ["command"], registry=r
+        )
+        self.change_comparisons = Counter(
+            "pyats_change_comparisons",
+            "Results compared with the previous one, by outcome (baseline, unchanged, changed, skipped)",
+            ["outcome"],
+            registry=r,
+        )
 
     # what the pipeline reports (service.pipeline.ports.PipelineMetrics)
     def request_started(self) -> None:

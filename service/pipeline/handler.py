@@ -101,7 +101,7 @@ class RequestHandler:
         sink: ReplySink,
         endpoint: Endpoint = Endpoint.EXECUTE,
     ) -> None:
-        """Answer one request. For ``Endpoint.JOBS`` the request is a stored job: inline
+        """Answer one request. For a stored endpoint (a job, a schedule's tick) the request is kept at rest: inline
         credentials are refused, and this returns only once every result is published."""
         started = time.monotonic()
         self._metrics.request_started()
@@ -123,7 +123,7 @@ class RequestHandler:
         """The checked plan, or None once the refusal has been answered."""
         request_id = header_request_id if header_request_id and not check_request_id(header_request_id) else None
         try:
-            request = decode_request(data, self._limits.max_payload_bytes, job=endpoint is Endpoint.JOBS)
+            request = decode_request(data, self._limits.max_payload_bytes, job=endpoint.stored)
             request_id = _request_id(request, request_id)
             return await self._plan(request, requester, request_id, endpoint)
         except PyatsRoError as exc:
@@ -134,7 +134,7 @@ class RequestHandler:
         self, request: ExecuteRequest, requester: str, request_id: str, endpoint: Endpoint
     ) -> ExecutionPlan:
         """The safety rules, then the requester's own rules and rate; raises ``PyatsRoError``."""
-        job = endpoint is Endpoint.JOBS
+        job = endpoint.stored
         plan = build_plan(
             request,
             requester=requester,
@@ -186,7 +186,7 @@ class RequestHandler:
             # a JetStream outage delays the stored copy, never the reply.
             await asyncio.wait([asyncio.ensure_future(p) for p in published], timeout=PUBLISH_WAIT)
         await _answer(plan, sink, results, summary)
-        if endpoint is Endpoint.JOBS and not all(await asyncio.gather(*published)):
+        if endpoint.stored and not all(await asyncio.gather(*published)):
             raise PyatsRoError(ErrorCode.INTERNAL_ERROR, "some results of the job could not be published")
 
     async def _run(

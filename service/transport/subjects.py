@@ -63,6 +63,31 @@ class Subjects:
         return f"{self.prefix}.notify.{sanitize_token(requester)}"
 
     @property
+    def schedules_wildcard(self) -> str:
+        return f"{self.prefix}.schedules.>"
+
+    def schedules(self, requester: str) -> str:
+        """Where a requester manages its own schedules (add, list, show, pause, resume, rm)."""
+        return f"{self.prefix}.schedules.{sanitize_token(requester)}"
+
+    @property
+    def changes_wildcard(self) -> str:
+        return f"{self.prefix}.changes.>"
+
+    def changes(self, requester: str, hostname: str | None = None, port: int = 22) -> str:
+        """``<prefix>.changes.<requester>.<device>``; without a device, every device's (``.>``)."""
+        base = f"{self.prefix}.changes.{sanitize_token(requester)}"
+        return f"{base}.{device_token(hostname, port)}" if hostname is not None else f"{base}.>"
+
+    @property
+    def ticks_wildcard(self) -> str:
+        """Internal: enqueued schedule ticks; only the service's own user may publish here."""
+        return f"{self.prefix}.internal.ticks.>"
+
+    def tick(self, requester: str, schedule: str) -> str:
+        return f"{self.prefix}.internal.ticks.{sanitize_token(requester)}.{sanitize_token(schedule)}"
+
+    @property
     def results_wildcard(self) -> str:
         return f"{self.prefix}.results.>"
 

@@ -48,6 +48,22 @@ EVERY_VARIABLE: list[tuple[str, str, str, Any]] = [
     ("PYATS_JOBS_ACK_WAIT", "45", "jobs.ack_wait", 45.0),
     ("PYATS_JOBS_MAX_DELIVER", "3", "jobs.max_deliver", 3),
     ("PYATS_JOBS_CONCURRENCY", "8", "jobs.concurrency", 8),
+    ("PYATS_SCHEDULES_ENABLED", "false", "schedules.enabled", False),
+    ("PYATS_SCHEDULES_BUCKET", "SCHED_X", "schedules.bucket", "SCHED_X"),
+    ("PYATS_SCHEDULES_STATE_BUCKET", "TICKS_X", "schedules.state_bucket", "TICKS_X"),
+    ("PYATS_SCHEDULES_STREAM", "TICKQ_X", "schedules.stream", "TICKQ_X"),
+    ("PYATS_SCHEDULES_CATCH_UP", "12", "schedules.catch_up", 12.0),
+    ("PYATS_SCHEDULES_LATE_AFTER", "3", "schedules.late_after", 3.0),
+    ("PYATS_SCHEDULES_MIN_INTERVAL", "2", "schedules.min_interval", 2.0),
+    ("PYATS_SCHEDULES_MAX_PER_REQUESTER", "7", "schedules.max_per_requester", 7),
+    ("PYATS_SCHEDULES_CONCURRENCY", "2", "schedules.concurrency", 2),
+    ("PYATS_CHANGES_ENABLED", "false", "changes.enabled", False),
+    ("PYATS_CHANGES_SCOPE", "scheduled", "changes.scope", "scheduled"),
+    ("PYATS_CHANGES_STREAM", "CHG_X", "changes.stream", "CHG_X"),
+    ("PYATS_CHANGES_BUCKET", "BASE_X", "changes.bucket", "BASE_X"),
+    ("PYATS_CHANGES_MAX_AGE", "600", "changes.max_age", 600.0),
+    ("PYATS_CHANGES_RULES_FILE", "/etc/pyats/rules.yaml", "changes.rules_file", Path("/etc/pyats/rules.yaml")),
+    ("PYATS_CHANGES_MAX_PATHS", "20", "changes.max_paths", 20),
     ("PYATS_MAX_DEVICES_PER_REQUEST", "40", "requests.max_devices", 40),
     ("PYATS_MAX_COMMANDS_PER_REQUEST", "9", "requests.max_commands", 9),
     ("PYATS_MAX_PAYLOAD_BYTES", "65536", "requests.max_payload_bytes", 65536),
@@ -170,7 +186,7 @@ def plain(value: Any) -> Any:
 def test_every_variable_of_the_flat_settings_is_still_read() -> None:
     variables = {str(field.validation_alias) for _, section in sections() for field in section.model_fields.values()}
     listed = [variable for variable, *_ in EVERY_VARIABLE]
-    assert len(listed) == len(set(listed)) == 104
+    assert len(listed) == len(set(listed)) == 120
     assert variables == set(listed), "a variable was lost, or a new one is missing from EVERY_VARIABLE"
 
 
