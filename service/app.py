@@ -17,8 +17,10 @@ from loguru import logger
 from service import __version__
 from service.config import Settings
 from service.contract.errors import ConfigError
+from service.contract.messages import Schedule
 from service.device.inventory import InventoryStore
 from service.domain.models import DeviceOS
+from service.domain.schedules import Cadence
 from service.observability.health import HealthServer
 from service.observability.logging import route_library_logger
 from service.observability.metrics import ServiceMetrics
@@ -27,11 +29,15 @@ from service.pipeline.handler import RequestHandler
 from service.pipeline.policy_file import load_policy
 from service.pipeline.ports import DeviceSessionFactory, OutputParser
 from service.pipeline.rate_limit import RequesterLimiter
+from service.pipeline.schedule_checks import ScheduleLimits, check_schedule
 from service.transport.connection import BusClient, connect
 from service.transport.endpoint import ExecuteService, guard_discovery_replies
 from service.transport.jobs import JobSettings, JobWorker
 from service.transport.large_outputs import LargeOutputs
 from service.transport.results import NatsResultPublisher, StreamSettings, ensure_results_stream
+from service.transport.schedule_desk import ScheduleDesk
+from service.transport.schedule_store import ScheduleStore
+from service.transport.schedules import ScheduleClock, TickNames, TickWorker
 from service.transport.streams import JetStreamUnavailableError
 from service.transport.subjects import Subjects, sanitize_token
 from service.workers.directory import WorkerDirectory
@@ -98,6 +104,7 @@ class App:
         self.outputs: LargeOutputs | None = None
         self._connected = False
         self._jetstream_ok: bool | None = None  # None: results are not kept, nothing to check
+        self.tick_names = TickNames()  # request id -> schedule, for the change events of ticks run here
         self._parsers_warm = False  # PYATS_PARSER_PREWARM loaded: until then a cold request shares the CPU with it
 
     def worker_rows(self) -> list[dict[str, Any]]:
@@ -257,6 +264,7 @@ class App:
         await self._start_results(stack, client)
         self._start_background(stack, client)
         jobs = await self._start_jobs(stack, client)
+        desk, ticks = await self._start_schedules(stack, client)
         if self.uses_workers:  # after everything that may refuse to start
             stack.push_async_callback(self._stop_workers)
             await self._start_workers()
@@ -271,8 +279,9 @@ class App:
             outputs=self.outputs,
             results_stream=settings.results.stream,
             workers=self.worker_rows if self.uses_workers else None,
+            schedules=desk,
         )
-        stack.push_async_callback(self._drain, service, jobs)
+        stack.push_async_callback(self._drain, service, jobs, ticks)
         await service.start()
 
     def _start_health(self, stack: contextlib.AsyncExitStack) -> None:
@@ -363,13 +372,37 @@ class App:
         await jobs.start()
         return jobs
 
-    async def _drain(self, service: ExecuteService, jobs: JobWorker | None) -> None:
-        """Stop intake, then give jobs and requests in flight the shutdown grace (each still gets a reply)."""
+    async def _start_schedules(
+        self, stack: contextlib.AsyncExitStack, client: BusClient
+    ) -> tuple[ScheduleDesk | None, TickWorker | None]:
+        """The schedules' KV buckets, the tick runner (one replica per tick) and the clock that
+        enqueues ticks; the desk answers ``<prefix>.schedules.<requester>``."""
+        settings = self.settings
+        if not (settings.schedules.enabled and self._jetstream_ok):
+            return None, None
+        s = settings.schedules
+        store = await ScheduleStore.open(client.jetstream(), s.bucket, s.state_bucket)
+        limits = ScheduleLimits(min_interval=s.min_interval, max_per_requester=s.max_per_requester)
+        ticks = TickWorker(
+            client, self.handler, store, self.subjects, s, self.metrics, self.tick_names, settings.jobs.ack_wait
+        )
+        stack.push_async_callback(ticks.stop, 0.0)  # a start that fails half-way leaves no pull loop
+        await ticks.start()
+
+        def check(schedule: Schedule, requester: str | None = None) -> Cadence:
+            return check_schedule(schedule, requester or schedule.requester or "", self.handler, limits)
+
+        clock = ScheduleClock(client, store, self.subjects, s, self.metrics, check)
+        clock.start()
+        stack.push_async_callback(clock.stop)
+        return ScheduleDesk(store, clock, check, limits), ticks
+
+    async def _drain(self, service: ExecuteService, jobs: JobWorker | None, ticks: TickWorker | None) -> None:
+        """Stop intake, then give jobs, ticks and requests in flight the shutdown grace (each still gets a reply)."""
         grace = self.settings.shutdown.grace
         self.ready.clear()
         await service.stop_intake()
-        if jobs is not None:
-            await jobs.stop(grace)
+        await asyncio.gather(*(worker.stop(grace) for worker in (jobs, ticks) if worker is not None))
         cut = await service.wait_in_flight(grace)
         if cut:
             logger.warning("{} request(s) cut off at shutdown were answered with service_unavailable", cut)

@@ -130,21 +130,28 @@ class RequestHandler:
             await self._refuse(exc, request_id, requester, sink, endpoint)
             return None
 
-    async def _plan(
+    def check(
         self, request: ExecuteRequest, requester: str, request_id: str, endpoint: Endpoint
-    ) -> ExecutionPlan:
-        """The safety rules, then the requester's own rules and rate; raises ``PyatsRoError``."""
-        job = endpoint.stored
+    ) -> tuple[ExecutionPlan, RequesterRules]:
+        """The safety rules and the requester's own rules, without taking any rate budget
+        (a schedule is checked this way when it is added); raises ``PyatsRoError``."""
         plan = build_plan(
             request,
             requester=requester,
             request_id=request_id,
-            limits=dataclasses.replace(self._limits, inline_credentials=False) if job else self._limits,
+            limits=dataclasses.replace(self._limits, inline_credentials=False) if endpoint.stored else self._limits,
             timeouts=self._timeouts,
             inventory=self._inventory(),
         )
         rules, source = self.policy.rules_for(requester)
         rules.check(requester, plan.commands, len(plan.targets), source)
+        return plan, rules
+
+    async def _plan(
+        self, request: ExecuteRequest, requester: str, request_id: str, endpoint: Endpoint
+    ) -> ExecutionPlan:
+        """The safety rules, then the requester's own rules and rate; raises ``PyatsRoError``."""
+        plan, rules = self.check(request, requester, request_id, endpoint)
         await self._requester_limiter.admit(endpoint, requester, len(plan.targets), rules.rate)
         return dataclasses.replace(plan, redact=rules.redact)
 

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from loguru import logger
@@ -32,6 +32,7 @@ from service.contract.messages import (
     HistoryRequest,
     OutputRef,
     RequestSummary,
+    ScheduleReply,
 )
 from service.domain.models import Endpoint
 from service.domain.replies import ReplyRule
@@ -52,6 +53,9 @@ from service.transport.micro_stats import EndpointStats
 from service.transport.subjects import Subjects
 
 REQUEST_ID_HEADER = headers.REQUEST_ID
+if TYPE_CHECKING:
+    from service.transport.schedule_desk import ScheduleDesk
+
 REQUEST_INFO_HEADER = headers.REQUEST_INFO
 MESSAGE_KIND_HEADER = headers.MESSAGE
 ERROR_HEADER = headers.SERVICE_ERROR
@@ -94,6 +98,9 @@ class NatsReplySink:
 
     async def history_end(self, truncated_at: int | None) -> None:
         await self._send("end", b"", {TRUNCATED: str(truncated_at)} if truncated_at else {})
+
+    async def schedules(self, reply: ScheduleReply) -> None:
+        await self._send("schedules", encode(reply), {})
 
     async def output_chunk(self, chunk: bytes) -> None:
         await self._send("output", chunk, {})
@@ -159,7 +166,9 @@ class ExecuteService:
         outputs: LargeOutputs | None = None,
         results_stream: str = "PYATS_RESULTS",
         workers: Callable[[], list[dict[str, Any]]] | None = None,
+        schedules: ScheduleDesk | None = None,
     ) -> None:
+        self._schedules = schedules  # None: schedules are off (no JetStream, or turned off)
         self._workers = workers  # the device workers this front sends to, for $SRV.STATS
         self._client = client
         self._replies = replies
@@ -213,10 +222,16 @@ class ExecuteService:
             handler=self._on_history,
             queue_group=self._queue_group,
         )
-        self._stats = {
-            endpoint: EndpointStats.of(self._service, endpoint.value)
-            for endpoint in (Endpoint.EXECUTE, Endpoint.OUTPUTS, Endpoint.HISTORY)
-        }
+        endpoints = [Endpoint.EXECUTE, Endpoint.OUTPUTS, Endpoint.HISTORY]
+        if self._schedules is not None:
+            await self._service.add_endpoint(
+                name=Endpoint.SCHEDULES.value,
+                subject=self._subjects.schedules_wildcard,
+                handler=self._on_schedules,
+                queue_group=self._queue_group,
+            )
+            endpoints.append(Endpoint.SCHEDULES)
+        self._stats = {endpoint: EndpointStats.of(self._service, endpoint.value) for endpoint in endpoints}
         self._accepting = True
         logger.info(
             "listening on {} (queue group {}), service {} {} id {}",
@@ -324,6 +339,26 @@ class ExecuteService:
             return
         await sink.history_end(truncated)
         self._metrics.requests.labels(Endpoint.HISTORY.value, "ok").inc()
+
+    async def _on_schedules(self, request: Request) -> None:
+        requester = self._requester(request, Endpoint.SCHEDULES)
+        if requester is not None:
+            sink = NatsReplySink(request, self._metrics, requester)
+            self._spawn(Endpoint.SCHEDULES, sink, self._send_schedules(request.data, requester, sink))
+
+    async def _send_schedules(self, data: bytes, requester: str, sink: NatsReplySink) -> None:
+        """A requester manages its own schedules; the requester is the subject's."""
+        assert self._schedules is not None
+        try:
+            reply = await self._schedules.answer(data, requester)
+        except PyatsRoError as exc:
+            await self._refuse(Endpoint.SCHEDULES, requester, exc, sink)
+            return
+        except Exception as exc:  # noqa: BLE001 - never let a bug kill the endpoint or go unanswered
+            await self._internal_error(Endpoint.SCHEDULES, exc, sink)
+            return
+        await sink.schedules(reply)
+        self._metrics.requests.labels(Endpoint.SCHEDULES.value, "ok").inc()
 
     async def _internal_error(self, endpoint: Endpoint, exc: Exception, sink: NatsReplySink) -> None:
         logger.opt(exception=exc).error("{} failed inside the service: {}", endpoint.value, type(exc).__name__)

@@ -11,16 +11,12 @@ JSON, inline passwords, policy refusal) is terminated, not redelivered.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 
 import msgspec
-import nats.errors
-import nats.js.errors
 from loguru import logger
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js import api
 
 from service.config import JobsSettings
 from service.contract import headers
@@ -32,8 +28,8 @@ from service.domain.replies import ReplyRule
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
 from service.transport.endpoint import MESSAGE_KIND_HEADER, error_message
-from service.transport.streams import ensure_stream
 from service.transport.subjects import Subjects
+from service.transport.work_queue import QueueSettings, WorkQueueWorker
 
 CONSUMER = "pyats-ro-jobs"
 REQUEST_INFO_HEADER = headers.REQUEST_INFO
@@ -63,7 +59,7 @@ class _Notify(msgspec.Struct):
     notify: str | None = None
 
 
-class _JobSink:
+class JobSink:
     """Collects what a job produced; a job has no reply inbox."""
 
     def __init__(self) -> None:
@@ -93,7 +89,7 @@ class _JobSink:
         self.failure, self.request_id = error, request_id
 
 
-class JobWorker:
+class JobWorker(WorkQueueWorker):
     def __init__(
         self,
         client: Client,
@@ -103,57 +99,23 @@ class JobWorker:
         replies: ReplyRule,
         metrics: ServiceMetrics,
     ) -> None:
-        self._client = client
+        super().__init__(
+            client,
+            QueueSettings(
+                stream=settings.stream,
+                subject=subjects.jobs_wildcard,
+                consumer=CONSUMER,
+                ack_wait=settings.ack_wait,
+                max_deliver=settings.max_deliver,
+                concurrency=settings.concurrency,
+                max_age=settings.max_age,
+            ),
+        )
         self._replies = replies
         self._metrics = metrics
-        self._js = client.jetstream()
         self._handler = handler
         self._subjects = subjects
         self._settings = settings
-        self._loops: list[asyncio.Task[None]] = []
-        self._running: set[asyncio.Task[None]] = set()
-        self._stopping = False
-        self._subscription: nats.js.JetStreamContext.PullSubscription | None = None
-
-    async def start(self) -> None:
-        s = self._settings
-        subject = self._subjects.jobs_wildcard
-        config = api.StreamConfig(
-            name=s.stream,
-            subjects=[subject],
-            retention=api.RetentionPolicy.WORK_QUEUE,
-            storage=api.StorageType.FILE,
-            max_age=s.max_age,
-        )
-        await ensure_stream(self._js, config, "PYATS_JOBS_*")
-        consumer = api.ConsumerConfig(
-            durable_name=CONSUMER,
-            ack_policy=api.AckPolicy.EXPLICIT,
-            ack_wait=s.ack_wait,
-            max_deliver=s.max_deliver,
-            filter_subject=subject,
-        )
-        subscription = await self._js.pull_subscribe(subject, durable=CONSUMER, stream=s.stream, config=consumer)
-        self._subscription = subscription
-        self._loops = [asyncio.create_task(self._loop(subscription)) for _ in range(s.concurrency)]
-        logger.info("taking jobs from {} (stream {}, {} at a time)", subject, s.stream, s.concurrency)
-
-    async def _loop(self, subscription: nats.js.JetStreamContext.PullSubscription) -> None:
-        while not self._stopping:
-            try:
-                messages = await subscription.fetch(1, timeout=2)
-            except (TimeoutError, nats.errors.TimeoutError):
-                continue
-            except nats.errors.Error as exc:
-                logger.warning("fetching jobs failed ({}); retrying", type(exc).__name__)
-                await asyncio.sleep(1)
-                continue
-            for message in messages:
-                task = asyncio.create_task(self._process(message))
-                self._running.add(task)
-                task.add_done_callback(self._running.discard)
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.shield(task)
 
     async def _process(self, message: Msg) -> None:
         metadata = message.metadata
@@ -169,8 +131,8 @@ class JobWorker:
                 logger.warning("job {} refused ({}): notify {!r}: {}", job_id, code, (notify or "")[:200], why)
             await message.term()
             return
-        sink = _JobSink()
-        keepalive = asyncio.create_task(self._keep_alive(message))
+        sink = JobSink()
+        keepalive = self.keep_alive(message)
         try:
             logger.info("job {} (delivery {}) from {}", job_id, metadata.num_delivered, requester)
             await self._handler.handle(message.data, requester, job_id, sink, endpoint=Endpoint.JOBS)
@@ -196,12 +158,6 @@ class JobWorker:
         await message.ack()
         logger.info("job {} done", job_id)
 
-    async def _keep_alive(self, message: Msg) -> None:
-        while True:
-            await asyncio.sleep(max(0.2, self._settings.ack_wait / 3))
-            with contextlib.suppress(nats.errors.Error):
-                await message.in_progress()
-
     @staticmethod
     def _notify_subject(data: bytes) -> str | None:
         """The job's ``notify`` subject, if it names one (the job's own decoding reports bad JSON)."""
@@ -209,15 +165,3 @@ class JobWorker:
             return msgspec.json.decode(data, type=_Notify).notify or None
         except msgspec.DecodeError:
             return None
-
-    async def stop(self, grace: float) -> None:
-        """Stop taking jobs; jobs still running after ``grace`` are left unacked for another replica."""
-        self._stopping = True
-        if self._running:
-            await asyncio.wait(set(self._running), timeout=grace)
-        for task in [*self._running, *self._loops]:
-            task.cancel()
-        if self._subscription is not None:
-            # a pull subscription left open makes the connection's drain wait for its timeout
-            with contextlib.suppress(nats.errors.Error):
-                await self._subscription.unsubscribe()
