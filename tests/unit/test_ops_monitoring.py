@@ -255,6 +255,35 @@ def test_every_alert_has_a_duration_severity_and_text() -> None:
         assert f'job="{JOB}"' in rule["expr"], f"{rule['alert']} should look at the {JOB} job only"
 
 
+SCHEDULE_ALERTS = ("PyatsBgpNeighbourStateChanged", "PyatsScheduleTicksMissed", "PyatsScheduleTicksLate")
+
+
+def alert_rule_tests() -> list[dict[str, Any]]:
+    tests = yaml.safe_load((PROMETHEUS / "alerts.test.yml").read_text())
+    return [case for group in tests["tests"] for case in group["alert_rule_test"]]
+
+
+@pytest.mark.parametrize("alert", SCHEDULE_ALERTS)
+def test_schedule_and_change_alerts_have_promtool_cases_that_fire_and_stay_quiet(alert: str) -> None:
+    """promtool runs them (tests/tooling/test_promtool_ops.py); here: both sides are covered."""
+    cases = [case for case in alert_rule_tests() if case["alertname"] == alert]
+    assert any(case.get("exp_alerts") for case in cases), f"{alert}: no case where it fires"
+    assert any(not case.get("exp_alerts") for case in cases), f"{alert}: no case where it stays quiet"
+
+
+def test_bgp_alert_matches_the_bgp_rule_names_only() -> None:
+    """The command label is the volatile-field rule's name (or other); PromQL regexes are anchored."""
+    [rule] = [rule for rule in alert_rules() if rule["alert"] == "PyatsBgpNeighbourStateChanged"]
+    patterns = set(re.findall(r'pyats_change_events_total\{[^}]*command=~"([^"]+)"', rule["expr"]))
+    assert len(patterns) == 1, patterns
+    pattern = re.compile(patterns.pop())
+    for name in ("show ip bgp summary", "show bgp vrf all all summary", "show bgp instance summary", "show bgp all"):
+        assert pattern.fullmatch(name), name
+    for name in ("other", "show ip interface brief", "show ip route bgp"):
+        assert not pattern.fullmatch(name), name
+    assert "pyats-ro watch --command 'show ip bgp*'" in rule["annotations"]["description"]
+
+
 def test_prometheus_scrapes_both_replicas_and_loads_the_rules() -> None:
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     # relative to prometheus.yml: /etc/prometheus in the container, where ./ops/prometheus is mounted
