@@ -184,6 +184,30 @@ def asyncapi_document() -> dict[str, Any]:
             ["requestSummary"],
             **{"x-nats-jetstream": {"stream": _default("results.stream"), "deduplication": MSG_ID}},
         ),
+        "schedules": _channel(
+            _address(subjects.schedules(r)),
+            f"Managing the requester's own schedules (add, list, show, pause, resume, rm), through the service "
+            f"(queue group {queue_group}): the service checks each definition and stores it in the KV bucket "
+            f"{_default('schedules.bucket')} with the requester taken from this subject; requesters hold no KV "
+            "permissions. Each tick is enqueued once across the replicas on an internal subject (not part of "
+            "this contract) and run like a job.",
+            ["scheduleRequest"],
+            **{"x-nats-queue-group": queue_group},
+        ),
+        "schedulesReply": _channel(
+            None,
+            "The requester's reply inbox: the schedules concerned with their state; or an error "
+            "(invalid_schedule, schedule_not_found, schedule_exists, ...).",
+            ["scheduleReply", "errorReply"],
+        ),
+        "changes": _channel(
+            _address(subjects.changes(r, d, 22)),
+            "One message when a (device, command) result of the requester differs from the previous one, once "
+            "volatile fields (uptimes, counters, ages, timestamps) are ignored; device as in results. Kept for "
+            "replay; subscribe to the requester's own changes (" + _address(subjects.changes(r)) + ").",
+            ["changeEvent"],
+            **{"x-nats-jetstream": {"stream": _default("changes.stream"), "deduplication": MSG_ID}},
+        ),
         **micro_channels,
     }
     reply_messages = ["executeResponse", "streamedResult", "streamedSummary", "streamEnd", "errorReply"]
@@ -222,6 +246,19 @@ def asyncapi_document() -> dict[str, Any]:
         "notifyJob": _operation("send", "jobNotify", ["jobSummary", "jobError"], "Tell the job's notify subject."),
         "publishResult": _operation("send", "results", ["deviceResult"], "Publish each device result when done."),
         "publishSummary": _operation("send", "summary", ["requestSummary"], "Publish the request's summary."),
+        "manageSchedules": {
+            **_operation(
+                "receive",
+                "schedules",
+                ["scheduleRequest"],
+                "Add, list, show, pause, resume or remove the requester's own schedules.",
+                ("schedulesReply", ["scheduleReply", "errorReply"]),
+            ),
+            "bindings": {"nats": {"queue": queue_group, "bindingVersion": NATS_BINDING_VERSION}},
+        },
+        "publishChange": _operation(
+            "send", "changes", ["changeEvent"], "Publish a change event when a result differs from the previous one."
+        ),
         **micro_operations,
     }
     parameters = {

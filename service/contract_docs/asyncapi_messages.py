@@ -22,6 +22,8 @@ from service.transport.results import DEVICE, MSG_ID, REQUEST_ID, REQUESTER, STA
 from service.transport.subjects import SUMMARY_TOKEN
 
 EXAMPLE_REQUEST_ID = "01a215c0-4cd6-7de2-bc00-3dbd7c1371fb"
+# the current result's request id in schemas/examples/change-event.json
+EXAMPLE_CHANGE_REQUEST_ID = "01a22b5b-cb40-7b1d-8e3f-5a7b2c3d4e5f"
 
 
 def _payload(schema_name: str) -> dict[str, str]:
@@ -238,6 +240,38 @@ def messages() -> dict[str, Any]:
             "Empty; with Pyats-Truncated when more results matched than the request's limit.",
             _headers(_kind("end"), {TRUNCATED: _header("The limit that cut the replay short.", "10000")}),
             None,
+        ),
+        "scheduleRequest": _message(
+            "ScheduleRequest",
+            "Schedule request",
+            "Add, list, show, pause, resume or remove one of the requester's own schedules (the requester "
+            "is the subject's last token; a definition's requester field is set by the service).",
+            _headers({}, _request_info()),
+            "schedule-request",
+        ),
+        "scheduleReply": _message(
+            "ScheduleReply",
+            "Schedules",
+            "The schedules the request concerned (all of the requester's for list), each with its KV revision "
+            "and its last and next tick.",
+            None,
+            "schedule-reply",
+        ),
+        "changeEvent": _message(
+            "ChangeEvent",
+            "Change event",
+            "A device's (parsed or normalised) result for a command differs from the requester's previous one: "
+            "what was added, removed and changed, and which two results were compared.",
+            _headers(
+                {
+                    MSG_ID: _header(
+                        "Names the change (the compared results, device and command): a change published twice, "
+                        "by a retry or a second replica, is stored once.",
+                        f"{EXAMPLE_CHANGE_REQUEST_ID}.core-rtr-01.show_ip_bgp_summary",
+                    )
+                }
+            ),
+            "change-event",
         ),
         "microRequest": _message(
             "MicroRequest", "Discovery request", "Who is there, what do you serve, how busy are you.", None, None

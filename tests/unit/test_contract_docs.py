@@ -258,6 +258,8 @@ def _expected_subjects(subjects: Subjects, device: tuple[str, int]) -> dict[str,
         "summary": subjects.summary("alice", REQUEST_ID),
         "outputs": subjects.outputs("alice"),
         "history": subjects.history("alice"),
+        "schedules": subjects.schedules("alice"),
+        "changes": subjects.changes("alice", *device),
     }
     for verb in ServiceVerb:
         key = f"srv{verb.value.title()}"
@@ -281,7 +283,10 @@ def test_every_subject_is_what_the_subject_builder_makes(hostname: str, port: in
     assert matches(filled["summary"], subjects.results_wildcard)
     assert matches(filled["results"], subjects.results_filter("alice", REQUEST_ID))
     assert matches(filled["outputs"], subjects.outputs_wildcard)
-    for name in ["execute", "jobs", "outputs"]:
+    assert matches(filled["schedules"], subjects.schedules_wildcard)
+    assert matches(filled["changes"], subjects.changes("alice"))
+    assert not any(matches(subject, subjects.ticks_wildcard) for subject in filled.values()), "ticks are internal"
+    for name in ["execute", "jobs", "outputs", "schedules"]:
         assert subjects.requester_of(filled[name]) == "alice"
 
 

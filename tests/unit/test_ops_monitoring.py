@@ -105,8 +105,22 @@ def dashboard() -> dict[str, Any]:
     return loaded
 
 
+def query_panels() -> list[dict[str, Any]]:
+    """Every panel but the rows, which only group the panels below them."""
+    return [panel for panel in dashboard()["panels"] if panel["type"] != "row"]
+
+
 def dashboard_exprs() -> list[tuple[str, str]]:
-    return [(panel["title"], target["expr"]) for panel in dashboard()["panels"] for target in panel["targets"]]
+    return [(panel["title"], target["expr"]) for panel in query_panels() for target in panel["targets"]]
+
+
+def panels_of_row(title: str) -> list[dict[str, Any]]:
+    """The panels between the row of that title and the next row (an open row's panels lie after it)."""
+    panels = sorted(dashboard()["panels"], key=lambda panel: (panel["gridPos"]["y"], panel["gridPos"]["x"]))
+    rows = [index for index, panel in enumerate(panels) if panel["type"] == "row"]
+    [start] = [index for index in rows if panels[index]["title"] == title]
+    end = next((index for index in rows if index > start), len(panels))
+    return panels[start + 1 : end]
 
 
 def alert_rules() -> list[dict[str, Any]]:
@@ -147,7 +161,7 @@ def test_dashboard_has_a_prometheus_datasource_variable() -> None:
             assert variable["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, variable["name"]
 
 
-@pytest.mark.parametrize("panel", dashboard()["panels"], ids=lambda panel: str(panel["title"]))
+@pytest.mark.parametrize("panel", query_panels(), ids=lambda panel: str(panel["title"]))
 def test_every_panel_queries_through_the_variable(panel: dict[str, Any]) -> None:
     uses_variable = {"type": "prometheus", "uid": "${datasource}"}
     assert panel["datasource"] == uses_variable
@@ -160,9 +174,36 @@ def test_every_panel_queries_through_the_variable(panel: dict[str, Any]) -> None
 def test_dashboard_panels_have_unique_ids_and_refids() -> None:
     panels = dashboard()["panels"]
     assert len({panel["id"] for panel in panels}) == len(panels)
-    for panel in panels:
+    for panel in query_panels():
         refs = [target["refId"] for target in panel["targets"]]
         assert len(set(refs)) == len(refs), panel["title"]
+
+
+def test_rows_are_open_and_hold_no_query() -> None:
+    """An open row keeps its panels in the dashboard's list; a collapsed one would hide them from these tests."""
+    rows = [panel for panel in dashboard()["panels"] if panel["type"] == "row"]
+    assert rows, "no row: the schedules and changes panels have lost their group"
+    for row in rows:
+        assert row["collapsed"] is False, row["title"]
+        assert row["panels"] == [], row["title"]
+        assert "targets" not in row, row["title"]
+        assert (row["gridPos"]["x"], row["gridPos"]["w"], row["gridPos"]["h"]) == (0, 24, 1), row["title"]
+
+
+def test_every_schedule_and_change_metric_has_a_panel_in_its_row() -> None:
+    wanted = {name for name in exported_series() if name.startswith(("pyats_schedule", "pyats_change_events"))}
+    wanted -= {"pyats_schedule_tick_lag_seconds_count", "pyats_schedule_tick_lag_seconds_sum"}
+    asked = {
+        name
+        for panel in panels_of_row("Schedules and changes")
+        for target in panel["targets"]
+        for name in metric_names(target["expr"])
+    }
+    assert wanted, "no schedule metrics exported: the prefixes above are stale"
+    assert wanted <= asked, f"no panel in the row for {sorted(wanted - asked)}"
+    assert "histogram_quantile(0.99, sum by (le) (rate(pyats_schedule_tick_lag_seconds_bucket" in " ".join(
+        expr for _, expr in dashboard_exprs()
+    )
 
 
 def test_front_door_series_come_from_their_registries() -> None:
@@ -212,6 +253,35 @@ def test_every_alert_has_a_duration_severity_and_text() -> None:
         assert rule["annotations"]["summary"].strip(), rule["alert"]
         assert rule["annotations"]["description"].strip(), rule["alert"]
         assert f'job="{JOB}"' in rule["expr"], f"{rule['alert']} should look at the {JOB} job only"
+
+
+SCHEDULE_ALERTS = ("PyatsBgpNeighbourStateChanged", "PyatsScheduleTicksMissed", "PyatsScheduleTicksLate")
+
+
+def alert_rule_tests() -> list[dict[str, Any]]:
+    tests = yaml.safe_load((PROMETHEUS / "alerts.test.yml").read_text())
+    return [case for group in tests["tests"] for case in group["alert_rule_test"]]
+
+
+@pytest.mark.parametrize("alert", SCHEDULE_ALERTS)
+def test_schedule_and_change_alerts_have_promtool_cases_that_fire_and_stay_quiet(alert: str) -> None:
+    """promtool runs them (tests/tooling/test_promtool_ops.py); here: both sides are covered."""
+    cases = [case for case in alert_rule_tests() if case["alertname"] == alert]
+    assert any(case.get("exp_alerts") for case in cases), f"{alert}: no case where it fires"
+    assert any(not case.get("exp_alerts") for case in cases), f"{alert}: no case where it stays quiet"
+
+
+def test_bgp_alert_matches_the_bgp_rule_names_only() -> None:
+    """The command label is the volatile-field rule's name (or other); PromQL regexes are anchored."""
+    [rule] = [rule for rule in alert_rules() if rule["alert"] == "PyatsBgpNeighbourStateChanged"]
+    patterns = set(re.findall(r'pyats_change_events_total\{[^}]*command=~"([^"]+)"', rule["expr"]))
+    assert len(patterns) == 1, patterns
+    pattern = re.compile(patterns.pop())
+    for name in ("show ip bgp summary", "show bgp vrf all all summary", "show bgp instance summary", "show bgp all"):
+        assert pattern.fullmatch(name), name
+    for name in ("other", "show ip interface brief", "show ip route bgp"):
+        assert not pattern.fullmatch(name), name
+    assert "pyats-ro watch --command 'show ip bgp*'" in rule["annotations"]["description"]
 
 
 def test_prometheus_scrapes_both_replicas_and_loads_the_rules() -> None:
