@@ -50,6 +50,7 @@ from service.transport.work_queue import QueueSettings, WorkQueueWorker
 
 CONSUMER = "pyats-ro-ticks"
 RECENT_TICKS = 4096
+SCHEDULE_STATES = ("running", "paused", "refused")  # pyats_schedules{state}
 
 
 class Tick(msgspec.Struct, frozen=True):
@@ -121,6 +122,7 @@ class ScheduleClock:
         self._check = check
         self._clock = clock
         self._running: dict[str, _Running] = {}
+        self._states: dict[str, str] = {}  # key -> running, paused or refused
         self._watch: asyncio.Task[None] | None = None
 
     def start(self, ready: asyncio.Event | None = None) -> None:
@@ -144,6 +146,7 @@ class ScheduleClock:
         current = self._running.pop(key, None)
         if current is not None:
             current.task.cancel()
+        self._states.pop(key, None)
         if operation in ("DEL", "PURGE"):
             logger.info("schedule {} removed", key)
             self._count()
@@ -156,16 +159,19 @@ class ScheduleClock:
         except (msgspec.DecodeError, msgspec.ValidationError, PyatsRoError) as exc:
             self._metrics.schedules_refused.inc()
             logger.error("schedule {} (revision {}) is not run: {}", key, revision, _why(exc))
+            self._states[key] = "refused"
             self._count()
             return
         if not schedule.paused:
             task = asyncio.create_task(self._keep_time(key, schedule, cadence))
             self._running[key] = _Running(schedule, revision, task)
-        logger.info("schedule {} (revision {}) {}", key, revision, "paused" if schedule.paused else "running")
+        self._states[key] = "paused" if schedule.paused else "running"
+        logger.info("schedule {} (revision {}) {}", key, revision, self._states[key])
         self._count()
 
     def _count(self) -> None:
-        self._metrics.schedules.labels("running").set(len(self._running))
+        for state in SCHEDULE_STATES:
+            self._metrics.schedules.labels(state).set(sum(1 for s in self._states.values() if s == state))
 
     async def _keep_time(self, key: str, schedule: Schedule, cadence: Cadence) -> None:
         """Wake at each tick (and now, in case one is due) for as long as the definition stands."""

@@ -138,6 +138,15 @@ async def test_bad_definitions_are_refused_with_structured_errors(
     keys = await (await client.jetstream().key_value(f"SCHEDULES_{tag(prefix)}")).keys()
     assert keys == [f"{REQUESTER}.ok"]
     await manage_schedules(client, prefix, REQUESTER, ScheduleRequest(op="rm", name="ok"))
+    # a definition written into the bucket around the service is checked too: skipped and counted
+    forged = msgspec.structs.replace(good, name="forged", requester=REQUESTER, commands=[CommandSpec(command="reload")])
+    bucket = await client.jetstream().key_value(f"SCHEDULES_{tag(prefix)}")
+    await bucket.put(f"{REQUESTER}.forged", msgspec.json.encode(forged))
+    await wait_for_async(lambda: "schedule noc.forged (revision" in service.log(), 10)
+    samples = scrape(service.metrics_port)
+    assert value(samples, "pyats_schedule_definitions_refused_total") == 1
+    assert value(samples, "pyats_schedules", state="refused") == 1
+    assert "noc.forged (revision 3) is not run: $.commands[0].command: only show commands" in service.log()
     service.stop()
 
 
