@@ -104,10 +104,10 @@ async def run_watch(args: argparse.Namespace, err: Console) -> int:
         subject = _subject(args)
         client = await connect_bus(bus_address(args))
     except HistoryError as exc:
-        err.print(Text(f"pyats-ro watch: {exc}", style="red"))
+        _say(err, exc)
         return 2
     except BusUnreachableError as exc:
-        err.print(Text(f"pyats-ro watch: {exc}", style="red"))
+        _say(err, exc)
         return 3
     try:
         return await _watch(client, subject, args, err)
@@ -120,7 +120,7 @@ async def _watch(client: BusClient, subject: str, args: argparse.Namespace, err:
     shown = 0
     try:
         async with ChangeWatch(client, subject, ChangeFilter(tuple(args.group), tuple(args.command))) as watch:
-            err.print(Text(_watching(args, subject)))
+            err.print(Text(_watching(args, subject)), soft_wrap=True)
             async with asyncio.timeout(args.for_):
                 async for event in watch:
                     show(event, out, as_json=args.json)
@@ -128,10 +128,10 @@ async def _watch(client: BusClient, subject: str, args: argparse.Namespace, err:
                     if args.count is not None and shown >= args.count:
                         break
     except WatchRefusedError as exc:
-        err.print(Text(f"pyats-ro watch: {exc}", style="red"))
+        _say(err, exc)
         return 2
     except WatchLostError as exc:
-        err.print(Text(f"pyats-ro watch: {exc}", style="red"))
+        _say(err, exc)
         return 3
     except TimeoutError:
         pass  # --for ran out
@@ -140,13 +140,17 @@ async def _watch(client: BusClient, subject: str, args: argparse.Namespace, err:
     return 0
 
 
+def _say(err: Console, problem: Exception) -> None:
+    err.print(Text(f"pyats-ro watch: {problem}", style="red"), soft_wrap=True)
+
+
 def show(event: ChangeEvent, out: Console, *, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(encode(event).decode() + "\n")
         sys.stdout.flush()  # a pipe into jq sees each event as it comes
         return
     for line in render(event):
-        out.print(line)
+        out.print(line, soft_wrap=True)  # one event line is one line, piped or not
 
 
 def render(event: ChangeEvent) -> list[Text]:
