@@ -108,13 +108,16 @@ class ChangeWatch:
         await self.unsubscribe()
 
     async def subscribe(self) -> None:
-        """Subscribe, then a round trip: the server answers a refused subscription before the PONG."""
+        """Subscribe, then round trips: the server refuses a subscription before it answers a
+        PING sent after it. Two of them, because nats-py can take a PONG still owed from its
+        connect handshake (nats-server 2.15 sends an INFO first) as the answer to the first."""
 
         async def collect(msg: Msg) -> None:
             await self._queue.put(msg)
 
         self._subscription = await self.client.subscribe(self.subject, cb=collect)
-        await self.client.flush()
+        for _ in range(2):
+            await self.client.flush()
         error = self.client.last_error
         if error is not None and _PERMISSIONS in str(error).lower() and self.subject.lower() in str(error).lower():
             await self.unsubscribe()

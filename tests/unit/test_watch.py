@@ -184,8 +184,10 @@ class FakeSubscription:
 class FakeClient:
     """What the watch uses of a nats-py client; ``refuse`` makes the server's answer a permissions violation."""
 
-    def __init__(self, refuse: bool = False) -> None:
+    def __init__(self, refuse: bool = False, stale_pongs: int = 0) -> None:
         self.refuse = refuse
+        self.stale_pongs = stale_pongs  # round trips answered early, by a PONG owed from the handshake
+        self.refused: str | None = None
         self.subjects: list[str] = []
         self.subscriptions: list[FakeSubscription] = []
         self.last_error: Exception | None = None
@@ -197,14 +199,17 @@ class FakeClient:
         self.subjects.append(subject)
         self.deliver = cb
         if self.refuse:
-            self.last_error = Exception(f'nats: permissions violation for subscription to "{subject}"')
+            self.refused = subject
         subscription = FakeSubscription(self)
         self.subscriptions.append(subscription)
         self.subscribed.set()
         return subscription
 
     async def flush(self) -> None:
-        return
+        if self.stale_pongs:
+            self.stale_pongs -= 1
+        elif self.refused is not None:
+            self.last_error = Exception(f'nats: permissions violation for subscription to "{self.refused}"')
 
     async def send(self, data: bytes) -> None:
         assert self.deliver is not None
@@ -244,3 +249,11 @@ async def test_a_refused_subscription_raises_and_leaves_nothing_subscribed() -> 
         async with ChangeWatch(client, "pyats.v1.changes.bob.>"):  # type: ignore[arg-type]
             pass
     assert not client.subscriptions
+
+
+@pytest.mark.asyncio
+async def test_a_refusal_is_seen_even_when_the_handshake_s_pong_answers_the_first_round_trip() -> None:
+    client = FakeClient(refuse=True, stale_pongs=1)
+    with pytest.raises(WatchRefusedError):
+        async with ChangeWatch(client, "pyats.v1.changes.bob.>"):  # type: ignore[arg-type]
+            pass
