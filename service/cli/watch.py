@@ -83,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         err.print("stopped")
         return 0
+    except BrokenPipeError:  # the reader went away (| head -1): done, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second failure at exit
+        return 0
 
 
 def _subject(args: argparse.Namespace) -> str:

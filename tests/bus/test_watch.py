@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -73,11 +74,11 @@ class Watch:
         """Exit code, stdout, and all of stderr."""
         stdout, stderr = await asyncio.wait_for(self.process.communicate(), timeout)
         assert self.process.returncode is not None
-        return self.process.returncode, stdout.decode(), "".join(self.stderr_lines) + stderr.decode()
+        return self.process.returncode, (stdout or b"").decode(), "".join(self.stderr_lines) + stderr.decode()
 
 
 @contextlib.asynccontextmanager
-async def watching(url: str, *args: str, **env: str) -> AsyncIterator[Watch]:
+async def watching(url: str, *args: str, stdout: int = asyncio.subprocess.PIPE, **env: str) -> AsyncIterator[Watch]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -87,7 +88,7 @@ async def watching(url: str, *args: str, **env: str) -> AsyncIterator[Watch]:
         url,
         *args,
         env={**{k: v for k, v in os.environ.items() if not k.startswith("PYATS_")}, **env},
-        stdout=asyncio.subprocess.PIPE,
+        stdout=stdout,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
@@ -203,7 +204,39 @@ async def test_shipped_auth_alice_watches_her_own_changes_only(
     assert "refused the subscription to pyats.v1.changes.bob.>" in stderr
     assert "a requester may only watch its own changes" in stderr and "Traceback" not in stderr
 
-    alice = await connect_as("alice")
-    with pytest.raises(WatchRefusedError):
-        async with contextlib.aclosing(watch_changes(alice.client, "pyats.v1", "bob")) as events:
-            await anext(events)
+    for _ in range(10):  # fresh connections: the refusal is seen right after connecting, every time
+        alice = await connect_as("alice")
+        with pytest.raises(WatchRefusedError):
+            async with contextlib.aclosing(watch_changes(alice.client, "pyats.v1", "bob")) as events:
+                await asyncio.wait_for(anext(events), 10)
+
+
+async def test_a_reader_that_goes_away_ends_it_quietly(nats_server: LocalNatsServer, client: Client) -> None:
+    """``pyats-ro watch --json | head -1``: the pipe closes after the first line."""
+    read_end, write_end = os.pipe()
+    async with watching(nats_server.url, "--requester", "pipe-1", "--json", stdout=write_end) as watch:
+        os.close(write_end)  # the child holds it now
+        await watch.ready()
+        await publish(client, change("pipe-1", "r1"))
+        with os.fdopen(read_end, "rb") as reader:
+            first = await asyncio.wait_for(asyncio.to_thread(reader.readline), 10)
+        assert json.loads(first)["device"] == "r1"
+        await publish(client, change("pipe-1", "r2"))  # written into a closed pipe
+        code, _, stderr = await watch.finish()
+    assert code == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+
+
+async def test_a_lost_bus_is_a_clear_error(tmp_path: Path) -> None:
+    server = LocalNatsServer(tmp_path / "nats", jetstream=False)
+    server.start()
+    try:
+        async with watching(server.url, "--requester", "lost-1") as watch:
+            await watch.ready()
+            server.stop()
+            code, stdout, stderr = await watch.finish()
+    finally:
+        server.stop()
+    assert (code, stdout) == (3, "")
+    assert "pyats-ro watch: lost the connection to NATS while watching pyats.v1.changes.lost-1.>" in stderr
+    assert "Traceback" not in stderr
