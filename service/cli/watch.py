@@ -121,8 +121,9 @@ async def run_watch(args: argparse.Namespace, err: Console) -> int:
 async def _watch(client: BusClient, subject: str, args: argparse.Namespace, err: Console) -> int:
     out = Console(highlight=False)
     shown = 0
+    watch = ChangeWatch(client, subject, ChangeFilter(tuple(args.group), tuple(args.command)))
     try:
-        async with ChangeWatch(client, subject, ChangeFilter(tuple(args.group), tuple(args.command))) as watch:
+        async with watch:
             err.print(Text(_watching(args, subject)), soft_wrap=True)
             async with asyncio.timeout(args.for_):
                 async for event in watch:

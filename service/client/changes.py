@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 import msgspec
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -115,9 +116,12 @@ class ChangeWatch:
         async def collect(msg: Msg) -> None:
             await self._queue.put(msg)
 
-        self._subscription = await self.client.subscribe(self.subject, cb=collect)
-        for _ in range(2):
-            await self.client.flush()
+        try:
+            self._subscription = await self.client.subscribe(self.subject, cb=collect)
+            for _ in range(2):
+                await self.client.flush()
+        except (nats.errors.Error, TimeoutError):
+            raise WatchLostError(f"NATS did not answer while subscribing to {self.subject}") from None
         error = self.client.last_error
         if error is not None and _PERMISSIONS in str(error).lower() and self.subject.lower() in str(error).lower():
             await self.unsubscribe()

@@ -7,12 +7,20 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import nats.errors
 import pytest
 from rich.console import Console
 
 from service.cli.main import parser
 from service.cli.watch import render, requester_of, shorten
-from service.client.changes import ChangeFilter, ChangeWatch, WatchRefusedError, command_matches, watch_changes
+from service.client.changes import (
+    ChangeFilter,
+    ChangeWatch,
+    WatchLostError,
+    WatchRefusedError,
+    command_matches,
+    watch_changes,
+)
 from service.contract.codec import encode
 from service.contract.messages import ChangeEvent, ChangeSide, PathChange, PathValue
 
@@ -256,4 +264,17 @@ async def test_a_refusal_is_seen_even_when_the_handshake_s_pong_answers_the_firs
     client = FakeClient(refuse=True, stale_pongs=1)
     with pytest.raises(WatchRefusedError):
         async with ChangeWatch(client, "pyats.v1.changes.bob.>"):  # type: ignore[arg-type]
+            pass
+
+
+@pytest.mark.asyncio
+async def test_a_connection_closed_while_subscribing_is_a_lost_watch() -> None:
+    client = FakeClient()
+
+    async def closed() -> None:
+        raise nats.errors.ConnectionClosedError
+
+    client.flush = closed  # type: ignore[method-assign]
+    with pytest.raises(WatchLostError, match=r"while subscribing to pyats\.v1\.changes\.alice\.>"):
+        async with ChangeWatch(client, "pyats.v1.changes.alice.>"):  # type: ignore[arg-type]
             pass
