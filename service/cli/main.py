@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from service import __version__
-from service.cli import demo, diff, history, http, lab, mcp, request, schedule, serve, status, worker
+from service.cli import demo, diff, history, http, lab, mcp, request, schedule, serve, status, watch, worker
 from service.cli.common import ExactParser
 
 COMMANDS = {
@@ -16,6 +16,7 @@ COMMANDS = {
     "history": history,
     "diff": diff,
     "schedule": schedule,
+    "watch": watch,
     "status": status,
     "demo": demo,
     "http": http,
@@ -30,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
     )
     root.add_argument("--version", action="version", version=f"pyats-ro {__version__}")
     commands = root.add_subparsers(dest="verb", required=True, parser_class=ExactParser)
-    for name in ("serve", "worker", "request", "history", "diff", "schedule"):
+    for name in ("serve", "worker", "request", "history", "diff", "schedule", "watch"):
         COMMANDS[name].add_parser(commands)
     lab.add_parser(commands)
     for name in ("status", "demo", "http", "mcp"):

@@ -104,6 +104,11 @@ def same_command(a: str, b: str) -> bool:
 
 def parse_device(spec: str) -> str:
     """``HOST``, ``HOST:PORT`` or ``[V6]:PORT`` to the device's subject token."""
+    return device_token(*split_device(spec))
+
+
+def split_device(spec: str) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT`` or ``[V6]:PORT`` to ``(host, port)``; port 22 when left out."""
     host, port = spec.strip(), 22
     if host.startswith("[") and "]" in host:
         inner, _, rest = host[1:].partition("]")
@@ -115,7 +120,7 @@ def parse_device(spec: str) -> str:
         port = _port(port_text, spec)
     if not host:
         raise HistoryError(f"no host in device {spec!r}")
-    return device_token(host, port)
+    return host, port
 
 
 def _port(text: str, spec: str) -> int:
