@@ -60,6 +60,7 @@ from service.transport.streams import JetStreamUnavailableError, ensure_stream
 from service.transport.subjects import Subjects, device_token, sanitize_token
 
 MAX_BASELINE_BYTES = 512 * 1024  # above this (compressed), only the digest is kept
+MAX_EVENT_BYTES = 512 * 1024  # above this, an event goes without its paths and lines (truncated)
 _KV_UNSAFE = re.compile(r"[^A-Za-z0-9_=-]")
 _UNAVAILABLE = (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError, TimeoutError)
 
@@ -249,6 +250,9 @@ class ChangeDetector:
         except (nats.errors.Error, TimeoutError, OSError) as exc:
             logger.warning("change comparison of {} failed ({})", observed.result.hostname, type(exc).__name__)
             outcome = "skipped"
+        except (msgspec.EncodeError, TypeError, ValueError) as exc:  # a value the encoder refuses
+            logger.error("change comparison of {} failed ({})", observed.result.hostname, type(exc).__name__)
+            outcome = "skipped"
         self._metrics.change_comparisons.labels(outcome).inc()
 
     def _tracked(self, observed: _Observed, command: CommandResult) -> _Tracked | None:
@@ -329,12 +333,21 @@ class ChangeDetector:
             headers.DEVICE: result.hostname,
         }
         subject = self._subjects.changes(observed.requester, result.hostname, result.port)
-        ack = await self._js.publish(subject, encode(event), timeout=5, headers=message_headers)
+        payload = encode(event)
+        if len(payload) > MAX_EVENT_BYTES:  # large added or removed subtrees: say what changed, not how
+            payload = encode(_without_detail(event))
+        ack = await self._js.publish(subject, payload, timeout=5, headers=message_headers)
         if ack.duplicate:
             logger.debug("change event already published: {}", subject)
             return
         self._metrics.change_events.labels(tracked.rule.name if tracked.rule else "other").inc()
         logger.info("change on {}: {} ({})", result.hostname, tracked.command, event.kind)
+
+
+def _without_detail(event: ChangeEvent) -> ChangeEvent:
+    return msgspec.structs.replace(
+        event, added=[], removed=[], changed=[], lines_added=[], lines_removed=[], truncated=True
+    )
 
 
 class ChangeTrackingPublisher:

@@ -185,6 +185,18 @@ async def test_an_oversized_baseline_keeps_its_digest_and_a_change_is_an_event_w
 
 
 @pytest.mark.asyncio
+async def test_an_oversized_event_goes_without_its_paths() -> None:
+    found, kv, js, _ = detector()
+    found.start()
+    found.observe("alice", result("r1", {"a": 1}), None)
+    found.observe("alice", result("r2", {"a": 1, "blob": os.urandom(300 * 1024).hex()}), None)
+    await found.close(5)
+    ((_, event, _),) = js.published
+    assert event.truncated and not event.added and event.current.request_id == "r2"
+    assert all(len(entry.value) < MAX_BASELINE_BYTES for entry in kv.entries.values())
+
+
+@pytest.mark.asyncio
 async def test_a_full_queue_drops_the_oldest_and_counts_it_skipped() -> None:
     found, _, _, metrics = detector(buffer=2)
     for n in range(3):  # not started: nothing is taken off the queue
