@@ -333,7 +333,8 @@ _BGP_LINES = [
 ]
 _BGP_MASK = [
     (
-        r"^(\s*(?:\S+\s+)?4\s+\d+(?:\.\d+)?)\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+\s+\S+(\s+\S+)$",
+        # neighbour rows: Neighbor V|Spk AS MsgRcvd MsgSent TblVer InQ OutQ Up/Down State/PfxRcd
+        r"^(\s*(?:\S+\s+)?\d+\s+\d+(?:\.\d+)?)\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+\s+\S+(\s+\S+)$",
         r"\1 <counters> <up_down>\2",
     ),
     (r"( using )\d+( bytes of memory)", r"\1<n>\2"),

@@ -167,6 +167,31 @@ def test_text_comparison_names_the_changed_lines_only() -> None:
     assert changes.lines_added == ("10.0.0.2        4        65001 <counters> <up_down> Idle",)
 
 
+@pytest.mark.parametrize(
+    ("os", "command", "row", "later"),
+    [
+        (
+            "iosxr",
+            "show bgp instance all all all summary",
+            "10.36.3.3           0   60000.60001      68      58       43    0    0 00:47:11         10",
+            "10.36.3.3           0   60000.60001      98      88       53    1    0 01:07:11         10",
+        ),
+        (
+            "nxos",
+            "show bgp vrf all all summary",
+            "10.16.2.10        4     0       0       0        0    0    0 5w6d     Idle",
+            "10.16.2.10        4     0       3       9        2    0    0 5w7d     Idle",
+        ),
+    ],
+)
+def test_bgp_neighbour_rows_mask_counters_and_timers_only(os: str, command: str, row: str, later: str) -> None:
+    found = DEFAULT_RULES.for_command(os, command)
+    before, after = comparable(os, command, None, row, found), comparable(os, command, None, later, found)
+    assert before is not None and after is not None and compare(before, after, 10) is None
+    down = comparable(os, command, None, later.rsplit(" ", 1)[0] + " Active", found)
+    assert down is not None and compare(before, down, 10) is not None
+
+
 def test_reordered_lines_are_no_change_and_lists_are_cut_at_max_paths() -> None:
     a = comparable("ios", "show x", None, "one\ntwo\nthree", None)
     b = comparable("ios", "show x", None, "three\none\ntwo", None)
