@@ -199,7 +199,7 @@ class ChangeDetector:
 
     def observe(self, requester: str, result: DeviceResult, schedule: str | None) -> None:
         """Queue a result for comparison; never waits. When the queue is full the oldest goes."""
-        if not any(command.success for command in result.commands) or not result.success:
+        if not any(command.success for command in result.commands):  # a later command may have failed
             return
         if self._queue.full():
             oldest = self._queue.get_nowait()
