@@ -19,17 +19,20 @@ from service.config import Settings
 from service.contract.errors import ConfigError
 from service.contract.messages import Schedule
 from service.device.inventory import InventoryStore
+from service.domain.changes import SHIPPED_RULES, ChangeRules
 from service.domain.models import DeviceOS
 from service.domain.schedules import Cadence
 from service.observability.health import HealthServer
 from service.observability.logging import route_library_logger
 from service.observability.metrics import ServiceMetrics
+from service.pipeline.change_rules_file import load_change_rules
 from service.pipeline.engine import build_engine, sweep_idle_sessions
 from service.pipeline.handler import RequestHandler
 from service.pipeline.policy_file import load_policy
-from service.pipeline.ports import DeviceSessionFactory, OutputParser
+from service.pipeline.ports import DeviceSessionFactory, OutputParser, ResultPublisher
 from service.pipeline.rate_limit import RequesterLimiter
 from service.pipeline.schedule_checks import ScheduleLimits, check_schedule
+from service.transport.changes import ChangeDetector, ChangeTrackingPublisher, ensure_changes_stream
 from service.transport.connection import BusClient, connect
 from service.transport.endpoint import ExecuteService, guard_discovery_replies
 from service.transport.jobs import JobSettings, JobWorker
@@ -337,8 +340,35 @@ class App:
         )
         publisher.start()
         stack.push_async_callback(publisher.close, 5.0)
-        self.handler.publisher = publisher
+        self.handler.publisher = await self._track_changes(stack, client, publisher) if jetstream else publisher
         stack.push_async_callback(self._stop_device_layer)
+
+    async def _track_changes(
+        self, stack: contextlib.AsyncExitStack, client: BusClient, publisher: ResultPublisher
+    ) -> ResultPublisher:
+        """Change events on top of the results publisher; its queue is compared out before the
+        publisher closes (the device layer stops first, so the last results are compared too)."""
+        settings = self.settings
+        if not settings.changes.enabled:
+            return publisher
+        js = client.jetstream()
+        try:
+            kv = await ensure_changes_stream(js, self.subjects, settings.changes, settings.results.duplicate_window)
+        except JetStreamUnavailableError:
+            logger.warning("JetStream is not available: no change events")
+            return publisher
+        detector = ChangeDetector(
+            js,
+            kv,
+            self.subjects,
+            ChangeRules(SHIPPED_RULES).extended(load_change_rules(settings.changes.rules_file)),
+            self.metrics,
+            lambda: self.inventory.current,
+            settings.changes.max_paths,
+        )
+        detector.start()
+        stack.push_async_callback(detector.close, 5.0)
+        return ChangeTrackingPublisher(publisher, detector, settings.changes.scope, self.tick_names.get)
 
     def _start_background(self, stack: contextlib.AsyncExitStack, client: BusClient) -> None:
         """The JetStream probe, the idle-session sweeper and the inventory watcher."""

@@ -26,6 +26,7 @@ from service.device.unicon_session import SessionOptions, UniconSessionFactory
 from service.devtools.child import SERVE, ServiceProcess
 from service.devtools.lab.runner import LabProcess
 from service.devtools.local_server import LocalNatsServer, free_port
+from tests import lab_sequences
 from tests.mockdevice import cases as mockdevice_cases
 
 SHARED_OUTPUTS = Path(
@@ -141,6 +142,14 @@ def corpus_pairs() -> list[dict[str, Any]]:
 
 
 CORPUS = corpus_pairs()
+# answers that change from run to run (tests/bus/test_changes.py), one device per test
+LAB_DEVICES += [
+    {"name": "chg-bgp", "os": "iosxe", "sequence_outputs": {"show ip bgp summary": lab_sequences.BGP_RUNS}},
+    {"name": "chg-redo", "os": "iosxe", "sequence_outputs": {"show ip bgp summary": lab_sequences.BGP_RUNS}},
+    {"name": "chg-version", "os": "iosxe", "sequence_outputs": lab_sequences.version_sequence("chg-version")},
+    {"name": "chg-raw", "os": "iosxe", "sequence_outputs": {"show widget status": lab_sequences.WIDGET_RUNS}},
+    {"name": "chg-auth", "os": "iosxe", "sequence_outputs": {"show ip bgp summary": lab_sequences.BGP_RUNS}},
+]
 LAB_DEVICES += [{"name": c["name"], "os": c["os"], "outputs_dir": str(c["folder"])} for c in CORPUS]
 # Cisco's Unicon mock devices behind the lab's SSH (tests/mockdevice), where unicon ships them;
 # in the same lab so that the read-only proof reads their lines too.

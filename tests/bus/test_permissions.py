@@ -255,3 +255,33 @@ async def test_a_requester_reads_its_own_history_and_not_another_s(
     await alice.wait_error('permissions violation for publish to "pyats.v1.history.bob"')
     with pytest.raises(HistoryError, match="may not read"):
         await query_results(alice.client, HistoryQuery())  # every requester's results: refused too
+
+
+async def test_change_events_reach_their_requester_only_under_the_shipped_permissions(
+    auth_service: ServiceProcess, connect_as: Callable[..., Any], lab_device: Callable[[str], dict[str, Any]]
+) -> None:
+    """The service keeps baselines and publishes change events with its shipped permissions;
+    alice receives her own events and may not subscribe to bob's."""
+    alice = await connect_as("alice")
+    events: list[dict[str, Any]] = []
+
+    async def collect(msg: Any) -> None:
+        events.append(json.loads(msg.data))
+
+    await alice.client.subscribe("pyats.v1.changes.alice.>", cb=collect)
+    body = {
+        "devices": [wire_device(lab_device("chg-auth"))],
+        "commands": [{"command": "show ip bgp summary"}],
+        "output_format": "parsed",
+    }
+    for _ in range(2):  # a baseline, then the lab's second answer: one neighbour went Idle
+        response = await execute(alice.client, "pyats.v1.execute.alice", body, timeout=60)
+        assert response.successful_devices == 1
+    await wait_for_async(lambda: events, timeout=30, what="alice's change event")
+    (event,) = events
+    assert event["requester"] == "alice" and event["command"] == "show ip bgp summary"
+    assert event["kind"] == "parsed" and [change["new"] for change in event["changed"]] == ["Idle"]
+    assert alice.errors == []
+    await alice.client.subscribe("pyats.v1.changes.bob.>")
+    await alice.wait_error('Permissions Violation for Subscription to "pyats.v1.changes.bob.>"')
+    assert "not available" not in auth_service.log()  # JetStream answered every change-related call

@@ -90,6 +90,8 @@ async def test_a_failing_start_up_step_leaves_nothing_behind(
         "PYATS_SUBJECT_PREFIX": f"startfail{n}.v1",
         "PYATS_RESULTS_STREAM": f"STARTFAIL{n}_RESULTS",
         "PYATS_JOBS_STREAM": f"STARTFAIL{n}_JOBS",
+        "PYATS_CHANGES_STREAM": f"STARTFAIL{n}_CHANGES",
+        "PYATS_CHANGES_BUCKET": f"STARTFAIL{n}_BASELINES",
         "PYATS_WORKER_GROUP": f"startfail{n}",
         "PYATS_DEVICE_WORKERS": "1" if step in WORKER_STEPS else "0",
         "PYATS_PARSER_PREWARM": "",

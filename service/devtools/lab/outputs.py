@@ -147,8 +147,14 @@ class OutputStore:
     """The commands one device knows, keyed by normalised command text."""
 
     def __init__(
-        self, os_name: str, outputs_dir: Path | None, generated: dict[str, StoredOutput] | None = None
+        self,
+        os_name: str,
+        outputs_dir: Path | None,
+        generated: dict[str, StoredOutput] | None = None,
+        sequences: tuple[tuple[str, tuple[str, ...]], ...] = (),
     ) -> None:
+        self._sequences = {normalise_command(command): texts for command, texts in sequences}
+        self._runs: dict[str, int] = {}
         outputs = dict(builtin_outputs(os_name))
         if outputs_dir is not None:
             outputs.update(folder_outputs(outputs_dir.resolve(), os_name))
@@ -159,11 +165,22 @@ class OutputStore:
     @classmethod
     def for_device(cls, device: DeviceSpec) -> OutputStore:
         """Built-ins, the device's folder and its generated outputs."""
-        return cls(device.os, device.outputs_dir, generated_for(device))
+        return cls(device.os, device.outputs_dir, generated_for(device), device.sequence_outputs)
 
     def commands(self) -> list[str]:
         """Normalised commands this device answers."""
         return list(self._outputs)
+
+    def next_in_sequence(self, line: str) -> StoredOutput | None:
+        """The next text of the line's ``sequence_outputs`` (the last one once all were served);
+        counted per store, which the server keeps for the device's whole life."""
+        key = normalise_command(line)
+        texts = self._sequences.get(key)
+        if texts is None:
+            return None
+        run = self._runs.get(key, 0)
+        self._runs[key] = run + 1
+        return StoredOutput(line, texts[min(run, len(texts) - 1)], template=False)
 
     def exact(self, command: str) -> StoredOutput | None:
         """Only an exact (normalised) match; used for whole lines with a pipe."""

@@ -276,7 +276,7 @@ class DeviceShell:
         key = normalise_command(base)
         if self._matches(self._device.hang_commands, line, key):
             await self._hang()
-        stored = self._store.exact(line) if clause else None
+        stored = self._store.next_in_sequence(line) or (self._store.exact(line) if clause else None)
         if stored is not None:
             base, clause = line, ""
         else:

@@ -26,6 +26,12 @@ Fault and load fields (all per device, all off by default):
 * ``extra_outputs``: more commands and their exact outputs, JSON ``{"show x": "text"}``;
   the text may hold ANSI escapes, backspaces, and bytes that are not UTF-8 (written
   as ``\udc80``-``\udcff``, Python's surrogateescape);
+* ``sequence_outputs``: commands whose answer changes from one run to the next, JSON
+  ``{"show ip bgp summary": ["text 1", "text 2"]}``: the k-th run of the command on this
+  device (counted across sessions, since the lab started) gets the k-th text, every run after
+  the last gets the last one. The whole line is matched (normalised; a ``|`` clause is part
+  of it, so ``show version | include up`` is another command) and the text is served as is;
+  a sequence wins over ``extra_outputs`` and the stored outputs of the same command;
 * ``login_banner``: the SSH authentication banner (IOS ``banner login``), shown before
   the password is asked;
 * ``motd``: text the device prints after login, before its first prompt (banner motd,
@@ -170,6 +176,7 @@ class DeviceSpec:
     motd: str = ""
     login_banner: str = ""
     extra_outputs: tuple[tuple[str, str], ...] = ()
+    sequence_outputs: tuple[tuple[str, tuple[str, ...]], ...] = ()
     auth_methods: tuple[str, ...] = AUTH_METHODS
     kex_algs: tuple[str, ...] = ()
     host_key_algs: tuple[str, ...] = ()
@@ -301,6 +308,15 @@ def _command_outputs(name: str, value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(value.items())
 
 
+def _sequence_outputs(name: str, value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    if not isinstance(value, dict) or not all(
+        isinstance(command, str) and isinstance(texts, list) and texts and all(isinstance(t, str) for t in texts)
+        for command, texts in value.items()
+    ):
+        raise SpecError(f"{name} must be an object of command -> a non-empty list of output texts")
+    return tuple((command, tuple(texts)) for command, texts in value.items())
+
+
 def _optional_path(_name: str, value: Any) -> Path | None:
     return None if value is None else Path(value)
 
@@ -367,6 +383,7 @@ _COERCERS: dict[str, Callable[[str, Any], Any]] = {
     "login_privilege": _optional_integer,
     "enable_password": _optional_string,
     "extra_outputs": _command_outputs,
+    "sequence_outputs": _sequence_outputs,
     "outputs_dir": _optional_path,
     "large_outputs": _large_outputs,
     "authorized_keys": _authorized_keys,
