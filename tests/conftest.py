@@ -149,6 +149,7 @@ LAB_DEVICES += [
     {"name": "chg-version", "os": "iosxe", "sequence_outputs": lab_sequences.version_sequence("chg-version")},
     {"name": "chg-raw", "os": "iosxe", "sequence_outputs": {"show widget status": lab_sequences.WIDGET_RUNS}},
     {"name": "chg-auth", "os": "iosxe", "sequence_outputs": {"show ip bgp summary": lab_sequences.BGP_RUNS}},
+    {"name": "chg-tick", "os": "iosxe", "sequence_outputs": {"show ip bgp summary": lab_sequences.BGP_RUNS}},
 ]
 LAB_DEVICES += [{"name": c["name"], "os": c["os"], "outputs_dir": str(c["folder"])} for c in CORPUS]
 # Cisco's Unicon mock devices behind the lab's SSH (tests/mockdevice), where unicon ships them;

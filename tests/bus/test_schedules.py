@@ -19,9 +19,11 @@ from nats.aio.client import Client
 from service.client.execute import ServiceReplyError
 from service.client.schedules import manage_schedules
 from service.contract.messages import CommandSpec, DeviceSpec, Schedule, ScheduleRequest
+from service.domain.schedules import tick_request_id
 from tests.bus.test_jobs import inventory_file
 from tests.bus.test_metrics import scrape, value
 from tests.conftest import LAB_PASSWORD, ServiceProcess
+from tests.lab_sequences import BGP_CHANGED_PATH
 from tests.waiting import wait_for_async
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
@@ -269,3 +271,43 @@ async def test_ticks_missed_while_no_replica_ran_are_reported_not_run_in_a_burst
     assert [round(b - a, 3) for a, b in itertools.pairwise(after_gap)] == [1.0] * (len(after_gap) - 1)
     assert after_gap[0] - ticks[stopped_with - 1] >= missed  # the gap holds at least the missed ticks
     second.stop()
+
+
+async def test_a_device_changing_between_ticks_gives_one_change_event_naming_the_schedule(
+    service_factory: Callable[..., ServiceProcess],
+    client: Client,
+    lab_device: Callable[[str], dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    prefix = "sched5.v1"
+    inventory = inventory_file(tmp_path, lab_device, ["chg-tick"])
+    replicas = [sched_service(service_factory, prefix, inventory) for _ in range(2)]
+    for replica in replicas:
+        replica.wait_ready()
+    events: list[dict[str, Any]] = []
+
+    async def collect(msg: Any) -> None:
+        events.append(msgspec.json.decode(msg.data))
+
+    await client.subscribe(f"{prefix}.changes.>", cb=collect)
+    schedule = msgspec.structs.replace(every("bgp", 2, ["chg-tick"], ["show ip bgp summary"]), output_format="parsed")
+    await add(client, prefix, schedule)
+    # tick 1 is the baseline, tick 2 has 10.0.0.3 Idle, the later ones only moved timers and counters
+    await wait_for_async(lambda: ticks_of_stream(client, prefix, 4), 60)
+    await manage_schedules(client, prefix, REQUESTER, ScheduleRequest(op="pause", name="bgp"))
+    await asyncio.sleep(2.5)  # observation window: a tick in flight at the pause finishes and is compared
+    info = await client.jetstream().stream_info(f"CHANGES_{tag(prefix)}", subjects_filter=f"{prefix}.changes.>")
+    assert sum((info.state.subjects or {}).values()) == 1, info.state.subjects
+    (event,) = events
+    assert event["schedule"] == "bgp" and event["requester"] == REQUESTER
+    assert event["changed"] == [{"path": BGP_CHANGED_PATH, "old": "2", "new": "Idle"}]
+    assert event["added"] == [] and event["removed"] == []
+    first, second = sorted(summaries(await stored_subjects(client, prefix)))[:2]
+    assert event["previous"]["request_id"] == tick_request_id(REQUESTER, "bgp", first)
+    assert event["current"]["request_id"] == tick_request_id(REQUESTER, "bgp", second)
+    for replica in replicas:
+        replica.stop()
+
+
+async def ticks_of_stream(client: Client, prefix: str, count: int) -> bool:
+    return len(summaries(await stored_subjects(client, prefix))) >= count
