@@ -180,6 +180,8 @@ def render(event: ChangeEvent) -> list[Text]:
 
 def header(event: ChangeEvent) -> Text:
     device = event.device if event.port == 22 else f"{event.device}:{event.port}"
+    if event.name and event.name != event.device:
+        device = f"{event.name} ({device})"  # the inventory name engineers know it by
     parts = [local_time(event.current.time), device, event.command]
     if event.schedule:
         parts.append(f"schedule {event.schedule}")

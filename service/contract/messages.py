@@ -270,4 +270,5 @@ class ChangeEvent(Struct, frozen=True, kw_only=True):
     groups: Annotated[list[str], Meta(description="The device's inventory groups.")] = msgspec.field(
         default_factory=list
     )
+    name: Annotated[str | None, Meta(description="The device's inventory name, when it is in the inventory.")] = None
     os: str | None = None

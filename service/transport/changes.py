@@ -294,19 +294,21 @@ class ChangeDetector:
         await self._kv.update(tracked.key, value, last=entry.revision)
         return "unchanged"
 
-    def _groups(self, hostname: str, port: int) -> list[str]:
+    def _inventory_entry(self, hostname: str, port: int) -> tuple[str | None, list[str]]:
+        """The device's inventory name and groups (none when it was given inline)."""
         inventory = self._inventory()
         if inventory is None:
-            return []
+            return None, []
         for device in inventory.devices.values():
             if device.hostname == hostname and device.port == port:
-                return sorted(device.groups)
-        return []
+                return device.name, sorted(device.groups)
+        return None, []
 
     async def _publish(self, tracked: _Tracked, stored: _Baseline, changes: ChangeSet | None) -> None:
         """``changes`` is None when the baseline kept only its digest: an event without detail."""
         observed = tracked.observed
         result = observed.result
+        name, groups = self._inventory_entry(result.hostname, result.port)
         event = ChangeEvent(
             requester=observed.requester,
             device=result.hostname,
@@ -323,7 +325,8 @@ class ChangeDetector:
             truncated=changes.truncated if changes is not None else True,
             rule=tracked.rule.name if tracked.rule else None,
             schedule=observed.schedule,
-            groups=self._groups(result.hostname, result.port),
+            groups=groups,
+            name=name,
             os=result.os,
         )
         message_headers = {

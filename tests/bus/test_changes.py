@@ -135,6 +135,7 @@ async def test_a_changed_bgp_neighbour_is_one_event_after_a_baseline(
     assert event["previous"]["time"] < event["current"]["time"]
     assert event["rule"] == "show ip bgp summary" and event["os"] == "iosxe"
     assert event["groups"] == ["core", "watched"] and event["requester"] == REQUESTER
+    assert event["name"] == "chg-bgp"
     assert event["schedule"] is None
 
     before = comparisons(changes_service)

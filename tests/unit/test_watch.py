@@ -67,6 +67,8 @@ def test_the_header_shows_local_time_and_a_port_other_than_22() -> None:
     header = plain(render(event(port=2222)))[0]
     assert header.startswith("2026-11-30 ")  # local time, seconds included
     assert "| r1:2222 |" in header and "schedule" not in header
+    named = plain(render(event(device="10.0.0.1", port=2222, name="core-1")))[0]
+    assert "| core-1 (10.0.0.1:2222) |" in named  # the inventory name first
 
 
 def test_a_text_event_shows_removed_then_added_lines() -> None:
