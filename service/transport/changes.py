@@ -34,7 +34,6 @@ from nats.js.kv import KeyValue
 from service.config import ChangeScope, ChangesSettings
 from service.contract import headers
 from service.contract.codec import encode
-from service.contract.errors import ConfigError, ErrorCode
 from service.contract.messages import (
     ChangeEvent,
     ChangeSide,
@@ -56,13 +55,12 @@ from service.domain.changes import (
 from service.domain.inventory import Inventory
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.ports import ResultPublisher
-from service.transport.streams import JetStreamUnavailableError, ensure_stream
+from service.transport.streams import ensure_bucket, ensure_stream
 from service.transport.subjects import Subjects, device_token, sanitize_token
 
 MAX_BASELINE_BYTES = 512 * 1024  # above this (compressed), only the digest is kept
 MAX_EVENT_BYTES = 512 * 1024  # above this, an event goes without its paths and lines (truncated)
 _KV_UNSAFE = re.compile(r"[^A-Za-z0-9_=-]")
-_UNAVAILABLE = (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError, TimeoutError)
 
 
 async def ensure_changes_stream(
@@ -81,25 +79,10 @@ async def ensure_changes_stream(
         deny_purge=True,
     )
     await ensure_stream(js, config, "PYATS_CHANGES_*")
-    try:
-        try:
-            return await js.key_value(changes.bucket)
-        except nats.js.errors.BucketNotFoundError:
-            kv = await js.create_key_value(
-                api.KeyValueConfig(
-                    bucket=changes.bucket, history=1, ttl=changes.max_age, storage=api.StorageType.FILE, direct=True
-                )
-            )
-            logger.info("created KV bucket {} for change baselines", changes.bucket)
-            return kv
-    except _UNAVAILABLE:
-        raise JetStreamUnavailableError(f"no JetStream answered for bucket {changes.bucket}") from None
-    except nats.js.errors.APIError as exc:
-        raise ConfigError(
-            ErrorCode.CONFIG_INVALID,
-            f"the KV bucket {changes.bucket} cannot be used ({exc.description}); "
-            "change PYATS_CHANGES_BUCKET, or remove the bucket",
-        ) from None
+    bucket = api.KeyValueConfig(
+        bucket=changes.bucket, history=1, ttl=changes.max_age, storage=api.StorageType.FILE, direct=True
+    )
+    return await ensure_bucket(js, bucket, "PYATS_CHANGES_BUCKET")
 
 
 def baseline_key(requester: str, hostname: str, port: int, command: str) -> str:

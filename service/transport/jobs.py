@@ -10,7 +10,6 @@ JSON, inline passwords, policy refusal) is terminated, not redelivered.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 import msgspec
@@ -21,7 +20,7 @@ from nats.aio.msg import Msg
 from service.config import JobsSettings
 from service.contract import headers
 from service.contract.codec import encode
-from service.contract.errors import ErrorCode, PyatsRoError, RequestError
+from service.contract.errors import ErrorCode, PyatsRoError
 from service.contract.messages import DeviceResult, ExecuteResponse, RequestSummary
 from service.domain.models import Endpoint
 from service.domain.replies import ReplyRule
@@ -132,26 +131,16 @@ class JobWorker(WorkQueueWorker):
             await message.term()
             return
         sink = JobSink()
-        keepalive = self.keep_alive(message)
-        try:
-            logger.info("job {} (delivery {}) from {}", job_id, metadata.num_delivered, requester)
-            await self._handler.handle(message.data, requester, job_id, sink, endpoint=Endpoint.JOBS)
-        except asyncio.CancelledError:
-            keepalive.cancel()
-            raise  # not acked: another replica gets it after ack_wait
-        except PyatsRoError as exc:
-            keepalive.cancel()
-            logger.error("job {} failed ({}); it will be redelivered", job_id, exc.code)
-            await message.nak(delay=self._settings.ack_wait / 2)
+        logger.info("job {} (delivery {}) from {}", job_id, metadata.num_delivered, requester)
+        work = self._handler.handle(message.data, requester, job_id, sink, endpoint=Endpoint.JOBS)
+        if not await self.held(message, work, f"job {job_id}"):
             return
-        keepalive.cancel()
         if sink.failure is not None:
-            final = isinstance(sink.failure, RequestError)
             logger.info("job {} refused: {}", job_id, sink.failure.message)
             if notify:
                 body, error_headers = error_message(sink.failure, sink.request_id)
                 await self._client.publish(notify, body, headers={**error_headers, MESSAGE_KIND_HEADER: "error"})
-            await (message.term() if final else message.nak(delay=self._settings.ack_wait / 2))
+            await self.settle_refused(message, sink.failure)
             return
         if notify and sink.outcome is not None:
             await self._client.publish(notify, encode(sink.outcome), headers={MESSAGE_KIND_HEADER: "summary"})

@@ -20,9 +20,8 @@ from nats.js import api
 from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
-from service.contract.errors import ConfigError, ErrorCode
 from service.contract.messages import Schedule
-from service.transport.streams import JetStreamUnavailableError
+from service.transport.streams import ensure_bucket
 from service.transport.subjects import sanitize_token
 
 
@@ -40,21 +39,6 @@ def schedule_key(requester: str, name: str) -> str:
     return f"{sanitize_token(requester)}.{name}"
 
 
-async def open_bucket(js: JetStreamContext, bucket: str, history: int = 1) -> KeyValue:
-    """The bucket, created when missing; ``ConfigError`` when JetStream refuses it."""
-    try:
-        try:
-            return await js.key_value(bucket)
-        except nats.js.errors.BucketNotFoundError:
-            return await js.create_key_value(api.KeyValueConfig(bucket=bucket, history=history))
-    except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError, TimeoutError):
-        raise JetStreamUnavailableError(f"no JetStream answered for KV bucket {bucket}") from None
-    except nats.js.errors.APIError as exc:
-        raise ConfigError(
-            ErrorCode.CONFIG_INVALID, f"the KV bucket {bucket} cannot be used ({exc.description})"
-        ) from None
-
-
 class ScheduleStore:
     def __init__(self, definitions: KeyValue, ticks: KeyValue) -> None:
         self.definitions = definitions
@@ -62,7 +46,11 @@ class ScheduleStore:
 
     @classmethod
     async def open(cls, js: JetStreamContext, bucket: str, state_bucket: str) -> ScheduleStore:
-        return cls(await open_bucket(js, bucket), await open_bucket(js, state_bucket))
+        definitions = await ensure_bucket(js, api.KeyValueConfig(bucket=bucket, history=1), "PYATS_SCHEDULES_BUCKET")
+        ticks = await ensure_bucket(
+            js, api.KeyValueConfig(bucket=state_bucket, history=1), "PYATS_SCHEDULES_STATE_BUCKET"
+        )
+        return cls(definitions, ticks)
 
     @staticmethod
     def decode(value: bytes | None) -> Schedule:

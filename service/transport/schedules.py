@@ -312,30 +312,16 @@ class TickWorker(WorkQueueWorker):
         self._observe_lag(schedule, tick)
         data = msgspec.json.encode(tick_request(schedule, request_id))
         sink = JobSink()
-        keepalive = self.keep_alive(message)
-        try:
-            logger.info(
-                "tick {} of schedule {} (delivery {})", iso(tick.tick), tick.name, message.metadata.num_delivered
-            )
-            await self._handler.handle(data, tick.requester, request_id, sink, endpoint=Endpoint.TICKS)
-        except asyncio.CancelledError:
-            keepalive.cancel()
-            raise  # not acked: another replica runs it after ack_wait
-        except PyatsRoError as exc:
-            keepalive.cancel()
-            logger.error("tick {} of {} failed ({}); it will be run again", iso(tick.tick), tick.name, exc.code)
-            await message.nak(delay=self._queue.ack_wait / 2)
-            return
-        keepalive.cancel()
-        await self._finish(message, tick, sink)
+        logger.info("tick {} of schedule {} (delivery {})", iso(tick.tick), tick.name, message.metadata.num_delivered)
+        work = self._handler.handle(data, tick.requester, request_id, sink, endpoint=Endpoint.TICKS)
+        if await self.held(message, work, f"tick {iso(tick.tick)} of {tick.name}"):
+            await self._finish(message, tick, sink)
 
     async def _finish(self, message: Msg, tick: Tick, sink: JobSink) -> None:
         if sink.failure is not None:
+            # a definition that no longer passes (inventory or policy changed) is not tried again
             logger.error("tick {} of {} refused: {}", iso(tick.tick), tick.name, sink.failure.message)
-            if isinstance(sink.failure, RequestError):
-                await message.term()  # the definition no longer passes (inventory or policy changed)
-            else:
-                await message.nak(delay=self._queue.ack_wait / 2)
+            await self.settle_refused(message, sink.failure)
             return
         await message.ack()
         self._metrics.ticks_run.labels(tick.name).inc()

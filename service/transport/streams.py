@@ -1,4 +1,5 @@
-"""One way to create or update a JetStream stream the service owns (results, jobs).
+"""One way to create or update a JetStream stream (results, jobs, ticks, changes) or KV bucket
+the service owns.
 
 It creates the stream when missing, refuses one that exists for other subjects, keeps the
 ``deny_delete``/``deny_purge`` flags as found (nats-server never lets them be turned off),
@@ -14,6 +15,7 @@ import nats.js.errors
 from loguru import logger
 from nats.js import api
 from nats.js.client import JetStreamContext
+from nats.js.kv import KeyValue
 
 from service.contract.errors import ConfigError, ErrorCode
 
@@ -60,3 +62,22 @@ async def ensure_stream(js: JetStreamContext, config: api.StreamConfig, setting:
         ) from None
     logger.info("JetStream stream {} is up to date", name)
     return config
+
+
+async def ensure_bucket(js: JetStreamContext, config: api.KeyValueConfig, setting: str) -> KeyValue:
+    """The KV bucket, created as ``config`` says when missing; ``setting`` names the variable an
+    operator changes when JetStream refuses it (``PYATS_CHANGES_BUCKET``)."""
+    try:
+        try:
+            return await js.key_value(config.bucket)
+        except nats.js.errors.BucketNotFoundError:
+            kv = await js.create_key_value(config)
+            logger.info("created KV bucket {}", config.bucket)
+            return kv
+    except _UNAVAILABLE:
+        raise JetStreamUnavailableError(f"no JetStream answered for KV bucket {config.bucket}") from None
+    except nats.js.errors.APIError as exc:
+        raise ConfigError(
+            ErrorCode.CONFIG_INVALID,
+            f"the KV bucket {config.bucket} cannot be used ({exc.description}); change {setting}, or remove the bucket",
+        ) from None

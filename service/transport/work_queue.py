@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import nats.errors
@@ -19,6 +20,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
 
+from service.contract.errors import PyatsRoError, RequestError
 from service.transport.streams import ensure_stream
 
 
@@ -89,9 +91,24 @@ class WorkQueueWorker(ABC):
     async def _process(self, message: Msg) -> None:
         """Work on one message and ack, nak or term it; a cancel leaves it unacked."""
 
-    def keep_alive(self, message: Msg) -> asyncio.Task[None]:
-        """In-progress acks while the message is worked on; cancel the task when done."""
-        return asyncio.create_task(self._keep_alive(message))
+    async def held(self, message: Msg, work: Awaitable[None], what: str) -> bool:
+        """Run ``work`` while telling JetStream the message is in progress. True when it ran to
+        the end; False when it failed with a service error (the message is nak'ed: another try
+        later). A cancel (shutdown) leaves it unacked: another replica gets it after ``ack_wait``."""
+        keepalive = asyncio.create_task(self._keep_alive(message))
+        try:
+            await work
+        except PyatsRoError as exc:
+            logger.error("{} failed ({}); it will be run again", what, exc.code)
+            await message.nak(delay=self._queue.ack_wait / 2)
+            return False
+        finally:
+            keepalive.cancel()
+        return True
+
+    async def settle_refused(self, message: Msg, failure: PyatsRoError) -> None:
+        """A request the handler refused: never again if the request itself is wrong, later if not."""
+        await (message.term() if isinstance(failure, RequestError) else message.nak(delay=self._queue.ack_wait / 2))
 
     async def _keep_alive(self, message: Msg) -> None:
         while True:

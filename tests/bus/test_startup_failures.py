@@ -26,7 +26,15 @@ from service.transport.endpoint import ExecuteService
 
 pytestmark = [pytest.mark.bus, pytest.mark.asyncio]
 
-STEPS = ["_start_health", "_start_prewarm", "_connect", "_start_results", "_start_background", "_start_jobs"]
+STEPS = [
+    "_start_health",
+    "_start_prewarm",
+    "_connect",
+    "_start_results",
+    "_start_background",
+    "_start_jobs",
+    "_start_schedules",
+]
 WORKER_STEPS = ["_start_workers", "service.start"]
 _counter = itertools.count()
 
@@ -92,6 +100,9 @@ async def test_a_failing_start_up_step_leaves_nothing_behind(
         "PYATS_JOBS_STREAM": f"STARTFAIL{n}_JOBS",
         "PYATS_CHANGES_STREAM": f"STARTFAIL{n}_CHANGES",
         "PYATS_CHANGES_BUCKET": f"STARTFAIL{n}_BASELINES",
+        "PYATS_SCHEDULES_STREAM": f"STARTFAIL{n}_TICKS",
+        "PYATS_SCHEDULES_BUCKET": f"STARTFAIL{n}_SCHEDULES",
+        "PYATS_SCHEDULES_STATE_BUCKET": f"STARTFAIL{n}_SCHEDULE_TICKS",
         "PYATS_WORKER_GROUP": f"startfail{n}",
         "PYATS_DEVICE_WORKERS": "1" if step in WORKER_STEPS else "0",
         "PYATS_PARSER_PREWARM": "",
