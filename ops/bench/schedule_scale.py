@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import shlex
@@ -50,6 +51,7 @@ sys.path.insert(1, str(REPO))
 import nats  # noqa: E402
 import nats.js.errors  # noqa: E402
 import peers  # noqa: E402
+import spy  # noqa: E402
 from measure import percentile  # noqa: E402
 from procfs import PeakRss, ProcessTree, cpu_seconds, machine_busy_seconds  # noqa: E402
 from report import header, table  # noqa: E402
@@ -97,6 +99,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--peer-concurrency", type=int, default=50, help="scrapli's concurrency")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy the front and a worker during the 2nd tick and after it"
+    )
     args = parser.parse_args(argv)
     if args.idle_ttl is None:
         args.idle_ttl = 1.5 * args.interval
@@ -270,6 +275,18 @@ class Session:
     async def metrics(self) -> dict[str, float]:
         return await asyncio.to_thread(scrape, self.service.metrics_port)
 
+    def profiling(self, index: int, phase: str) -> contextlib.ExitStack:
+        """py-spy on the front and the first device worker during the second tick (``--profile``)."""
+        stack = contextlib.ExitStack()
+        if not self.args.profile or index != min(1, self.args.ticks - 1):
+            return stack
+        workers = sorted(p for p in ProcessTree(self.service.pid).members() if p != self.service.pid)
+        for label, pid in [("front", self.service.pid), *(("worker", p) for p in workers[:1])]:
+            out = self.args.workdir / f"profile-{phase}-{label}.raw"
+            self.args.profiles.append(out)
+            stack.enter_context(spy.recording(pid, out))
+        return stack
+
     async def tick(self, index: int, due: float, before: dict[str, float], last: bool) -> dict[str, Any]:
         """Follow one tick from its due time to the next tick's; CPU over the tick and the interval."""
         interval = self.args.interval
@@ -278,18 +295,21 @@ class Session:
         await sleep_until(due)
         cpu_start = self.cpu.now()
         with PeakRss(self.service.pid, interval=0.2) as peak:
-            try:
-                await asyncio.wait_for(self.results.first[request_id].wait(), timeout=3 * interval)
-                after = await self.metrics()
-                await asyncio.wait_for(self.results.done[request_id].wait(), timeout=3 * interval)
-            except TimeoutError:
-                progress(f"tick {index + 1}: no summary within {3 * interval:g} s")
-                after = await self.metrics()
+            with self.profiling(index, "tick"):
+                try:
+                    await asyncio.wait_for(self.results.first[request_id].wait(), timeout=3 * interval)
+                    after = await self.metrics()
+                    await asyncio.wait_for(self.results.done[request_id].wait(), timeout=3 * interval)
+                except TimeoutError:
+                    progress(f"tick {index + 1}: no summary within {3 * interval:g} s")
+                    after = await self.metrics()
             cpu_done = self.cpu.now()
             if last:  # no tick after the measured ones
                 await manage_schedules(
                     self.client, PREFIX, REQUESTER, ScheduleRequest(op="rm", name=SCHEDULE), timeout=30
                 )
+            with self.profiling(index, "after-tick"):
+                await sleep_until(due + interval - 1.0)
             await sleep_until(due + interval - 0.5)
             next_before = await self.metrics()  # before the next tick starts: its lag is the only new one
             await sleep_until(due + interval)
@@ -402,39 +422,45 @@ def tick_figures(index: int, request_id: str, results: Results, window: Window, 
 
 
 def run_peer(args: argparse.Namespace, devices: list[dict[str, Any]]) -> list[peers.PeerFigures]:
+    """scrapli on the same devices, text only and with Genie's parse (what the service's ``parsed`` does)."""
     if args.peers == "none":
         return []
     why = peers.installed("scrapli")
     if why is not None:
         progress(f"peer scrapli skipped: {why}")
         return []
-    progress(f"peer scrapli: {len(devices)} devices x {args.commands} commands, cold then warm")
-    try:
-        return peers.run("scrapli", devices, args.commands, args.peer_concurrency, PASSWORD, 30 * 60.0)
-    except Exception as exc:  # noqa: BLE001 - a peer that breaks is reported, the bench goes on
-        progress(f"peer scrapli failed: {type(exc).__name__}: {str(exc)[-300:]}")
-        return []
+    found: list[peers.PeerFigures] = []
+    for parse in (False, True):
+        name = "scrapli+genie" if parse else "scrapli"
+        progress(f"peer {name}: {len(devices)} devices x {args.commands} commands, cold then warm")
+        try:
+            figures = peers.run("scrapli", devices, args.commands, args.peer_concurrency, PASSWORD, 1800.0, parse)
+        except Exception as exc:  # noqa: BLE001 - a peer that breaks is reported, the bench goes on
+            progress(f"peer {name} failed: {type(exc).__name__}: {str(exc)[-300:]}")
+            continue
+        found += [dataclasses.replace(f, peer=name) for f in figures]
+    return found
 
 
 def peer_ratios(ticks: list[dict[str, Any]], figures: list[peers.PeerFigures]) -> list[dict[str, Any]]:
-    """Service CPU per device over a tick / scrapli's CPU per device (first tick vs cold, the rest vs warm)."""
+    """Service CPU per device over a tick / the peer's CPU per device (first tick vs cold, the rest vs warm)."""
     rows = []
-    by_phase = {f.phase: f for f in figures}
     for tick in ticks:
-        peer = by_phase.get("cold" if tick["tick"].startswith("1 ") else "warm")
-        if peer is None or not peer.cpu_s:
-            continue
-        peer_ms = peer.cpu_s * 1000 / max(peer.devices, 1)
-        rows.append(
-            {
-                "tick": tick["tick"],
-                "peer phase": peer.phase,
-                "service CPU ms/device": tick["CPU ms/device"],
-                "scrapli CPU ms/device": peer_ms,
-                "ratio service/scrapli": tick["CPU ms/device"] / peer_ms,
-                "ratio, net of probe": tick["net CPU ms/device"] / peer_ms,
-            }
-        )
+        phase = "cold" if tick["tick"].endswith("(logins)") else "warm"
+        for peer in figures:
+            if peer.phase != phase or not peer.cpu_s:
+                continue
+            peer_ms = peer.cpu_s * 1000 / max(peer.devices, 1)
+            rows.append(
+                {
+                    "tick": tick["tick"],
+                    "peer": f"{peer.peer} {peer.phase}",
+                    "service CPU ms/device": tick["CPU ms/device"],
+                    "peer CPU ms/device": peer_ms,
+                    "ratio service/peer": tick["CPU ms/device"] / peer_ms,
+                    "ratio, net of probe": tick["net CPU ms/device"] / peer_ms,
+                }
+            )
     return rows
 
 
@@ -522,8 +548,8 @@ def report(args: argparse.Namespace, command: str, figures: dict[str, Any], work
     console.print(rich_table("ticks", tick_rows))
     console.print(rich_table(f"fairness probe: {PROBER} show clock on {PROBE_DEVICE}", probe_rows))
     if peer_rows:
-        console.print(rich_table("scrapli (same lab, same run)", peer_rows))
-        console.print(rich_table("service / scrapli", ratios))
+        console.print(rich_table("peers (same lab, same run)", peer_rows))
+        console.print(rich_table("service / peer (CPU per device)", ratios))
     metrics = figures["metrics"]
     lines = [
         "## schedules at scale\n",
@@ -537,7 +563,7 @@ def report(args: argparse.Namespace, command: str, figures: dict[str, Any], work
         table(probe_rows),
     ]
     if peer_rows:
-        lines += ["\n### scrapli\n", table(peer_rows), "\n### service / scrapli\n", table(ratios)]
+        lines += ["\n### peers\n", table(peer_rows), "\n### service / peer (CPU per device)\n", table(ratios)]
     lines.append("\n" + ("FAIL:\n" + "\n".join(f"- {p}" for p in problems) if problems else "PASS"))
     sys.stdout.write("\n".join(lines) + "\n")
     return problems
@@ -547,12 +573,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = "python ops/bench/schedule_scale.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     workdir = Path(tempfile.mkdtemp(prefix="pyats-schedule-bench-"))
+    args.workdir, args.profiles = workdir, []
     figures, workers = measure(args, workdir)
     problems = report(args, command, figures, workers)
+    for raw in args.profiles:
+        sys.stdout.write(f"\n### profile: {raw.stem.removeprefix('profile-')}\n\n{spy.summary(raw)}\n")
     if args.json is not None:
         document = {**figures, "peer": [asdict(f) for f in figures["peer"]], "problems": problems}
         args.json.write_text(json.dumps(document, indent=2, default=str), encoding="utf-8")
-    if args.keep_logs or problems:
+    if args.keep_logs or problems or args.profiles:
         sys.stdout.write(f"\nlogs: {workdir}\n")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
