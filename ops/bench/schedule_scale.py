@@ -16,7 +16,10 @@ show ip interface brief, parsed) and follows ``--ticks`` ticks:
   the group) every ~0.5 s; p50/p95 while idle (before the first tick) and during each tick.
 
 Afterwards scrapli (``peers.py``) polls the same N devices with the same commands, cold then
-warm, in its own process: the CPU per device ratio service/scrapli is measured in the same run.
+warm, in its own process, as text and with Genie's parse (what ``parsed`` does): the CPU per
+device ratio service/peer is measured in the same run. Whether change detection ran is
+printed (the ``PYATS_CHANGES`` stream exists after the ticks); ``--no-changes`` turns it off.
+``--profile``: py-spy on the front and the first device worker during the 2nd tick and after it.
 
     .venv/bin/python ops/bench/schedule_scale.py --devices 50 --interval 15 --ticks 2   # smoke, ~1 min
     .venv/bin/python ops/bench/schedule_scale.py                                          # 1000 / 60 s / 3
