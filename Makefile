@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-fast demo lab lint typecheck bench bench-deps bench-logs bench-full clean ssh-client promtool schemas config-docs
+.PHONY: run test test-fast demo lab lint typecheck bench bench-deps bench-logs bench-full bench-schedules clean ssh-client promtool schemas config-docs
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed (PYTHON=$(PYTHON))"; exit 1; }
@@ -74,6 +74,10 @@ bench-logs: $(STAMP)
 ## bench-full: every scenario (adds fairness with 500 devices and big with 1000, with $$SRV.PING latencies) on both SSH backends, the service's work in one process, 2 workers, and 2 separate `pyats-ro worker` commands
 bench-full: $(STAMP) ssh-client bench-deps
 	$(BIN)/python ops/bench/run.py --scenarios cold,warm,warm1,fairness,big,sequential --backend pty,paramiko:w0,paramiko:w2,paramiko:x2 $(BENCH_ARGS)
+
+## bench-schedules: issue 16's scale target: 1000 lab devices polled by one schedule every 60 s, 3 ticks, on this machine's cores; CPU per tick, results/s, lag, a fairness probe, scrapli on the same devices (~7 min; `BENCH_ARGS="--devices 50 --interval 15 --ticks 2"` for a 1-minute smoke)
+bench-schedules: $(STAMP) bench-deps
+	$(BIN)/python ops/bench/schedule_scale.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .coverage

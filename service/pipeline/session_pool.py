@@ -62,6 +62,7 @@ class SessionPool:
         self._max_idle = max_idle
         self._clock = clock
         self._idle: OrderedDict[SessionKey, list[_Idle]] = OrderedDict()
+        self._count = 0  # sessions in _idle, kept as they come and go: a device worker reads it per result
         self._lock = threading.Lock()
         self.logins = 0
         self.reuses = 0
@@ -72,7 +73,7 @@ class SessionPool:
 
     def idle_count(self) -> int:
         with self._lock:
-            return sum(len(entries) for entries in self._idle.values())
+            return self._count
 
     def acquire(self, target: DeviceTarget, connect_timeout: float) -> tuple[DeviceSession, bool]:
         """A live warm session for exactly these credentials, else a new login; ``(session, reused)``."""
@@ -83,6 +84,7 @@ class SessionPool:
             entries = self._idle.get(key, [])
             while entries and found is None:
                 entry = entries.pop()
+                self._count -= 1
                 if self._clock() - entry.since <= self._ttl and entry.session.is_alive():
                     found = entry.session
                 else:
@@ -92,7 +94,9 @@ class SessionPool:
             if found is None:
                 # the device's VTY lines: free the ones idle under other credentials
                 for other in [k for k in self._idle if k.device == key.device]:
-                    stale.extend(entry.session for entry in self._idle.pop(other))
+                    freed = self._idle.pop(other)
+                    self._count -= len(freed)
+                    stale.extend(entry.session for entry in freed)
         for session in stale:
             session.close()
         if found is not None:
@@ -119,11 +123,13 @@ class SessionPool:
         key = SessionKey.of(target)
         with self._lock:
             self._idle.setdefault(key, []).append(_Idle(session, self._clock()))
+            self._count += 1
             self._idle.move_to_end(key)
-            while self._count_locked() > self._max_idle:
+            while self._count > self._max_idle:
                 oldest_key = next(iter(self._idle))
                 entries = self._idle[oldest_key]
                 evicted.append(entries.pop(0).session)
+                self._count -= 1
                 if not entries:
                     del self._idle[oldest_key]
         for old in evicted:
@@ -142,6 +148,7 @@ class SessionPool:
                     self._idle[key] = keep
                 else:
                     del self._idle[key]
+            self._count -= len(expired)
         for entry in expired:
             entry.session.close()
         if expired:
@@ -155,6 +162,7 @@ class SessionPool:
         with self._lock:
             keys = [key for key in self._idle if unwanted(key.hostname, key.port)]
             sessions = [entry.session for key in keys for entry in self._idle.pop(key)]
+            self._count -= len(sessions)
         for session in sessions:
             session.close()
         return len(sessions)
@@ -163,8 +171,6 @@ class SessionPool:
         with self._lock:
             sessions = [entry.session for entries in self._idle.values() for entry in entries]
             self._idle.clear()
+            self._count = 0
         for session in sessions:
             session.close()
-
-    def _count_locked(self) -> int:
-        return sum(len(entries) for entries in self._idle.values())

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import pytest
 
 from service.domain.models import DeviceOS, DeviceTarget, Secret
@@ -135,3 +138,32 @@ def test_close_all() -> None:
     pool.release(target(), session, healthy=True)
     pool.close_all()
     assert session.closed and pool.idle_count() == 0
+
+
+def test_idle_count_is_exact_through_every_way_a_session_comes_and_goes() -> None:
+    """The count is kept as sessions come and go (a device worker reads it per result): it must
+    always be the sessions released healthy that are neither taken again nor closed."""
+    clock = Clock()
+    pool = SessionPool(FakeSessionFactory(), idle_ttl=30, max_idle=6, clock=clock)
+    rng = random.Random(16)
+    idle: set[Any] = set()
+    hosts = [f"r{n}" for n in range(8)]
+    for _ in range(2000):
+        step = rng.random()
+        host = rng.choice(hosts)
+        clock.now += rng.random() * 3
+        if step < 0.6:
+            device = target(host, password=rng.choice(("a", "b")))
+            session, _ = pool.acquire(device, 5)
+            idle.discard(session)
+            pool.release(device, session, healthy=rng.random() < 0.9)
+            if not session.closed:
+                idle.add(session)
+        elif step < 0.8:
+            pool.sweep()
+        elif step < 0.97:
+            pool.close_devices(lambda name, _port, host=host: name == host)
+        else:
+            pool.close_all()
+        idle = {session for session in idle if not session.closed}
+        assert pool.idle_count() == len(idle)
