@@ -163,7 +163,9 @@ class ScheduleClock:
             self._count()
             return
         if not schedule.paused:
-            task = asyncio.create_task(self._keep_time(key, schedule, cadence))
+            # a definition written around the service may have no ``since``: ticks count from when it was read
+            since = parse_iso(schedule.since, default=self._clock())
+            task = asyncio.create_task(self._keep_time(key, schedule, cadence, since))
             self._running[key] = _Running(schedule, revision, task)
         self._states[key] = "paused" if schedule.paused else "running"
         logger.info("schedule {} (revision {}) {}", key, revision, self._states[key])
@@ -173,11 +175,11 @@ class ScheduleClock:
         for state in SCHEDULE_STATES:
             self._metrics.schedules.labels(state).set(sum(1 for s in self._states.values() if s == state))
 
-    async def _keep_time(self, key: str, schedule: Schedule, cadence: Cadence) -> None:
+    async def _keep_time(self, key: str, schedule: Schedule, cadence: Cadence, since: float) -> None:
         """Wake at each tick (and now, in case one is due) for as long as the definition stands."""
         while True:
             try:
-                await self._wake(key, schedule, cadence)
+                await self._wake(key, schedule, cadence, since)
             except (nats.errors.Error, TimeoutError) as exc:
                 logger.warning("schedule {}: the tick could not be enqueued ({}); retrying", key, type(exc).__name__)
                 await asyncio.sleep(1)
@@ -197,10 +199,9 @@ class ScheduleClock:
         upcoming = cadence.next_after(now)
         return upcoming + delay(upcoming)
 
-    async def _wake(self, key: str, schedule: Schedule, cadence: Cadence) -> None:
+    async def _wake(self, key: str, schedule: Schedule, cadence: Cadence, since: float) -> None:
         last, revision = await self._store.last_tick(key)
         now = self._clock()
-        since = parse_iso(schedule.since, default=now)
         plan = due(
             cadence, last=last, since=since, now=now, catch_up=self._settings.catch_up, delay=self._delay(schedule)
         )

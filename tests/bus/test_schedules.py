@@ -172,8 +172,11 @@ async def test_two_replicas_run_each_tick_once_and_a_kv_edit_changes_the_next_ti
     # an operator edits the definition in KV directly: the next tick runs the new command
     bucket = await client.jetstream().key_value(f"SCHEDULES_{tag(prefix)}")
     entry = await bucket.get(f"{REQUESTER}.twice")
-    edited = msgspec.structs.replace(
-        msgspec.json.decode(entry.value or b"", type=Schedule), commands=[CommandSpec(command="show version")]
+    edited = msgspec.structs.replace(  # as an operator might write it: no created or since stamps
+        msgspec.json.decode(entry.value or b"", type=Schedule),
+        commands=[CommandSpec(command="show version")],
+        created=None,
+        since=None,
     )
     await bucket.put(f"{REQUESTER}.twice", msgspec.json.encode(edited))
     before = len(summaries(await stored_subjects(client, prefix)))
