@@ -104,6 +104,7 @@ async def test_canary_passwords_never_leak(
         assert any(CANARY.encode() in t for t in jobs)  # the scan sees the jobs, and the secrets travel there
         scanned = [t for t in traffic if not t.startswith(request) and not job.match(t)]
         assert any(t.startswith(f"{PREFIX}-{backend}.results.".encode()) for t in scanned)
+        assert any(t.startswith(b"$KV.") for t in scanned)  # the change baselines written are scanned too
         places = {
             "service output": service.log(),
             "service log file": (tmp_path / f"service-{backend}.jsonl").read_text(),
