@@ -100,6 +100,7 @@ class App:
             RequesterLimiter(),
             load_policy(settings.policy.file, settings.policy.rate_rule(), settings.policy.redact_outputs),
             inventory=lambda: self.inventory.current,
+            tick_max_devices=settings.schedules.max_devices,
         )
         self.subjects = Subjects(settings.bus.subject_prefix, settings.bus.trust_request_info)
         self.ready = asyncio.Event()

@@ -418,6 +418,15 @@ class SchedulesSettings(Section):
         validation_alias="PYATS_SCHEDULES_MAX_PER_REQUESTER",
         description="Schedules one requester may keep.",
     )
+    max_devices: int = Field(
+        default=2000,
+        ge=1,
+        validation_alias="PYATS_SCHEDULES_MAX_DEVICES",
+        description=(
+            "Devices one schedule may poll (its groups and globs expanded); instead of PYATS_MAX_DEVICES_PER_REQUEST, "
+            "which bounds one interactive request."
+        ),
+    )
     concurrency: int = Field(
         default=4,
         ge=1,

@@ -3,7 +3,7 @@
 Starts nats-server (JetStream, temp dir), one lab of N devices plus one probe device, an
 inventory file (the N devices in group ``bench``), and ``pyats-ro serve`` with the service's
 own defaults (device workers: one per core) except what a schedule of N devices needs
-(``PYATS_MAX_DEVICES_PER_REQUEST`` = N), a session idle TTL longer than the interval (the
+(``PYATS_SCHEDULES_MAX_DEVICES`` = N when above its default of 2000), a session idle TTL longer than the interval (the
 warm case of a device polled every interval) and no request rate limit for the probe.
 Then, as requester ``noc``, adds a schedule on the group (``--interval``, show version and
 show ip interface brief, parsed) and follows ``--ticks`` ticks:
@@ -136,7 +136,7 @@ def service_env(args: argparse.Namespace, nats_url: str, inventory: Path) -> dic
             "PYATS_SSH_STRICT_HOST_KEY_CHECKING": "no",
             "PYATS_INVENTORY_FILE": str(inventory),
             "LAB_DEVICE_PASSWORD": PASSWORD,
-            "PYATS_MAX_DEVICES_PER_REQUEST": str(max(args.devices, 500)),
+            "PYATS_SCHEDULES_MAX_DEVICES": str(max(args.devices, 2000)),
             "PYATS_RATE_LIMIT_REQUESTS": "0",  # the probe sends ~120 requests a minute
             "PYATS_RATE_LIMIT_DEVICES": "0",
             "PYATS_SESSION_IDLE_TTL": f"{args.idle_ttl:g}",

@@ -82,7 +82,9 @@ class RequestHandler:
         policy: RequesterPolicy | None = None,
         inventory: Callable[[], Inventory | None] = lambda: None,
         publisher: ResultPublisher | None = None,
+        tick_max_devices: int | None = None,
     ) -> None:
+        self._tick_max_devices = tick_max_devices  # a schedule's bound instead of the per-request one
         self._inventory = inventory
         self.publisher = publisher
         self._scheduler = scheduler
@@ -139,13 +141,22 @@ class RequestHandler:
             request,
             requester=requester,
             request_id=request_id,
-            limits=dataclasses.replace(self._limits, inline_credentials=False) if endpoint.stored else self._limits,
+            limits=self._limits_for(endpoint),
             timeouts=self._timeouts,
             inventory=self._inventory(),
         )
         rules, source = self.policy.rules_for(requester)
         rules.check(requester, plan.commands, len(plan.targets), source)
         return plan, rules
+
+    def _limits_for(self, endpoint: Endpoint) -> Limits:
+        """Stored requests carry no credentials; a schedule's tick has its own device bound."""
+        if not endpoint.stored:
+            return self._limits
+        limits = dataclasses.replace(self._limits, inline_credentials=False)
+        if endpoint is Endpoint.TICKS and self._tick_max_devices is not None:
+            limits = dataclasses.replace(limits, max_devices=self._tick_max_devices)
+        return limits
 
     async def _plan(
         self, request: ExecuteRequest, requester: str, request_id: str, endpoint: Endpoint

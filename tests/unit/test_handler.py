@@ -4,11 +4,13 @@ import json
 import re
 from typing import Any
 
+import msgspec
 import pytest
 
 from service.contract.errors import ErrorCode, PyatsRoError
-from service.contract.messages import DeviceResult, ExecuteResponse, RequestSummary
-from service.domain.models import Endpoint, Timeouts
+from service.contract.messages import DeviceResult, ExecuteResponse, JobRequest, RequestSummary
+from service.domain.inventory import Inventory, InventoryDevice
+from service.domain.models import DeviceOS, Endpoint, Secret, Timeouts
 from service.domain.policy import Limits
 from service.observability.metrics import ServiceMetrics
 from service.pipeline.handler import RequestHandler
@@ -298,3 +300,34 @@ async def test_a_device_cut_off_at_shutdown_is_still_streamed() -> None:
     assert [kind for kind, _ in sink.events] == ["result", "result", "summary", "end"]
     assert sink.events[1][1].error_code is ErrorCode.SERVICE_UNAVAILABLE
     assert sink.events[2][1].failed_devices == 1
+
+
+async def test_a_schedule_s_tick_has_its_own_device_bound() -> None:
+    devices = {
+        f"r{i}": InventoryDevice(f"r{i}", f"10.0.0.{i}", 22, DeviceOS.IOSXE, "u", Secret("p"), groups=frozenset({"g"}))
+        for i in range(60)
+    }
+    scheduler = build(FakeSessionFactory())[0]._scheduler
+    request = msgspec.json.decode(
+        b'{"devices": [{"group": "g"}], "commands": [{"command": "show clock"}]}', type=JobRequest
+    )
+    for tick_bound, endpoint, fits in [
+        (100, Endpoint.TICKS, True),
+        (55, Endpoint.TICKS, False),
+        (100, Endpoint.JOBS, False),  # a job keeps the per-request bound (50)
+    ]:
+        handler = RequestHandler(
+            scheduler,
+            LIMITS,
+            Timeouts(5, 10, 100),
+            ServiceMetrics(),
+            inventory=lambda: Inventory(devices),
+            tick_max_devices=tick_bound,
+        )
+        if fits:
+            plan, _ = handler.check(request, "noc", "r-1", endpoint)
+            assert len(plan.targets) == 60
+        else:
+            with pytest.raises(PyatsRoError) as refused:
+                handler.check(request, "noc", "r-1", endpoint)
+            assert refused.value.code is ErrorCode.TOO_MANY_DEVICES

@@ -56,6 +56,7 @@ EVERY_VARIABLE: list[tuple[str, str, str, Any]] = [
     ("PYATS_SCHEDULES_LATE_AFTER", "3", "schedules.late_after", 3.0),
     ("PYATS_SCHEDULES_MIN_INTERVAL", "2", "schedules.min_interval", 2.0),
     ("PYATS_SCHEDULES_MAX_PER_REQUESTER", "7", "schedules.max_per_requester", 7),
+    ("PYATS_SCHEDULES_MAX_DEVICES", "3000", "schedules.max_devices", 3000),
     ("PYATS_SCHEDULES_CONCURRENCY", "2", "schedules.concurrency", 2),
     ("PYATS_CHANGES_ENABLED", "false", "changes.enabled", False),
     ("PYATS_CHANGES_SCOPE", "scheduled", "changes.scope", "scheduled"),
@@ -186,7 +187,7 @@ def plain(value: Any) -> Any:
 def test_every_variable_of_the_flat_settings_is_still_read() -> None:
     variables = {str(field.validation_alias) for _, section in sections() for field in section.model_fields.values()}
     listed = [variable for variable, *_ in EVERY_VARIABLE]
-    assert len(listed) == len(set(listed)) == 120
+    assert len(listed) == len(set(listed)) == 121
     assert variables == set(listed), "a variable was lost, or a new one is missing from EVERY_VARIABLE"
 
 
