@@ -141,6 +141,9 @@ class ScheduleClock:
             except (nats.errors.Error, TimeoutError) as exc:
                 logger.warning("watching the schedules failed ({}); watching again", type(exc).__name__)
                 await asyncio.sleep(1)
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop every schedule for good
+                logger.opt(exception=exc).error("watching the schedules failed: {}; watching again", type(exc).__name__)
+                await asyncio.sleep(1)
 
     def _apply(self, key: str, value: bytes | None, revision: int, operation: str | None) -> None:
         current = self._running.pop(key, None)
@@ -182,6 +185,10 @@ class ScheduleClock:
                 await self._wake(key, schedule, cadence, since)
             except (nats.errors.Error, TimeoutError) as exc:
                 logger.warning("schedule {}: the tick could not be enqueued ({}); retrying", key, type(exc).__name__)
+                await asyncio.sleep(1)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop this schedule's clock for good
+                logger.opt(exception=exc).error("schedule {}: waking failed: {}", key, type(exc).__name__)
                 await asyncio.sleep(1)
                 continue
             await asyncio.sleep(max(0.05, self._next_wake(schedule, cadence) - self._clock()))
@@ -294,7 +301,10 @@ class TickWorker(WorkQueueWorker):
             logger.error("not a tick on {}; dropped", message.subject)
             await message.term()
             return
-        stored = await self._store.get(tick.requester, tick.name)
+        try:
+            stored = await self._store.get(tick.requester, tick.name)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            stored = None  # a definition that is not one (written around the service) does not run
         if stored is None or stored.schedule.paused:
             logger.info(
                 "tick {} of {} skipped: the schedule is {}",
