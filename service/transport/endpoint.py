@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from loguru import logger
@@ -56,6 +56,7 @@ REQUEST_ID_HEADER = headers.REQUEST_ID
 if TYPE_CHECKING:
     from service.transport.schedule_desk import ScheduleDesk
 
+T = TypeVar("T")
 REQUEST_INFO_HEADER = headers.REQUEST_INFO
 MESSAGE_KIND_HEADER = headers.MESSAGE
 ERROR_HEADER = headers.SERVICE_ERROR
@@ -302,43 +303,40 @@ class ExecuteService:
 
     async def _send_history(self, data: bytes, requester: str, sink: NatsReplySink) -> None:
         """The requester's own stored results, one message each, then an end marker."""
+        ok, truncated = await self._answered(Endpoint.HISTORY, requester, sink, self._replay(data, requester, sink))
+        if ok:
+            await sink.history_end(truncated)
+            self._metrics.requests.labels(Endpoint.HISTORY.value, "ok").inc()
+
+    async def _replay(self, data: bytes, requester: str, sink: NatsReplySink) -> int | None:
+        """Send the stored results; the limit that cut the replay short, if one did."""
         try:
-            try:
-                asked = msgspec.json.decode(data, type=HistoryRequest)
-                query = HistoryQuery(
-                    requester=requester,  # from the subject the server let this user publish on
-                    request_id=asked.request_id,
-                    device=asked.device,
-                    command=asked.command,
-                    since=parse_time(asked.since) if asked.since else None,
-                    until=parse_time(asked.until) if asked.until else None,
-                )
-                if query.device:
-                    parse_device(query.device)
-            except (msgspec.DecodeError, HistoryError) as exc:
-                raise RequestError(ErrorCode.INVALID_REQUEST, f"not a history request: {exc}") from None
-            sent = 0
-            truncated = None
+            asked = msgspec.json.decode(data, type=HistoryRequest)
+            query = HistoryQuery(
+                requester=requester,  # from the subject the server let this user publish on
+                request_id=asked.request_id,
+                device=asked.device,
+                command=asked.command,
+                since=parse_time(asked.since) if asked.since else None,
+                until=parse_time(asked.until) if asked.until else None,
+            )
+            if query.device:
+                parse_device(query.device)
+        except (msgspec.DecodeError, HistoryError) as exc:
+            raise RequestError(ErrorCode.INVALID_REQUEST, f"not a history request: {exc}") from None
+        sent = 0
+        try:
             async with contextlib.aclosing(
                 iter_results(self._client, query, prefix=self._subjects.prefix, stream=self._results_stream)
             ) as records:
                 async for record in records:
                     if sent == asked.limit:
-                        truncated = asked.limit
-                        break
+                        return asked.limit
                     await sink.stored(record)
                     sent += 1
         except HistoryError as exc:
-            await self._refuse(Endpoint.HISTORY, requester, PyatsRoError(ErrorCode.SERVICE_UNAVAILABLE, str(exc)), sink)
-            return
-        except PyatsRoError as exc:
-            await self._refuse(Endpoint.HISTORY, requester, exc, sink)
-            return
-        except Exception as exc:  # noqa: BLE001 - never let a bug kill the endpoint or go unanswered
-            await self._internal_error(Endpoint.HISTORY, exc, sink)
-            return
-        await sink.history_end(truncated)
-        self._metrics.requests.labels(Endpoint.HISTORY.value, "ok").inc()
+            raise PyatsRoError(ErrorCode.SERVICE_UNAVAILABLE, str(exc)) from None
+        return None
 
     async def _on_schedules(self, request: Request) -> None:
         requester = self._requester(request, Endpoint.SCHEDULES)
@@ -349,16 +347,23 @@ class ExecuteService:
     async def _send_schedules(self, data: bytes, requester: str, sink: NatsReplySink) -> None:
         """A requester manages its own schedules; the requester is the subject's."""
         assert self._schedules is not None
+        ok, reply = await self._answered(Endpoint.SCHEDULES, requester, sink, self._schedules.answer(data, requester))
+        if ok and reply is not None:
+            await sink.schedules(reply)
+            self._metrics.requests.labels(Endpoint.SCHEDULES.value, "ok").inc()
+
+    async def _answered(
+        self, endpoint: Endpoint, requester: str, sink: NatsReplySink, work: Awaitable[T]
+    ) -> tuple[bool, T | None]:
+        """``(True, work's value)``, or ``(False, None)`` once a refusal or an internal error has
+        been answered: a bug never kills the endpoint nor leaves a requester unanswered."""
         try:
-            reply = await self._schedules.answer(data, requester)
+            return True, await work
         except PyatsRoError as exc:
-            await self._refuse(Endpoint.SCHEDULES, requester, exc, sink)
-            return
+            await self._refuse(endpoint, requester, exc, sink)
         except Exception as exc:  # noqa: BLE001 - never let a bug kill the endpoint or go unanswered
-            await self._internal_error(Endpoint.SCHEDULES, exc, sink)
-            return
-        await sink.schedules(reply)
-        self._metrics.requests.labels(Endpoint.SCHEDULES.value, "ok").inc()
+            await self._internal_error(endpoint, exc, sink)
+        return False, None
 
     async def _internal_error(self, endpoint: Endpoint, exc: Exception, sink: NatsReplySink) -> None:
         logger.opt(exception=exc).error("{} failed inside the service: {}", endpoint.value, type(exc).__name__)
@@ -373,19 +378,8 @@ class ExecuteService:
 
     async def _send_output(self, data: bytes, requester: str, sink: NatsReplySink) -> None:
         """One of the requester's large outputs, in chunks of half the server's max_payload."""
-        try:
-            try:
-                ref = msgspec.json.decode(data, type=OutputRef)
-            except msgspec.DecodeError as exc:
-                raise RequestError(ErrorCode.INVALID_REQUEST, f"not an output reference: {exc}") from None
-            if self._outputs is None:
-                raise RequestError(ErrorCode.OUTPUT_NOT_FOUND, "this replica keeps no large outputs")
-            body = await self._outputs.read_for(self._client, self._results_stream, self._subjects, requester, ref)
-        except PyatsRoError as exc:
-            await self._refuse(Endpoint.OUTPUTS, requester, exc, sink)
-            return
-        except Exception as exc:  # noqa: BLE001 - never let a bug kill the endpoint or go unanswered
-            await self._internal_error(Endpoint.OUTPUTS, exc, sink)
+        ok, body = await self._answered(Endpoint.OUTPUTS, requester, sink, self._read_output(data, requester))
+        if not ok or body is None:
             return
         size = max(1024, self._client.max_payload // 2)
         view = memoryview(body)
@@ -393,6 +387,15 @@ class ExecuteService:
             await sink.output_chunk(bytes(view[start : start + size]))
         await sink.end()
         self._metrics.requests.labels(Endpoint.OUTPUTS.value, "ok").inc()
+
+    async def _read_output(self, data: bytes, requester: str) -> bytes:
+        try:
+            ref = msgspec.json.decode(data, type=OutputRef)
+        except msgspec.DecodeError as exc:
+            raise RequestError(ErrorCode.INVALID_REQUEST, f"not an output reference: {exc}") from None
+        if self._outputs is None:
+            raise RequestError(ErrorCode.OUTPUT_NOT_FOUND, "this replica keeps no large outputs")
+        return await self._outputs.read_for(self._client, self._results_stream, self._subjects, requester, ref)
 
     async def _guarded(self, data: bytes, requester: str, header_id: str | None, sink: NatsReplySink) -> None:
         try:
